@@ -1,0 +1,1 @@
+//! formatter (work in progress)

@@ -1,0 +1,1 @@
+//! generator (work in progress)

@@ -1,0 +1,1 @@
+//! HumanEval problems (work in progress)

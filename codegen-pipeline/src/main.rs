@@ -1,0 +1,2 @@
+//! `codegen-pipeline`: evaluates an LLM code generator on HumanEval.
+fn main() {}

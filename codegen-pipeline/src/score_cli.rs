@@ -1,0 +1,1 @@
+//! `score` subcommand (work in progress)
