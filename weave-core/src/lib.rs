@@ -1,1 +1,88 @@
-//! weave
+//! # weave
+//!
+//! Instrumentation and evaluation for LLM applications, in the manner of W&B Weave.
+//!
+//! ```no_run
+//! #[weave::op]
+//! fn add(a: i32, b: i32) -> i32 {
+//!     a + b
+//! }
+//!
+//! let client = weave::init("my-team/my-project").unwrap();
+//! add(1, 2); // recorded: inputs, output, timing, op version
+//! client.flush();
+//! ```
+//!
+//! Data flows one way: the macros call [`__private`] -> the call [`context`] -> the sink (a
+//! channel to a background writer) -> the [`store`] (SQLite) <- readers ([`store::Store`], the
+//! CLI). Evaluations ([`eval`]) are built from ops and use the same path.
+
+mod call;
+pub mod capture;
+mod client;
+pub mod context;
+pub mod digest;
+mod error;
+pub mod eval;
+mod model;
+pub mod refs;
+mod sink;
+pub mod store;
+mod usage;
+
+pub use client::{
+    default_db_path, flush, init, parse_project, Settings, WeaveClient, DB_ENV, DEFAULT_DB,
+};
+pub use context::add_usage;
+pub use error::Error;
+pub use model::{model_version, Model, ModelVersion};
+pub use usage::Usage;
+
+/// Records every call of a function as a weave call: inputs, output or error, timing,
+/// parent/child nesting and the op's version.
+///
+/// Works on free functions, `async fn`, methods (`&self`, `&mut self`, `self`), generic
+/// functions and `impl Trait` arguments and returns. A function returning `Result` records an
+/// `Err` as the call's exception (the value is still returned); a panic is recorded, then
+/// resumed.
+///
+/// Options, as in `tracing::instrument`:
+/// - `name = "..."`: the op's name (default: the function name; `Type.method` for methods).
+/// - `skip(a, b)`: do not record these arguments; `skip_all`: record none.
+///
+/// Values are recorded as JSON through `serde::Serialize` when the type implements it, else
+/// as their `Debug` text, else as their type name; models as their ref. Values larger than
+/// 1 MiB are truncated with a marker. Keys that look like secrets are redacted.
+///
+/// When no client is initialised an op costs one atomic load.
+pub use weave_macros::op;
+
+/// Marks an inherent `impl` block whose `#[weave::op]` methods belong to a model's version:
+/// editing one of them gives the model (`#[derive(Model)]`) a new version.
+///
+/// ```
+/// #[derive(weave::Model, serde::Serialize)]
+/// struct Echo { prefix: String }
+///
+/// #[weave::ops]
+/// impl Echo {
+///     #[weave::op]
+///     fn predict(&self, input: &str) -> String { format!("{}{input}", self.prefix) }
+/// }
+/// ```
+pub use weave_macros::ops;
+
+/// Derives [`Model`]: the struct's fields (except `#[weave(skip)]` ones) are its attributes.
+pub use weave_macros::Model;
+
+/// Support for the macros. Not public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::call::{
+        start_async_call, start_call, ActiveCall, AsyncCall, CallFuture, Inputs, OpInfo, Outcome,
+    };
+    pub use crate::capture;
+    pub use crate::model::{MethodOp, ModelOps, RegisteredOp};
+    pub use inventory;
+    pub use serde_json::Value;
+}

@@ -1,0 +1,1 @@
+//! Datasets, scorers and evaluations.
