@@ -17,6 +17,8 @@
 //! channel to a background writer) -> the [`store`] (SQLite) <- readers ([`store::Store`], the
 //! CLI). Evaluations ([`eval`]) are built from ops and use the same path.
 
+extern crate self as weave;
+
 mod call;
 pub mod capture;
 mod client;

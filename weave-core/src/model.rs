@@ -24,10 +24,41 @@ pub trait Model {
     fn __weave_attributes(&self) -> Vec<(&'static str, Value)>;
     #[doc(hidden)]
     fn __weave_type_id(&self) -> Option<TypeId>;
+    #[doc(hidden)]
+    fn __weave_object_name(&self) -> String {
+        self.weave_type_name().to_string()
+    }
+    #[doc(hidden)]
+    fn __weave_bases(&self) -> &'static [&'static str] {
+        &["Model", "Object", "BaseModel"]
+    }
+    #[doc(hidden)]
+    fn __weave_before_publish(&self) {}
 
     /// The current version: stored value and digest.
     fn weave_version(&self) -> ModelVersion {
         model_version(self)
+    }
+}
+
+impl<T: Model + ?Sized> Model for &T {
+    fn weave_type_name(&self) -> &'static str {
+        (**self).weave_type_name()
+    }
+    fn __weave_attributes(&self) -> Vec<(&'static str, Value)> {
+        (**self).__weave_attributes()
+    }
+    fn __weave_type_id(&self) -> Option<TypeId> {
+        (**self).__weave_type_id()
+    }
+    fn __weave_object_name(&self) -> String {
+        (**self).__weave_object_name()
+    }
+    fn __weave_bases(&self) -> &'static [&'static str] {
+        (**self).__weave_bases()
+    }
+    fn __weave_before_publish(&self) {
+        (**self).__weave_before_publish()
     }
 }
 
@@ -126,14 +157,11 @@ fn method_op_name(type_name: &str, m: &MethodOp) -> String {
 
 /// Computes a model's value and digest.
 pub fn model_version<M: Model + ?Sized>(m: &M) -> ModelVersion {
-    let name = m.weave_type_name();
+    let type_name = m.weave_type_name();
     let mut val = Map::new();
-    val.insert("_type".into(), Value::from(name));
-    val.insert("_class_name".into(), Value::from(name));
-    val.insert(
-        "_bases".into(),
-        Value::from(vec!["Model", "Object", "BaseModel"]),
-    );
+    val.insert("_type".into(), Value::from(type_name));
+    val.insert("_class_name".into(), Value::from(type_name));
+    val.insert("_bases".into(), Value::from(m.__weave_bases().to_vec()));
     for (k, v) in m.__weave_attributes() {
         val.insert(k.into(), v);
     }
@@ -149,7 +177,7 @@ pub fn model_version<M: Model + ?Sized>(m: &M) -> ModelVersion {
     }
     let val = Value::Object(val);
     ModelVersion {
-        name: name.to_string(),
+        name: m.__weave_object_name(),
         digest: digest_value(&val),
         val,
     }
@@ -162,6 +190,7 @@ pub(crate) fn model_ref_value<M: Model + ?Sized>(m: &M) -> Value {
     let uri = v.uri();
     if let Some(client) = client::current_client() {
         if client.first_publish(&uri) {
+            m.__weave_before_publish();
             if let Some(ops) = m.__weave_type_id().and_then(|t| method_index().get(&t)) {
                 for (type_name, op) in ops {
                     if let Some(info) = op_by_digest(op.digest) {
@@ -176,7 +205,7 @@ pub(crate) fn model_ref_value<M: Model + ?Sized>(m: &M) -> Value {
                 name: v.name,
                 digest: v.digest,
                 kind: "object",
-                base_object_class: Some("Model".into()),
+                base_object_class: m.__weave_bases().first().map(|b| b.to_string()),
                 val: v.val,
             })));
         }

@@ -185,7 +185,7 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenS
                     let n = format!("arg{i}");
                     arg_names.push(n.clone());
                     captures.push((n, quote!(&#new), other.span()));
-                    pt.pat = Box::new(syn::parse_quote!(#new));
+                    *pt.pat = syn::parse_quote!(#new);
                 }
             },
         }

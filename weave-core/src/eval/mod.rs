@@ -1,1 +1,47 @@
-//! Datasets, scorers and evaluations.
+//! Datasets, scorers and evaluations: the `weave.Evaluation` experience.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use weave::eval::{scorer, BoxError, Dataset, Evaluation, Predict};
+//!
+//! #[derive(serde::Deserialize, serde::Serialize)]
+//! struct Row { question: String, answer: String }
+//!
+//! #[derive(weave::Model, serde::Serialize)]
+//! struct Echo { prefix: String }
+//!
+//! #[weave::ops]
+//! impl Echo {
+//!     #[weave::op]
+//!     async fn predict(&self, question: &str) -> String { format!("{}{question}", self.prefix) }
+//! }
+//!
+//! impl Predict<Row> for Echo {
+//!     type Output = String;
+//!     async fn predict(&self, row: &Row) -> Result<String, BoxError> {
+//!         Ok(Echo::predict(self, &row.question).await)
+//!     }
+//! }
+//!
+//! #[weave::op]
+//! fn exact(row: &Row, output: &String) -> bool { &row.answer == output }
+//!
+//! # async fn run() -> Result<(), weave::Error> {
+//! let data = Dataset::from_rows("qa", &[Row { question: "a".into(), answer: "a".into() }])?;
+//! let results = Evaluation::new("qa-eval", data)
+//!     .scorer(scorer("exact", exact))
+//!     .evaluate(&Echo { prefix: String::new() })
+//!     .await?;
+//! println!("{}", results.summary);
+//! # Ok(()) }
+//! ```
+
+mod dataset;
+mod evaluation;
+mod scorer;
+mod summary;
+
+pub use dataset::Dataset;
+pub use evaluation::{Evaluation, EvaluationResults, Predict, RowResult, PARALLELISM_ENV};
+pub use scorer::{scorer, try_scorer, BoxError, Scorer};
+pub use summary::{pass_at_k, summarize};

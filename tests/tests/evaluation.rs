@@ -1,0 +1,339 @@
+//! Evaluations end to end against the real store: call tree, summary numbers, errors,
+//! parallelism and pass@k.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use weave::eval::{scorer, try_scorer, BoxError, Dataset, Evaluation, Predict};
+use weave_tests::Traced;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Row {
+    x: i64,
+    expected: i64,
+}
+
+/// Doubles `x`; fails on negative input; sleeps `delay_ms` to test overlap.
+#[derive(weave::Model, Serialize)]
+struct Doubler {
+    delay_ms: u64,
+}
+
+#[weave::ops]
+impl Doubler {
+    #[weave::op]
+    async fn predict(&self, x: i64) -> Result<i64, String> {
+        if self.delay_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(self.delay_ms)).await;
+        }
+        if x < 0 {
+            return Err(format!("negative input {x}"));
+        }
+        Ok(x * 2)
+    }
+}
+
+impl Predict<Row> for Doubler {
+    type Output = i64;
+    async fn predict(&self, row: &Row) -> Result<i64, BoxError> {
+        Ok(Doubler::predict(self, row.x).await?)
+    }
+}
+
+#[weave::op]
+fn exact(row: &Row, output: &i64) -> bool {
+    row.expected == *output
+}
+
+#[weave::op]
+fn distance(row: &Row, output: &i64) -> f64 {
+    (row.expected - output).abs() as f64
+}
+
+#[derive(Serialize)]
+struct Nested {
+    close: bool,
+    error: f64,
+}
+
+#[weave::op]
+fn nested(row: &Row, output: &i64) -> Nested {
+    let d = (row.expected - output).abs();
+    Nested {
+        close: d <= 1,
+        error: d as f64,
+    }
+}
+
+#[weave::op]
+fn picky(_row: &Row, output: &i64) -> Result<bool, String> {
+    if *output == 4 {
+        Err("cannot score 4".into())
+    } else {
+        Ok(true)
+    }
+}
+
+fn rows() -> Vec<Row> {
+    vec![
+        Row { x: 1, expected: 2 },  // exact
+        Row { x: 2, expected: 5 },  // off by one (4 vs 5); picky fails
+        Row { x: 3, expected: 10 }, // off by four
+        Row { x: -1, expected: 0 }, // predict fails
+    ]
+}
+
+fn eval() -> Evaluation<Row, i64> {
+    Evaluation::new(
+        "doubling",
+        Dataset::from_rows("numbers", &rows()).expect("dataset"),
+    )
+    .scorer(scorer("exact", exact))
+    .scorer(scorer("distance", distance))
+    .scorer(scorer("nested", nested))
+    .scorer(try_scorer("picky", picky))
+    .progress(false)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn summary_numbers_match_hand_computed_values() {
+    let _t = Traced::new("evals");
+    let res = eval()
+        .evaluate(&Doubler { delay_ms: 0 })
+        .await
+        .expect("evaluate");
+    let s = &res.summary;
+    // exact: 1 true of 4 rows (the failed predict stays in the denominator).
+    assert_eq!(s["exact"], json!({"true_count": 1, "true_fraction": 0.25}));
+    // distance: mean over the 3 scored rows of 0, 1, 4.
+    assert_eq!(s["distance"], json!({"mean": 5.0 / 3.0}));
+    assert_eq!(
+        s["nested"],
+        json!({"close": {"true_count": 2, "true_fraction": 0.5}, "error": {"mean": 5.0 / 3.0}})
+    );
+    // picky failed on row 2 only: its error does not erase the other scores of that row.
+    assert_eq!(s["picky"], json!({"true_count": 2, "true_fraction": 0.5}));
+    assert_eq!(
+        s["errors"],
+        json!({"predict": 1, "scorers": {"exact": 0, "distance": 0, "nested": 0, "picky": 1}})
+    );
+    assert!(s["model_latency"]["mean"].as_f64().is_some());
+
+    assert_eq!(res.rows.len(), 4);
+    let r1 = &res.rows[1];
+    assert_eq!(r1.output, Some(json!(4)));
+    assert_eq!(r1.scores["exact"], json!(false));
+    assert_eq!(r1.scores["distance"], json!(1.0));
+    assert_eq!(r1.scorer_errors["picky"], "cannot score 4");
+    let r3 = &res.rows[3];
+    assert_eq!(r3.output, None);
+    assert!(r3
+        .error
+        .as_deref()
+        .unwrap_or("")
+        .contains("negative input -1"));
+    assert!(r3.scores.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_tree_has_weave_shape() {
+    let t = Traced::new("evals");
+    eval()
+        .evaluate(&Doubler { delay_ms: 0 })
+        .await
+        .expect("evaluate");
+    let store = t.store();
+    let roots = store
+        .calls(&weave::store::CallFilter {
+            roots_only: true,
+            ..Default::default()
+        })
+        .expect("roots");
+    assert_eq!(roots.len(), 1, "{roots:#?}");
+    let root = &roots[0];
+    assert_eq!(root.op_short_name(), "Evaluation.evaluate");
+    let eval_ref = root.inputs["self"].as_str().expect("self ref");
+    assert!(eval_ref.contains("/object/doubling:"), "{eval_ref}");
+    let model_ref = root.inputs["model"].as_str().expect("model ref");
+    assert!(model_ref.contains("/object/Doubler:"), "{model_ref}");
+    assert_eq!(
+        root.output.as_ref().expect("summary")["exact"]["true_count"],
+        1
+    );
+
+    let children = store.children(&root.id).expect("children");
+    let names: Vec<&str> = children.iter().map(|c| c.op_short_name()).collect();
+    assert_eq!(
+        names
+            .iter()
+            .filter(|n| **n == "Evaluation.predict_and_score")
+            .count(),
+        4
+    );
+    assert_eq!(names.last(), Some(&"Evaluation.summarize"));
+    for pas in children
+        .iter()
+        .filter(|c| c.op_short_name() == "Evaluation.predict_and_score")
+    {
+        let kids = store.children(&pas.id).expect("grandchildren");
+        let kid_names: Vec<&str> = kids.iter().map(|c| c.op_short_name()).collect();
+        assert!(kid_names.contains(&"Doubler.predict"), "{kid_names:?}");
+        assert_eq!(pas.inputs["model"], json!(model_ref));
+        if pas.inputs["example"]["x"] == json!(-1) {
+            assert_eq!(
+                kid_names,
+                vec!["Doubler.predict"],
+                "no scorer runs without output"
+            );
+            assert!(pas.output.as_ref().expect("out")["error"].is_string());
+        } else {
+            for s in ["exact", "distance", "nested", "picky"] {
+                assert!(kid_names.contains(&s), "{s} missing in {kid_names:?}");
+            }
+        }
+    }
+    // The evaluation object links to the dataset version.
+    let ev = store
+        .resolve_ref(eval_ref)
+        .expect("resolve")
+        .expect("stored");
+    assert_eq!(ev.base_object_class.as_deref(), Some("Evaluation"));
+    let ds_ref = ev.val["dataset"].as_str().expect("dataset ref");
+    let ds = store
+        .resolve_ref(ds_ref)
+        .expect("resolve")
+        .expect("dataset stored");
+    assert_eq!(ds.base_object_class.as_deref(), Some("Dataset"));
+    let table = ds.val["rows"].as_str().expect("rows ref");
+    let digest = table.rsplit('/').next().expect("digest");
+    let stored_rows = store.table_rows(digest).expect("rows");
+    assert_eq!(stored_rows.len(), 4);
+    assert_eq!(stored_rows[2].1, json!({"x": 3, "expected": 10}));
+    // Root summary rolls up every call in the tree.
+    let counts = &root.summary["status_counts"];
+    // One failed predict and one failed scorer call.
+    assert_eq!(counts["error"], json!(2), "{counts}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_run_in_parallel() {
+    let many: Vec<Row> = (0..20).map(|x| Row { x, expected: 2 * x }).collect();
+    let ev = Evaluation::new("par", Dataset::from_rows("many", &many).expect("ds"))
+        .scorer(scorer("exact", exact))
+        .parallelism(10)
+        .progress(false);
+    let start = Instant::now();
+    let res = ev
+        .evaluate(&Doubler { delay_ms: 200 })
+        .await
+        .expect("evaluate");
+    let wall = start.elapsed();
+    assert_eq!(res.summary["exact"]["true_count"], 20);
+    // Serial would take 20 x 200 ms = 4 s; with 10 at once about 0.4 s.
+    assert!(wall < Duration::from_millis(2500), "took {wall:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trials_give_pass_at_k() {
+    // Row 0 passes on trials 0, 2 (2 of 5); row 1 always passes (5 of 5).
+    static CALLS: AtomicUsize = AtomicUsize::new(0);
+    #[derive(weave::Model, Serialize)]
+    struct Flaky;
+    impl Predict<Row> for Flaky {
+        type Output = i64;
+        async fn predict(&self, row: &Row) -> Result<i64, BoxError> {
+            let _ = CALLS.fetch_add(1, Ordering::SeqCst);
+            Ok(row.x)
+        }
+    }
+    let data = vec![Row { x: 0, expected: 0 }, Row { x: 1, expected: 1 }];
+    let counter = std::sync::Arc::new(std::sync::Mutex::new(
+        std::collections::HashMap::<i64, usize>::new(),
+    ));
+    let c2 = counter.clone();
+    let ev = Evaluation::new("trials", Dataset::from_rows("two", &data).expect("ds"))
+        .scorer(scorer("ok", move |row: &Row, out: &i64| {
+            let mut m = c2.lock().expect("lock");
+            let n = m.entry(row.x).or_default();
+            let this = *n;
+            *n += 1;
+            if row.x == 0 {
+                this % 2 == 0 && this < 4 && *out == 0
+            } else {
+                true
+            }
+        }))
+        .trials(5)
+        .parallelism(1)
+        .progress(false);
+    let res = ev.evaluate(&Flaky).await.expect("evaluate");
+    assert_eq!(CALLS.load(Ordering::SeqCst), 10);
+    let ok = &res.summary["ok"];
+    assert_eq!(ok["true_count"], 7);
+    // pass@1: mean(2/5, 1) = 0.7; pass@10 is absent since 10 > 5 trials.
+    assert!(
+        (ok["pass@1"].as_f64().expect("pass@1") - 0.7).abs() < 1e-9,
+        "{ok}"
+    );
+    assert!(ok.get("pass@10").is_none());
+}
+
+#[test]
+fn bad_rows_fail_before_anything_runs() {
+    let dir = tempfile::tempdir().expect("dir");
+    let p = dir.path().join("rows.jsonl");
+    std::fs::write(&p, "{\"x\": 1, \"expected\": 2}\n{\"x\": 3}\n").expect("write");
+    let err = Dataset::load_typed::<Row>("d", &p).expect_err("missing field");
+    let msg = err.to_string();
+    assert!(msg.contains("rows.jsonl:2"), "{msg}");
+    assert!(msg.contains("expected"), "{msg}");
+
+    std::fs::write(&p, "{\"x\": 1, \"expected\": 2}\nnot json\n").expect("write");
+    let msg = Dataset::from_jsonl("d", &p)
+        .expect_err("bad json")
+        .to_string();
+    assert!(
+        msg.contains("rows.jsonl:2") && msg.contains("invalid JSON"),
+        "{msg}"
+    );
+
+    let rt = tokio::runtime::Runtime::new().expect("rt");
+    let ds = Dataset::new("d", vec![json!({"x": 1})]);
+    let ev: Evaluation<Row, i64> = Evaluation::new("e", ds)
+        .scorer(scorer("exact", exact))
+        .progress(false);
+    let msg = rt
+        .block_on(ev.evaluate(&Doubler { delay_ms: 0 }))
+        .expect_err("row mismatch")
+        .to_string();
+    assert!(msg.contains(":1:") && msg.contains("expected"), "{msg}");
+}
+
+#[test]
+fn gzip_jsonl_and_json_array_load() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().expect("dir");
+    let gz = dir.path().join("rows.jsonl.gz");
+    let mut enc = flate2::write::GzEncoder::new(
+        std::fs::File::create(&gz).expect("create"),
+        flate2::Compression::default(),
+    );
+    enc.write_all(b"{\"x\": 1, \"expected\": 2}\n{\"x\": 2, \"expected\": 4}\n")
+        .expect("write");
+    enc.finish().expect("finish");
+    let (ds, rows) = Dataset::load_typed::<Row>("g", &gz).expect("gz");
+    assert_eq!(rows.len(), 2);
+    let arr = dir.path().join("rows.json");
+    std::fs::write(&arr, serde_json::to_string(ds.rows()).expect("json")).expect("write");
+    let ds2 = Dataset::from_path("a", &arr).expect("array");
+    assert_eq!(ds2.rows(), ds.rows());
+    assert_eq!(ds2.row_digests(), ds.row_digests());
+    let mut changed: Vec<Value> = ds.rows().to_vec();
+    changed[1]["expected"] = json!(5);
+    let ds3 = Dataset::new("g", changed);
+    assert_eq!(ds3.row_digests()[0], ds.row_digests()[0]);
+    assert_ne!(ds3.row_digests()[1], ds.row_digests()[1]);
+    assert_ne!(ds3.table_digest(), ds.table_digest());
+}

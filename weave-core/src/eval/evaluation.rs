@@ -1,0 +1,380 @@
+//! `Evaluation`: run a model over a dataset with bounded parallelism, score every output,
+//! summarise, and record the whole call tree.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::io::IsTerminal;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::{FutureExt as _, StreamExt as _};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+
+use super::dataset::Dataset;
+use super::scorer::{BoxError, Scorer};
+use super::summary::summarize;
+use crate::error::Error;
+use crate::model::Model;
+
+/// Environment variable setting the default number of rows evaluated at once.
+pub const PARALLELISM_ENV: &str = "WEAVE_PARALLELISM";
+const DEFAULT_PARALLELISM: usize = 20;
+
+/// A model that can be evaluated on rows of type `Row`.
+///
+/// Implement it by calling the model's own `#[weave::op]` predict method, so that the trace
+/// shows the model's version and its steps.
+pub trait Predict<Row>: Model + Send + Sync {
+    /// What the model returns; scorers receive it.
+    type Output: Serialize + Send + Sync + 'static;
+    /// Produces the output for one row.
+    fn predict(&self, row: &Row) -> impl Future<Output = Result<Self::Output, BoxError>> + Send;
+}
+
+/// The result of one row (and trial) of an evaluation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RowResult {
+    /// Index of the dataset row.
+    pub example: usize,
+    /// Trial number (0-based).
+    pub trial: usize,
+    /// Digest of the dataset row.
+    pub row_digest: String,
+    /// The model's output (`None` when predict failed).
+    pub output: Option<Value>,
+    /// Score per scorer that succeeded.
+    pub scores: Map<String, Value>,
+    /// Error per scorer that failed.
+    pub scorer_errors: BTreeMap<String, String>,
+    /// Seconds spent in predict.
+    pub model_latency: f64,
+    /// The predict error, if any.
+    pub error: Option<String>,
+}
+
+/// What [`Evaluation::evaluate`] returns: the summary and every row's result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvaluationResults {
+    /// The summary, in W&B Weave's format.
+    pub summary: Value,
+    /// Per-row results, in dataset order (then trial order).
+    pub rows: Vec<RowResult>,
+}
+
+/// The output of `Evaluation.predict_and_score`, as Weave records it.
+#[derive(Debug, Serialize)]
+struct PredictAndScore {
+    output: Option<Value>,
+    scores: Map<String, Value>,
+    model_latency: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    scorer_errors: BTreeMap<String, String>,
+}
+
+/// An evaluation of models on a dataset with a set of scorers.
+pub struct Evaluation<Row, Out> {
+    name: String,
+    dataset: Dataset,
+    scorers: Vec<Arc<dyn Scorer<Row, Out>>>,
+    trials: usize,
+    parallelism: Option<usize>,
+    progress: bool,
+}
+
+impl<Row, Out> Evaluation<Row, Out>
+where
+    Row: DeserializeOwned + Send + Sync + 'static,
+    Out: Serialize + Send + Sync + 'static,
+{
+    /// An evaluation named `name` over `dataset`.
+    pub fn new(name: impl Into<String>, dataset: Dataset) -> Self {
+        Evaluation {
+            name: name.into(),
+            dataset,
+            scorers: Vec::new(),
+            trials: 1,
+            parallelism: None,
+            progress: true,
+        }
+    }
+
+    /// Adds a scorer.
+    pub fn scorer(mut self, scorer: impl Scorer<Row, Out>) -> Self {
+        self.scorers.push(Arc::new(scorer));
+        self
+    }
+
+    /// Runs every row `n` times; the summary then has pass@k for boolean scores.
+    pub fn trials(mut self, n: usize) -> Self {
+        self.trials = n;
+        self
+    }
+
+    /// Rows evaluated at once (default: `$WEAVE_PARALLELISM`, else 20).
+    pub fn parallelism(mut self, n: usize) -> Self {
+        self.parallelism = Some(n);
+        self
+    }
+
+    /// Whether to show a progress bar on stderr (only ever drawn on a terminal).
+    pub fn progress(mut self, on: bool) -> Self {
+        self.progress = on;
+        self
+    }
+
+    /// The dataset.
+    pub fn dataset(&self) -> &Dataset {
+        &self.dataset
+    }
+
+    fn effective_parallelism(&self) -> Result<usize, Error> {
+        if let Some(n) = self.parallelism {
+            return if n == 0 {
+                Err(Error::Evaluation("parallelism must be at least 1".into()))
+            } else {
+                Ok(n)
+            };
+        }
+        match std::env::var(PARALLELISM_ENV) {
+            Ok(v) if !v.trim().is_empty() => match v.trim().parse::<usize>() {
+                Ok(n) if n > 0 => Ok(n),
+                _ => Err(Error::Evaluation(format!(
+                    "{PARALLELISM_ENV}={v:?} is not a positive whole number"
+                ))),
+            },
+            _ => Ok(DEFAULT_PARALLELISM),
+        }
+    }
+
+    /// Evaluates `model`: checks every row against `Row` first (an error names the row and
+    /// field before anything runs), then predicts and scores with bounded parallelism.
+    pub async fn evaluate<M>(&self, model: &M) -> Result<EvaluationResults, Error>
+    where
+        M: Predict<Row, Output = Out>,
+    {
+        if self.trials == 0 {
+            return Err(Error::Evaluation("trials must be at least 1".into()));
+        }
+        let parallelism = self.effective_parallelism()?;
+        let mut names = std::collections::HashSet::new();
+        for s in &self.scorers {
+            if !names.insert(s.name().to_string()) {
+                return Err(Error::Evaluation(format!(
+                    "two scorers are named `{}`; scorer names must be unique",
+                    s.name()
+                )));
+            }
+        }
+        let rows: Vec<Arc<Row>> = self
+            .dataset
+            .rows_as::<Row>()?
+            .into_iter()
+            .map(Arc::new)
+            .collect();
+        let results = std::sync::Mutex::new(Vec::with_capacity(rows.len() * self.trials));
+        let summary = self
+            .evaluate_call(model, &rows, parallelism, &results)
+            .await;
+        let mut rows_out = results.into_inner().unwrap_or_else(|e| e.into_inner());
+        rows_out.sort_by_key(|r: &RowResult| (r.example, r.trial));
+        Ok(EvaluationResults {
+            summary,
+            rows: rows_out,
+        })
+    }
+
+    #[crate::op(name = "Evaluation.evaluate", skip(rows, parallelism, results))]
+    async fn evaluate_call<M>(
+        &self,
+        model: &M,
+        rows: &[Arc<Row>],
+        parallelism: usize,
+        results: &std::sync::Mutex<Vec<RowResult>>,
+    ) -> Value
+    where
+        M: Predict<Row, Output = Out>,
+    {
+        let total = rows.len() * self.trials;
+        let bar = if self.progress && std::io::stderr().is_terminal() {
+            let bar = indicatif::ProgressBar::new(total as u64);
+            if let Ok(style) = indicatif::ProgressStyle::with_template(
+                "{prefix} {bar:30} {pos}/{len} rows  errors: {msg}  ETA {eta}",
+            ) {
+                bar.set_style(style);
+            }
+            bar.set_prefix(self.name.clone());
+            bar.set_message("0");
+            bar
+        } else {
+            indicatif::ProgressBar::hidden()
+        };
+        let jobs = (0..self.trials).flat_map(|t| (0..rows.len()).map(move |i| (i, t)));
+        let mut stream = futures::stream::iter(jobs)
+            .map(|(i, trial)| {
+                let example = &self.dataset.rows()[i];
+                self.predict_and_score(model, example, rows[i].clone(), i, trial)
+                    .map(move |r| (i, trial, r))
+            })
+            .buffer_unordered(parallelism);
+        let mut errors = 0usize;
+        while let Some((i, trial, r)) = stream.next().await {
+            if r.error.is_some() || !r.scorer_errors.is_empty() {
+                errors += 1;
+                bar.set_message(errors.to_string());
+            }
+            bar.inc(1);
+            let row = RowResult {
+                example: i,
+                trial,
+                row_digest: self.dataset.row_digests()[i].clone(),
+                output: r.output,
+                scores: r.scores,
+                scorer_errors: r.scorer_errors,
+                model_latency: r.model_latency,
+                error: r.error,
+            };
+            results.lock().unwrap_or_else(|e| e.into_inner()).push(row);
+        }
+        bar.finish_and_clear();
+        let rows = results.lock().unwrap_or_else(|e| e.into_inner());
+        self.summarize(&rows)
+    }
+
+    #[crate::op(name = "Evaluation.predict_and_score", skip(row, index, trial))]
+    async fn predict_and_score<M>(
+        &self,
+        model: &M,
+        example: &Value,
+        row: Arc<Row>,
+        index: usize,
+        trial: usize,
+    ) -> PredictAndScore
+    where
+        M: Predict<Row, Output = Out>,
+    {
+        let _ = (index, trial);
+        let started = Instant::now();
+        let predicted = AssertUnwindSafe(model.predict(&row)).catch_unwind().await;
+        let model_latency = started.elapsed().as_secs_f64();
+        let output = match predicted {
+            Ok(Ok(out)) => Ok(out),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err("predict panicked".to_string()),
+        };
+        let mut result = PredictAndScore {
+            output: None,
+            scores: Map::new(),
+            model_latency,
+            error: None,
+            scorer_errors: BTreeMap::new(),
+        };
+        let output = match output {
+            Ok(out) => out,
+            Err(e) => {
+                result.error = Some(e);
+                return result;
+            }
+        };
+        result.output =
+            Some(serde_json::to_value(&output).unwrap_or_else(|e| {
+                Value::String(format!("<output could not be serialised: {e}>"))
+            }));
+        let output = Arc::new(output);
+        // Scorers of one row run concurrently; each one's failure stays its own.
+        let scored = futures::future::join_all(self.scorers.iter().map(|s| {
+            let fut = s.score(row.clone(), output.clone());
+            AssertUnwindSafe(fut)
+                .catch_unwind()
+                .map(move |r| (s.name().to_string(), r))
+        }))
+        .await;
+        for (name, r) in scored {
+            match r {
+                Ok(Ok(v)) => {
+                    result.scores.insert(name, v);
+                }
+                Ok(Err(e)) => {
+                    result.scorer_errors.insert(name, e.to_string());
+                }
+                Err(_) => {
+                    result
+                        .scorer_errors
+                        .insert(name, "the scorer panicked".to_string());
+                }
+            }
+        }
+        result
+    }
+
+    #[crate::op(name = "Evaluation.summarize", skip(rows))]
+    fn summarize(&self, rows: &[RowResult]) -> Value {
+        let names: Vec<String> = self.scorers.iter().map(|s| s.name().to_string()).collect();
+        let scores: Vec<Map<String, Value>> = rows.iter().map(|r| r.scores.clone()).collect();
+        let examples: Vec<usize> = rows.iter().map(|r| r.example).collect();
+        let mut summary = summarize(&names, &scores, &examples, self.trials);
+        let latencies: Vec<f64> = rows
+            .iter()
+            .filter(|r| r.error.is_none())
+            .map(|r| r.model_latency)
+            .collect();
+        if !latencies.is_empty() {
+            summary.insert(
+                "model_latency".into(),
+                json!({"mean": latencies.iter().sum::<f64>() / latencies.len() as f64}),
+            );
+        }
+        let mut scorer_errors = Map::new();
+        for n in &names {
+            let c = rows
+                .iter()
+                .filter(|r| r.scorer_errors.contains_key(n))
+                .count();
+            scorer_errors.insert(n.clone(), json!(c));
+        }
+        summary.insert(
+            "errors".into(),
+            json!({
+                "predict": rows.iter().filter(|r| r.error.is_some()).count(),
+                "scorers": scorer_errors,
+            }),
+        );
+        summary.insert("rows".into(), json!(rows.len()));
+        Value::Object(summary)
+    }
+}
+
+impl<Row: 'static, Out: 'static> Model for Evaluation<Row, Out> {
+    fn weave_type_name(&self) -> &'static str {
+        "Evaluation"
+    }
+    fn __weave_object_name(&self) -> String {
+        self.name.clone()
+    }
+    fn __weave_bases(&self) -> &'static [&'static str] {
+        &["Evaluation", "Object", "BaseModel"]
+    }
+    fn __weave_attributes(&self) -> Vec<(&'static str, Value)> {
+        vec![
+            ("name", Value::from(self.name.clone())),
+            ("dataset", crate::model::model_ref_value(&self.dataset)),
+            (
+                "scorers",
+                Value::from(
+                    self.scorers
+                        .iter()
+                        .map(|s| s.name().to_string())
+                        .collect::<Vec<_>>(),
+                ),
+            ),
+            ("trials", Value::from(self.trials)),
+        ]
+    }
+    fn __weave_type_id(&self) -> Option<std::any::TypeId> {
+        None
+    }
+}
