@@ -1,0 +1,314 @@
+//! How evaluation runs look in the store; everything that knows that shape is here.
+//!
+//! A run is a call of op `Evaluation.evaluate` with inputs `{"self": <evaluation ref>,
+//! "model": <model ref>}` and output the summary (per scorer `{true_count, true_fraction}` or
+//! `{mean}` or nested maps; `model_latency: {mean}`; maybe `errors`). The `Evaluation` object
+//! has `{name, dataset: <dataset ref>, scorers, trials}`. The run's children are
+//! `Evaluation.predict_and_score` calls (inputs `{"self", "model", "example"}`, output
+//! `{"output", "scores": {scorer: score}, "model_latency": seconds}`), each with children the
+//! model's predict call and one call per scorer; the last child is `Evaluation.summarize`.
+
+use anyhow::{bail, Result};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use weave::store::{CallFilter, CallRecord, ObjectVersion};
+
+use crate::db::Db;
+use crate::fmt;
+
+pub const EVALUATE: &str = "Evaluation.evaluate";
+pub const PREDICT_AND_SCORE: &str = "Evaluation.predict_and_score";
+pub const SUMMARIZE: &str = "Evaluation.summarize";
+
+/// Summary keys that are not scorers.
+fn is_meta_key(k: &str) -> bool {
+    matches!(k, "model_latency" | "errors" | "error_count")
+}
+
+/// One evaluation run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Run {
+    pub id: String,
+    pub started_at: String,
+    pub status: String,
+    pub latency_ms: Option<i64>,
+    /// Evaluation name (`name` of the Evaluation object, else its object name).
+    pub evaluation: String,
+    pub evaluation_ref: Option<String>,
+    /// `Model:vN`.
+    pub model: String,
+    pub model_ref: Option<String>,
+    /// `dataset:vN`.
+    pub dataset: Option<String>,
+    pub dataset_ref: Option<String>,
+    /// The run's output.
+    pub summary: Value,
+    #[serde(skip)]
+    pub call: CallRecord,
+}
+
+/// One row of a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    /// The example's `id`, else its position.
+    pub row: String,
+    /// Identity to match rows across runs: `id` or the example JSON.
+    #[serde(skip)]
+    pub key: String,
+    pub call_id: String,
+    pub example: Value,
+    pub output: Value,
+    pub scores: Map<String, Value>,
+    pub latency_s: Option<f64>,
+    pub error: Option<String>,
+}
+
+pub fn is_run(c: &CallRecord) -> bool {
+    c.op_short_name() == EVALUATE
+}
+
+fn object_label(db: &Db, v: &Value) -> (String, Option<String>, Option<ObjectVersion>) {
+    match v {
+        Value::String(uri) => match db.store.resolve_ref(uri).ok().flatten() {
+            Some(o) => (crate::objects::label(&o), Some(uri.clone()), Some(o)),
+            None => (
+                crate::calls::short_ref(uri).unwrap_or_else(|| uri.clone()),
+                Some(uri.clone()),
+                None,
+            ),
+        },
+        Value::Object(m) => {
+            let name = ["name", "_class_name", "_type"]
+                .iter()
+                .find_map(|k| m.get(*k).and_then(Value::as_str))
+                .unwrap_or("?");
+            (name.to_string(), None, None)
+        }
+        Value::Null => ("-".into(), None, None),
+        other => (fmt::trunc(&other.to_string(), 30), None, None),
+    }
+}
+
+/// Reads a run from its `Evaluation.evaluate` call.
+pub fn run(db: &Db, call: CallRecord) -> Run {
+    let (model, model_ref, _) = object_label(db, &call.inputs["model"]);
+    let (eval_label, evaluation_ref, eval_obj) = object_label(db, &call.inputs["self"]);
+    let eval_val = eval_obj
+        .as_ref()
+        .map(|o| o.val.clone())
+        .unwrap_or_else(|| call.inputs["self"].clone());
+    let evaluation = eval_val["name"]
+        .as_str()
+        .map(str::to_string)
+        .or_else(|| eval_obj.as_ref().map(|o| o.object_id.clone()))
+        .unwrap_or(eval_label);
+    let (dataset, dataset_ref) = match &eval_val["dataset"] {
+        Value::Null => (None, None),
+        v => {
+            let (l, r, _) = object_label(db, v);
+            (Some(l), r)
+        }
+    };
+    Run {
+        id: call.id.clone(),
+        started_at: call.started_at.clone(),
+        status: call.status().as_str().to_string(),
+        latency_ms: call.latency_ms(),
+        evaluation,
+        evaluation_ref,
+        model,
+        model_ref,
+        dataset,
+        dataset_ref,
+        summary: call.output.clone().unwrap_or(Value::Null),
+        call,
+    }
+}
+
+/// Runs, newest first.
+pub fn runs(db: &Db, limit: usize) -> Result<Vec<Run>> {
+    let calls = db.store.calls(&CallFilter {
+        op_name: Some(EVALUATE.into()),
+        limit: Some(limit),
+        ..Default::default()
+    })?;
+    Ok(calls.into_iter().map(|c| run(db, c)).collect())
+}
+
+/// The run with this call id (prefix).
+pub fn resolve_run(db: &Db, id: &str) -> Result<Run> {
+    let c = db.resolve_call(id)?;
+    if !is_run(&c) {
+        bail!(
+            "call {} is `{}`, not an evaluation run ({EVALUATE}); see `weave evals`",
+            c.id,
+            c.op_short_name()
+        );
+    }
+    Ok(run(db, c))
+}
+
+/// The rows of a run, in the order they started.
+pub fn rows(db: &Db, run: &Run) -> Result<Vec<Row>> {
+    let calls = db.store.children(&run.id)?;
+    let mut out = Vec::new();
+    for (i, c) in calls
+        .into_iter()
+        .filter(|c| c.op_short_name() == PREDICT_AND_SCORE)
+        .enumerate()
+    {
+        let example = c.inputs["example"].clone();
+        let id = match &example["id"] {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        };
+        let key = id.clone().unwrap_or_else(|| example.to_string());
+        let row = id.unwrap_or_else(|| i.to_string());
+        let out_v = c.output.clone().unwrap_or(Value::Null);
+        let mut scores = out_v["scores"].as_object().cloned().unwrap_or_default();
+        let needs_children = scores.is_empty() || c.exception.is_some();
+        let children = if needs_children {
+            db.store.children(&c.id)?
+        } else {
+            Vec::new()
+        };
+        if scores.is_empty() {
+            // Fall back to the scorer calls: every child after the model's.
+            for s in children.iter().skip(1) {
+                if s.op_short_name() != SUMMARIZE {
+                    let name = s.op_short_name();
+                    let name = name.rsplit('.').next().unwrap_or(name);
+                    scores.insert(name.to_string(), s.output.clone().unwrap_or(Value::Null));
+                }
+            }
+        }
+        let error = c
+            .exception_parts()
+            .map(|e| format!("{}: {}", e.kind, e.message))
+            .or_else(|| {
+                children.iter().find_map(|ch| {
+                    ch.exception_parts()
+                        .map(|e| format!("{}: {}: {}", ch.op_short_name(), e.kind, e.message))
+                })
+            });
+        let latency_s = out_v["model_latency"]
+            .as_f64()
+            .or_else(|| c.latency_ms().map(|ms| ms as f64 / 1000.0));
+        out.push(Row {
+            row,
+            key,
+            call_id: c.id.clone(),
+            example,
+            output: out_v["output"].clone(),
+            scores,
+            latency_s,
+            error,
+        });
+    }
+    Ok(out)
+}
+
+/// Numeric leaves of a value with dotted paths; booleans count as 1/0.
+pub fn leaves(prefix: &str, v: &Value, out: &mut Vec<(String, f64)>) {
+    let join = |k: &str| {
+        if prefix.is_empty() {
+            k.to_string()
+        } else {
+            format!("{prefix}.{k}")
+        }
+    };
+    match v {
+        Value::Number(n) => {
+            if let Some(x) = n.as_f64() {
+                out.push((prefix.to_string(), x));
+            }
+        }
+        Value::Bool(b) => out.push((prefix.to_string(), if *b { 1.0 } else { 0.0 })),
+        Value::Object(m) => {
+            for (k, v) in m {
+                leaves(&join(k), v, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Whether lower is better for a metric path.
+pub fn lower_is_better(path: &str) -> bool {
+    path.contains("latency") || path.starts_with("errors") || path.contains("error_count")
+}
+
+/// The one-line headline of a summary: each scorer's main number, then latency and errors.
+pub fn headline(summary: &Value) -> String {
+    let Some(m) = summary.as_object() else {
+        return String::new();
+    };
+    let mut parts = Vec::new();
+    for (k, v) in m.iter().filter(|(k, _)| !is_meta_key(k)) {
+        parts.push(format!("{k} {}", main_number(v)));
+    }
+    if let Some(l) = m.get("model_latency").and_then(|v| v["mean"].as_f64()) {
+        parts.push(format!("latency {}", fmt::latency_s(l)));
+    }
+    if let Some(e) = m.get("errors").and_then(Value::as_u64).filter(|&e| e > 0) {
+        parts.push(format!("errors {e}"));
+    }
+    parts.join("  ")
+}
+
+fn main_number(v: &Value) -> String {
+    if let Some(f) = v["true_fraction"].as_f64() {
+        return format!("{:.0}%", f * 100.0);
+    }
+    if let Some(x) = v["mean"].as_f64() {
+        return fmt::number_prec(x, 2);
+    }
+    match v {
+        Value::Number(_) | Value::Bool(_) => fmt::score(v),
+        Value::Object(m) => m
+            .iter()
+            .map(|(k, v)| format!("{k}={}", main_number(v)))
+            .collect::<Vec<_>>()
+            .join(" "),
+        _ => fmt::trunc(&v.to_string(), 20),
+    }
+}
+
+/// One line per summary key: `key  sub=value ...`.
+pub fn summary_lines(summary: &Value) -> Vec<(String, String)> {
+    let Some(m) = summary.as_object() else {
+        return vec![("summary".into(), summary.to_string())];
+    };
+    m.iter()
+        .map(|(k, v)| {
+            let text = if k == "model_latency" {
+                v["mean"]
+                    .as_f64()
+                    .map(|x| format!("mean {}", fmt::latency_s(x)))
+                    .unwrap_or_else(|| fmt::score(v))
+            } else {
+                match v {
+                    Value::Object(inner) => {
+                        let mut ls = Vec::new();
+                        for (ik, iv) in inner {
+                            let mut sub = Vec::new();
+                            leaves("", iv, &mut sub);
+                            match iv {
+                                Value::Object(_) => {
+                                    for (p, x) in sub {
+                                        ls.push(format!("{ik}.{p} {}", fmt::number(x)));
+                                    }
+                                }
+                                _ => ls.push(format!("{ik} {}", fmt::score(iv))),
+                            }
+                        }
+                        ls.join("  ")
+                    }
+                    other => fmt::score(other),
+                }
+            };
+            (k.clone(), text)
+        })
+        .collect()
+}
