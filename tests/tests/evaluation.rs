@@ -260,7 +260,7 @@ async fn trials_give_pass_at_k() {
             let this = *n;
             *n += 1;
             if row.x == 0 {
-                this % 2 == 0 && this < 4 && *out == 0
+                this.is_multiple_of(2) && this < 4 && *out == 0
             } else {
                 true
             }

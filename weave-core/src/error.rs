@@ -45,7 +45,7 @@ pub enum Error {
     )]
     InvalidRef(String),
     /// Nothing matched.
-    #[error("not found: {0}")]
+    #[error("{0}")]
     NotFound(String),
     /// Stored JSON could not be decoded.
     #[error("stored JSON is invalid in {what}: {source}")]

@@ -43,5 +43,5 @@ mod summary;
 
 pub use dataset::Dataset;
 pub use evaluation::{Evaluation, EvaluationResults, Predict, RowResult, PARALLELISM_ENV};
-pub use scorer::{scorer, try_scorer, BoxError, Scorer};
+pub use scorer::{scorer, try_scorer, BoxError, ScoreFuture, Scorer};
 pub use summary::{pass_at_k, summarize};

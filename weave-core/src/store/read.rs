@@ -216,17 +216,18 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
-    /// Calls whose id starts with `prefix` (at most `limit`).
+    /// Calls whose id starts with `prefix` (at most `limit`), using the primary-key index.
     pub fn calls_by_prefix(&self, prefix: &str, limit: usize) -> Result<Vec<CallRecord>, Error> {
-        let pattern = format!("{}%", prefix.replace(['%', '_'], ""));
+        let prefix = prefix.to_ascii_lowercase();
+        let upper = format!("{prefix}\u{7f}");
         let mut st = self
             .conn
             .prepare_cached(&format!(
-                "SELECT {CALL_COLS} FROM calls WHERE id LIKE ?1 ORDER BY started_at LIMIT ?2"
+                "SELECT {CALL_COLS} FROM calls WHERE id >= ?1 AND id < ?2 ORDER BY id LIMIT ?3"
             ))
             .map_err(|e| self.err(e))?;
         let rows = st
-            .query_map(rusqlite::params![pattern, limit as i64], call_from_row)
+            .query_map(rusqlite::params![prefix, upper, limit as i64], call_from_row)
             .and_then(|r| r.collect::<Result<Vec<_>, _>>())
             .map_err(|e| self.err(e))?;
         Ok(rows)
@@ -376,7 +377,7 @@ impl Store {
             .and_then(|mut st| st.query_row([digest], |r| r.get(0)).optional())
             .map_err(|e| self.err(e))?;
         let Some(row_digests) = row_digests else {
-            return Err(Error::NotFound(format!("table {digest}")));
+            return Err(Error::NotFound(format!("no table with digest {digest}")));
         };
         let digests: Vec<String> =
             serde_json::from_str(&row_digests).map_err(|source| Error::Json {
