@@ -1,1 +1,627 @@
-//! sandbox (work in progress)
+//! Sandboxed execution of untrusted Python programs (HumanEval scoring).
+//!
+//! Every program runs in new user, pid, network, mount, ipc and uts namespaces as an
+//! unprivileged uid, with a private tmpfs as its only writable directory, a Landlock
+//! ruleset (read-only filesystem, no TCP, no signals or abstract sockets outside its
+//! domain), a seccomp filter, rlimits, an empty environment, captured output with a
+//! byte cap and a wall-clock timeout after which its whole process tree is killed.
+//!
+//! Two modes:
+//! * [`Mode::ForkServer`] (default): one sandboxed, pre-started Python server per
+//!   worker forks a child per program. The child applies its own rlimits; after each
+//!   program the server (pid 1 of the namespace) kills every other process.
+//! * [`Mode::Fresh`]: a new sandboxed interpreter per program.
+//!
+//! A pass is only reported when the harness wrote a random per-run nonce to the
+//! verdict pipe after `check(entry_point)` returned (see `harness.py`), so exit
+//! codes, `sys.exit(0)`, `os._exit(0)` or a killed interpreter never count.
+
+mod policy;
+mod run;
+mod setup;
+
+use std::ffi::CString;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Condvar, Mutex, Once};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use setup::{ChildPlan, Overlay, INNER_ID};
+
+pub(crate) const HARNESS: &str = include_str!("harness.py");
+
+/// How programs are started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Pre-started sandboxed Python servers fork one child per program (fast path).
+    #[default]
+    ForkServer,
+    /// A fresh sandboxed interpreter per program.
+    Fresh,
+}
+
+/// Sandbox settings.
+#[derive(Debug, Clone)]
+pub struct SandboxConfig {
+    /// Fork server or fresh process per program.
+    pub mode: Mode,
+    /// Maximum number of programs running at once.
+    pub workers: usize,
+    /// Wall-clock limit per program; the whole process tree is killed after it.
+    pub timeout: Duration,
+    /// Address-space limit per process (`RLIMIT_AS`), bytes.
+    pub memory_limit: u64,
+    /// Largest file a program may write (`RLIMIT_FSIZE`), bytes.
+    pub max_file_size: u64,
+    /// Open file descriptors per process (`RLIMIT_NOFILE`).
+    pub max_open_files: u64,
+    /// Processes and threads per sandbox (`RLIMIT_NPROC`, per namespace uid).
+    pub max_processes: u64,
+    /// Bytes of stdout + stderr after which the program is killed and fails.
+    pub output_limit: usize,
+    /// Size of the private scratch tmpfs, bytes.
+    pub scratch_size: u64,
+    /// Python interpreter; default: `WEAVE_PYTHON`, else `python3`'s `sys.executable`.
+    pub python: Option<PathBuf>,
+    /// Run even when no namespace can be created (unsafe: no isolation).
+    pub allow_unsandboxed: bool,
+    /// Host uid/gid the programs run as when the host process is root.
+    pub sandbox_uid: u32,
+    /// See `sandbox_uid`.
+    pub sandbox_gid: u32,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        Self {
+            mode: Mode::ForkServer,
+            workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            timeout: Duration::from_secs(3),
+            memory_limit: 1 << 30,
+            max_file_size: 16 << 20,
+            max_open_files: 64,
+            max_processes: 32,
+            output_limit: 1 << 20,
+            scratch_size: 64 << 20,
+            python: None,
+            allow_unsandboxed: false,
+            sandbox_uid: 65534,
+            sandbox_gid: 65534,
+        }
+    }
+}
+
+/// Which protections are active on this host (record them with each call).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Protections {
+    /// New user namespace.
+    pub user_namespace: bool,
+    /// New pid namespace (the tree dies with its pid 1).
+    pub pid_namespace: bool,
+    /// New network namespace (no network at all).
+    pub net_namespace: bool,
+    /// New mount namespace (private scratch tmpfs, hidden ctypes).
+    pub mount_namespace: bool,
+    /// New ipc namespace.
+    pub ipc_namespace: bool,
+    /// New uts namespace.
+    pub uts_namespace: bool,
+    /// Programs run as a non-zero host uid (makes `RLIMIT_NPROC` effective).
+    pub unprivileged_uid: bool,
+    /// Landlock ABI in use, if Landlock is available.
+    pub landlock_abi: Option<i32>,
+    /// Seccomp filter installed.
+    pub seccomp: bool,
+    /// Resource limits applied (always).
+    pub rlimits: bool,
+    /// Empty environment (always).
+    pub empty_environment: bool,
+}
+
+impl Protections {
+    fn list(&self) -> [(&'static str, bool); 11] {
+        [
+            ("user_namespace", self.user_namespace),
+            ("pid_namespace", self.pid_namespace),
+            ("net_namespace", self.net_namespace),
+            ("mount_namespace", self.mount_namespace),
+            ("ipc_namespace", self.ipc_namespace),
+            ("uts_namespace", self.uts_namespace),
+            ("unprivileged_uid", self.unprivileged_uid),
+            ("landlock", self.landlock_abi.is_some()),
+            ("seccomp", self.seccomp),
+            ("rlimits", self.rlimits),
+            ("empty_environment", self.empty_environment),
+        ]
+    }
+
+    /// Names of the active protections.
+    pub fn active(&self) -> Vec<&'static str> {
+        self.list()
+            .into_iter()
+            .filter_map(|(n, on)| on.then_some(n))
+            .collect()
+    }
+
+    /// Names of the protections this host could not provide.
+    pub fn missing(&self) -> Vec<&'static str> {
+        self.list()
+            .into_iter()
+            .filter_map(|(n, on)| (!on).then_some(n))
+            .collect()
+    }
+
+    /// True when at least one namespace is in use.
+    pub fn any_namespace(&self) -> bool {
+        self.user_namespace
+            || self.pid_namespace
+            || self.net_namespace
+            || self.mount_namespace
+            || self.ipc_namespace
+            || self.uts_namespace
+    }
+}
+
+/// Outcome of one program.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verdict {
+    /// `check(entry_point)` returned (proved by the per-run nonce).
+    pub passed: bool,
+    /// `"passed"`, `"failed: <ExceptionType>: <message>"`, `"timed out"`, ...
+    pub result: String,
+    /// Wall-clock time of the run.
+    pub duration_ms: u64,
+    /// Last bytes of the program's stderr.
+    pub stderr_tail: String,
+}
+
+/// Sandbox errors.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    /// No isolation is available and `allow_unsandboxed` was not set.
+    #[error("no namespace isolation is available on this host (missing: {0}); refusing to run untrusted code without `allow_unsandboxed`")]
+    Unavailable(String),
+    /// The Python interpreter could not be found or queried.
+    #[error("python interpreter: {0}")]
+    Python(String),
+    /// Building the sandbox failed.
+    #[error("sandbox setup: {0}")]
+    Setup(String),
+    /// An I/O error while running a program.
+    #[error("sandbox i/o: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+#[derive(Debug, Clone)]
+struct PythonInfo {
+    executable: PathBuf,
+    read_paths: Vec<PathBuf>,
+    prefix: PathBuf,
+    dynload: Option<PathBuf>,
+}
+
+/// A pool of sandboxed Python workers. Cheap to clone; `Send + Sync`.
+#[derive(Clone)]
+pub struct Sandbox {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: SandboxConfig,
+    protections: Protections,
+    python: PythonInfo,
+    /// Host directory holding the scratch mount points and the empty file.
+    root: tempfile::TempDir,
+    base_plan: ChildPlan,
+    permits: Mutex<usize>,
+    permit_cv: Condvar,
+    idle: Mutex<Vec<run::Server>>,
+    next_id: AtomicU64,
+}
+
+static WARN_ONCE: Once = Once::new();
+
+fn resolve_python(config: &SandboxConfig) -> Result<PathBuf, SandboxError> {
+    if let Some(p) = &config.python {
+        return Ok(p.clone());
+    }
+    if let Some(p) = std::env::var_os("WEAVE_PYTHON") {
+        return Ok(PathBuf::from(p));
+    }
+    static RESOLVED: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    RESOLVED
+        .get_or_init(|| {
+            let out = std::process::Command::new("python3")
+                .args(["-c", "import sys;print(sys.executable)"])
+                .output()
+                .ok()?;
+            let s = String::from_utf8(out.stdout).ok()?;
+            let s = s.trim();
+            (!s.is_empty()).then(|| PathBuf::from(s))
+        })
+        .clone()
+        .ok_or_else(|| SandboxError::Python("cannot run `python3` to find the interpreter".into()))
+}
+
+fn query_python(exe: &Path) -> Result<PythonInfo, SandboxError> {
+    let script = "import sys,os,sysconfig\n\
+        print(os.path.realpath(sys.executable))\n\
+        print(os.path.realpath(sys.base_prefix))\n\
+        print(os.path.realpath(sysconfig.get_path('stdlib')))\n\
+        print(os.path.realpath(sysconfig.get_path('platstdlib')))\n\
+        print(os.path.realpath(sysconfig.get_config_var('DESTSHARED') or ''))\n";
+    let out = std::process::Command::new(exe)
+        .args(["-I", "-c", script])
+        .env_clear()
+        .output()
+        .map_err(|e| SandboxError::Python(format!("{}: {e}", exe.display())))?;
+    if !out.status.success() {
+        return Err(SandboxError::Python(format!(
+            "{} failed: {}",
+            exe.display(),
+            String::from_utf8_lossy(&out.stderr)
+        )));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<PathBuf> = text.lines().map(PathBuf::from).collect();
+    if lines.len() < 5 {
+        return Err(SandboxError::Python(format!(
+            "{}: unexpected output {text:?}",
+            exe.display()
+        )));
+    }
+    let real_exe = lines[0].clone();
+    let mut read_paths = vec![lines[1].clone(), lines[2].clone(), lines[3].clone()];
+    if let Some(dir) = real_exe.parent() {
+        read_paths.push(dir.to_path_buf());
+    }
+    let dynload = (lines[4].is_dir()).then(|| lines[4].clone());
+    read_paths.extend(dynload.clone());
+    Ok(PythonInfo {
+        executable: real_exe,
+        read_paths,
+        prefix: lines[1].clone(),
+        dynload,
+    })
+}
+
+/// Can `uid`/`gid` search (x) directory `dir`?
+fn searchable(dir: &Path, uid: u32, gid: u32) -> bool {
+    let Ok(m) = std::fs::metadata(dir) else {
+        return false;
+    };
+    let mode = m.mode();
+    if m.uid() == uid {
+        mode & 0o100 != 0
+    } else if m.gid() == gid {
+        mode & 0o010 != 0
+    } else {
+        mode & 0o001 != 0
+    }
+}
+
+/// First ancestor of `path` (including itself) that `uid` cannot search.
+fn first_blocked(path: &Path, uid: u32, gid: u32) -> Option<PathBuf> {
+    let mut cur = PathBuf::from("/");
+    for comp in path.components().skip(1) {
+        cur.push(comp);
+        if !searchable(&cur, uid, gid) {
+            return Some(cur);
+        }
+    }
+    None
+}
+
+fn cstr(p: impl AsRef<[u8]>) -> Result<CString, SandboxError> {
+    CString::new(p.as_ref().to_vec()).map_err(|e| SandboxError::Setup(format!("path: {e}")))
+}
+
+fn cpath(p: &Path) -> Result<CString, SandboxError> {
+    use std::os::unix::ffi::OsStrExt;
+    cstr(p.as_os_str().as_bytes())
+}
+
+const HIDDEN_MODULES: &[&str] = &[
+    "_ctypes.",
+    "_ctypes_test.",
+    "_testcapi.",
+    "_testinternalcapi.",
+    "_testbuffer.",
+    "_testmultiphase.",
+    "_testimportmultiple.",
+    "_testclinic.",
+    "_xxtestfuzz.",
+    "_xxsubinterpreters.",
+    "_xxinterpchannels.",
+];
+
+impl Sandbox {
+    /// Probe the host, prepare the sandbox and run a smoke test.
+    pub fn new(config: SandboxConfig) -> Result<Self, SandboxError> {
+        if config.workers == 0 {
+            return Err(SandboxError::Setup("workers must be at least 1".into()));
+        }
+        let exe = resolve_python(&config)?;
+        let python = query_python(&exe)?;
+        // SAFETY: plain getter.
+        let host_root = unsafe { libc::geteuid() } == 0;
+        let (uid, gid) = (config.sandbox_uid, config.sandbox_gid);
+        let drop_ids = host_root.then_some((uid, gid));
+
+        let user_ns = policy::probe_unshare(libc::CLONE_NEWUSER, drop_ids);
+        let probe_ns = |flag: libc::c_int| {
+            if user_ns {
+                policy::probe_unshare(libc::CLONE_NEWUSER | flag, drop_ids)
+            } else {
+                host_root && policy::probe_unshare(flag, None)
+            }
+        };
+        let mount_ns = if host_root {
+            policy::probe_unshare(libc::CLONE_NEWNS, None)
+        } else {
+            probe_ns(libc::CLONE_NEWNS)
+        };
+        let landlock_abi = policy::landlock_abi();
+        let seccomp = policy::seccomp_available();
+
+        // Interpreter reachable by the sandbox uid? If not, re-expose it through a
+        // tmpfs overlay in the mount namespace.
+        let mut overlay = None;
+        let mut unprivileged_uid = !host_root;
+        if host_root {
+            let blocked = python
+                .read_paths
+                .iter()
+                .chain(std::iter::once(&python.executable))
+                .filter_map(|p| first_blocked(p, uid, gid))
+                .min_by_key(|p| p.components().count());
+            match blocked {
+                None => unprivileged_uid = true,
+                Some(a)
+                    if mount_ns
+                        && python.prefix.starts_with(&a)
+                        && python.prefix != a
+                        && python.read_paths.iter().all(|p| {
+                            p.starts_with(&python.prefix) || first_blocked(p, uid, gid).is_none()
+                        }) =>
+                {
+                    let mut mkdirs = Vec::new();
+                    let mut cur = a.clone();
+                    for comp in python
+                        .prefix
+                        .strip_prefix(&a)
+                        .unwrap_or(Path::new(""))
+                        .components()
+                    {
+                        cur.push(comp);
+                        mkdirs.push(cpath(&cur)?);
+                    }
+                    overlay = Some(Overlay {
+                        tmpfs_at: cpath(&a)?,
+                        mkdirs,
+                        src: cpath(&python.prefix)?,
+                        dst: cpath(&python.prefix)?,
+                    });
+                    unprivileged_uid = true;
+                }
+                Some(_) => {}
+            }
+        }
+
+        let protections = Protections {
+            user_namespace: user_ns,
+            pid_namespace: probe_ns(libc::CLONE_NEWPID),
+            net_namespace: probe_ns(libc::CLONE_NEWNET),
+            mount_namespace: mount_ns,
+            ipc_namespace: probe_ns(libc::CLONE_NEWIPC),
+            uts_namespace: probe_ns(libc::CLONE_NEWUTS),
+            unprivileged_uid,
+            landlock_abi,
+            seccomp,
+            rlimits: true,
+            empty_environment: true,
+        };
+        if !protections.any_namespace() && !config.allow_unsandboxed {
+            return Err(SandboxError::Unavailable(protections.missing().join(", ")));
+        }
+        let missing = protections.missing();
+        if !missing.is_empty() {
+            WARN_ONCE.call_once(|| {
+                tracing::warn!(
+                    missing = ?missing,
+                    "sandbox: some protections are unavailable on this host; running with the rest"
+                );
+            });
+        }
+
+        let root = tempfile::Builder::new()
+            .prefix("weave-sandbox-")
+            .tempdir()
+            .map_err(|e| SandboxError::Setup(format!("temp dir: {e}")))?;
+        std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o711))?;
+        let empty = root.path().join("empty");
+        std::fs::write(&empty, b"")?;
+        std::fs::set_permissions(&empty, std::fs::Permissions::from_mode(0o444))?;
+
+        let mut hide = Vec::new();
+        if mount_ns {
+            if let Some(dir) = &python.dynload {
+                if let Ok(entries) = std::fs::read_dir(dir) {
+                    for e in entries.flatten() {
+                        let name = e.file_name();
+                        let name = name.to_string_lossy();
+                        if HIDDEN_MODULES.iter().any(|m| name.starts_with(m)) {
+                            hide.push(cpath(&e.path())?);
+                        }
+                    }
+                }
+            }
+        }
+        let outer_uid = if host_root {
+            if unprivileged_uid {
+                uid
+            } else {
+                0
+            }
+        } else {
+            // SAFETY: plain getter.
+            unsafe { libc::geteuid() }
+        };
+        let outer_gid = if host_root {
+            if unprivileged_uid {
+                gid
+            } else {
+                0
+            }
+        } else {
+            // SAFETY: plain getter.
+            unsafe { libc::getegid() }
+        };
+        let mut landlock_read: Vec<PathBuf> = python.read_paths.clone();
+        for p in ["/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/etc"] {
+            landlock_read.push(PathBuf::from(p));
+        }
+        let base_plan = ChildPlan {
+            protections: protections.clone(),
+            host_root,
+            uid,
+            gid,
+            uid_map: cstr(format!("{INNER_ID} {outer_uid} 1"))?,
+            gid_map: cstr(format!("{INNER_ID} {outer_gid} 1"))?,
+            scratch: CString::default(),
+            scratch_path: PathBuf::new(),
+            scratch_opts: CString::default(),
+            overlay,
+            hide,
+            empty_file: cpath(&empty)?,
+            rlimits: Vec::new(),
+            landlock_read,
+            landlock_dev: ["/dev/null", "/dev/zero", "/dev/urandom", "/dev/random"]
+                .into_iter()
+                .map(PathBuf::from)
+                .collect(),
+            seccomp: if seccomp {
+                policy::seccomp_programs()?
+            } else {
+                Vec::new()
+            },
+            parent_death_kill: false,
+        };
+
+        let sandbox = Sandbox {
+            inner: Arc::new(Inner {
+                permits: Mutex::new(config.workers),
+                config,
+                protections,
+                python,
+                root,
+                base_plan,
+                permit_cv: Condvar::new(),
+                idle: Mutex::new(Vec::new()),
+                next_id: AtomicU64::new(0),
+            }),
+        };
+        let smoke = sandbox.run("def check(x):\n    pass\n\ncheck(1)\n")?;
+        if !smoke.passed {
+            return Err(SandboxError::Setup(format!(
+                "smoke test failed: {}; stderr: {}",
+                smoke.result, smoke.stderr_tail
+            )));
+        }
+        Ok(sandbox)
+    }
+
+    /// Protections active for every program run by this sandbox.
+    pub fn protections(&self) -> &Protections {
+        &self.inner.protections
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &SandboxConfig {
+        &self.inner.config
+    }
+
+    /// Run one program (blocking; at most `workers` run at once).
+    ///
+    /// The program passes only if it runs to the end without an exception; programs
+    /// built by [`crate::humaneval::Problem::program`] end with `check(entry_point)`.
+    pub fn run(&self, program: &str) -> Result<Verdict, SandboxError> {
+        let _permit = self.acquire();
+        match self.inner.config.mode {
+            Mode::Fresh => run::run_fresh(&self.inner, program),
+            Mode::ForkServer => run::run_forkserver(&self.inner, program),
+        }
+    }
+
+    /// [`Sandbox::run`] on tokio's blocking pool.
+    pub async fn run_async(&self, program: String) -> Result<Verdict, SandboxError> {
+        let sandbox = self.clone();
+        tokio::task::spawn_blocking(move || sandbox.run(&program))
+            .await
+            .map_err(|e| SandboxError::Setup(format!("worker task: {e}")))?
+    }
+
+    fn acquire(&self) -> Permit<'_> {
+        let mut n = self.inner.permits.lock().unwrap_or_else(|e| e.into_inner());
+        while *n == 0 {
+            n = self
+                .inner
+                .permit_cv
+                .wait(n)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+        *n -= 1;
+        Permit { inner: &self.inner }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Stop the servers before their scratch directories go away.
+        self.idle.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+}
+
+struct Permit<'a> {
+    inner: &'a Inner,
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        let mut n = self.inner.permits.lock().unwrap_or_else(|e| e.into_inner());
+        *n += 1;
+        self.inner.permit_cv.notify_one();
+    }
+}
+
+impl std::fmt::Debug for Sandbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sandbox")
+            .field("mode", &self.inner.config.mode)
+            .field("workers", &self.inner.config.workers)
+            .field("python", &self.inner.python.executable)
+            .field("protections", &self.inner.protections)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn sandbox_is_send_sync() {
+        assert_send_sync::<Sandbox>();
+    }
+
+    #[test]
+    fn first_blocked_finds_nothing_for_root_paths() {
+        assert_eq!(first_blocked(Path::new("/usr/bin"), 65534, 65534), None);
+    }
+}

@@ -1,0 +1,692 @@
+//! Running programs: fresh processes, fork servers, output capture and verdicts.
+
+use std::io::{self, Seek, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::RngCore;
+
+use super::setup::{child_setup, ChildPlan};
+use super::{cpath, cstr, Inner, SandboxError, Verdict, HARNESS};
+
+const NONCE_LEN: usize = 32;
+const STDERR_TAIL: usize = 2048;
+const VERDICT_CAP: usize = 8192;
+/// Extra time the host waits for a fork server's answer before killing it.
+const BACKSTOP: Duration = Duration::from_secs(5);
+
+fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: valid array of two ints.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: both fds were just created and are owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+fn nonce() -> [u8; NONCE_LEN] {
+    let mut raw = [0u8; NONCE_LEN / 2];
+    rand::rngs::OsRng.fill_bytes(&mut raw);
+    let mut out = [0u8; NONCE_LEN];
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for (i, b) in raw.iter().enumerate() {
+        out[2 * i] = HEX[(b >> 4) as usize];
+        out[2 * i + 1] = HEX[(b & 15) as usize];
+    }
+    out
+}
+
+/// Per-run pipes; the `child_*` ends are handed to the sandbox.
+struct RunFds {
+    program: std::fs::File,
+    out_r: OwnedFd,
+    out_w: OwnedFd,
+    err_r: OwnedFd,
+    err_w: OwnedFd,
+    nonce_r: OwnedFd,
+    pass_r: OwnedFd,
+    pass_w: OwnedFd,
+    nonce: [u8; NONCE_LEN],
+}
+
+impl RunFds {
+    fn new(program: &str) -> io::Result<Self> {
+        let mut file = tempfile::tempfile()?;
+        file.write_all(program.as_bytes())?;
+        file.rewind()?;
+        let (out_r, out_w) = pipe()?;
+        let (err_r, err_w) = pipe()?;
+        let (nonce_r, nonce_w) = pipe()?;
+        let (pass_r, pass_w) = pipe()?;
+        let nonce = nonce();
+        let mut w = std::fs::File::from(nonce_w);
+        w.write_all(&nonce)?;
+        drop(w);
+        Ok(Self {
+            program: file,
+            out_r,
+            out_w,
+            err_r,
+            err_w,
+            nonce_r,
+            pass_r,
+            pass_w,
+            nonce,
+        })
+    }
+}
+
+impl RunFds {
+    /// Keep the host's ends; the sandbox's ends are closed here so the host sees EOF
+    /// once the program's processes are gone.
+    fn into_host_ends(self) -> (OwnedFd, OwnedFd, OwnedFd, [u8; NONCE_LEN]) {
+        let RunFds {
+            program,
+            out_r,
+            out_w,
+            err_r,
+            err_w,
+            nonce_r,
+            pass_r,
+            pass_w,
+            nonce,
+        } = self;
+        drop((program, out_w, err_w, nonce_r, pass_w));
+        (out_r, err_r, pass_r, nonce)
+    }
+}
+
+/// What the host saw of a run.
+#[derive(Default)]
+struct Capture {
+    output_bytes: usize,
+    stderr_tail: Vec<u8>,
+    verdict: Vec<u8>,
+    overflow: bool,
+    timed_out: bool,
+}
+
+impl Capture {
+    fn push_stderr(&mut self, data: &[u8]) {
+        self.stderr_tail.extend_from_slice(data);
+        if self.stderr_tail.len() > 2 * STDERR_TAIL {
+            let cut = self.stderr_tail.len() - STDERR_TAIL;
+            self.stderr_tail.drain(..cut);
+        }
+    }
+
+    fn tail(&self) -> String {
+        let start = self.stderr_tail.len().saturating_sub(STDERR_TAIL);
+        String::from_utf8_lossy(&self.stderr_tail[start..]).into_owned()
+    }
+}
+
+/// Event returned by [`pump`] when something other than pipe data needs attention.
+enum Pumped {
+    /// All pipes reached EOF.
+    Done,
+    /// The deadline passed.
+    Deadline,
+    /// The extra fd became readable.
+    Extra,
+}
+
+/// Read the capture pipes until EOF, the deadline, or the extra fd is readable.
+fn pump(
+    pipes: &mut [Option<OwnedFd>; 3],
+    cap: &mut Capture,
+    limit: usize,
+    deadline: Instant,
+    extra: Option<RawFd>,
+) -> io::Result<Pumped> {
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let mut pfds: Vec<libc::pollfd> = Vec::with_capacity(4);
+        let mut which = Vec::with_capacity(4);
+        for (i, p) in pipes.iter().enumerate() {
+            if let Some(fd) = p {
+                pfds.push(libc::pollfd {
+                    fd: fd.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                });
+                which.push(Some(i));
+            }
+        }
+        if pfds.is_empty() && extra.is_none() {
+            return Ok(Pumped::Done);
+        }
+        if let Some(fd) = extra {
+            pfds.push(libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            });
+            which.push(None);
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Ok(Pumped::Deadline);
+        }
+        let ms = (deadline - now).as_millis().min(i32::MAX as u128) as i32;
+        // SAFETY: valid pollfd array.
+        let n = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, ms.max(1)) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        for (pfd, w) in pfds.iter().zip(which.iter()) {
+            if pfd.revents == 0 {
+                continue;
+            }
+            let Some(i) = *w else {
+                return Ok(Pumped::Extra);
+            };
+            let fd = pipes[i].as_ref().map(|f| f.as_raw_fd()).unwrap_or(-1);
+            // SAFETY: reading into our buffer.
+            let r = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+            if r < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted || e.kind() == io::ErrorKind::WouldBlock {
+                    continue;
+                }
+                pipes[i] = None;
+                continue;
+            }
+            if r == 0 {
+                pipes[i] = None;
+                continue;
+            }
+            let data = &buf[..r as usize];
+            match i {
+                0 | 1 => {
+                    cap.output_bytes += data.len();
+                    if i == 1 {
+                        cap.push_stderr(data);
+                    }
+                    if cap.output_bytes > limit && !cap.overflow {
+                        cap.overflow = true;
+                        return Ok(Pumped::Deadline);
+                    }
+                }
+                _ => {
+                    let room = VERDICT_CAP.saturating_sub(cap.verdict.len());
+                    cap.verdict.extend_from_slice(&data[..data.len().min(room)]);
+                }
+            }
+        }
+    }
+}
+
+/// How the program's process ended, as far as the host knows.
+enum Ending {
+    Exited(i32),
+    Signaled(i32),
+    Unknown,
+}
+
+fn signal_name(sig: i32) -> String {
+    match sig {
+        libc::SIGKILL => "SIGKILL".into(),
+        libc::SIGSEGV => "SIGSEGV".into(),
+        libc::SIGABRT => "SIGABRT".into(),
+        libc::SIGXCPU => "SIGXCPU".into(),
+        libc::SIGXFSZ => "SIGXFSZ".into(),
+        libc::SIGTERM => "SIGTERM".into(),
+        libc::SIGBUS => "SIGBUS".into(),
+        other => format!("signal {other}"),
+    }
+}
+
+fn verdict(cap: &Capture, nonce: &[u8], ending: Ending, start: Instant) -> Verdict {
+    let passed = cap.verdict == nonce;
+    let result = if passed {
+        "passed".to_string()
+    } else if cap.timed_out {
+        "timed out".to_string()
+    } else if cap.overflow {
+        "failed: output limit exceeded".to_string()
+    } else if let Some(rest) = cap.verdict.strip_prefix(b"F") {
+        let text = String::from_utf8_lossy(rest);
+        let text: String = text.chars().take(1000).collect();
+        format!("failed: {text}")
+    } else {
+        match ending {
+            Ending::Signaled(s) if s == libc::SIGXCPU => "timed out".to_string(),
+            Ending::Signaled(s) => format!("failed: killed by {}", signal_name(s)),
+            Ending::Exited(c) => {
+                format!("failed: program exited with status {c} before check returned")
+            }
+            Ending::Unknown => "failed: program ended before check returned".to_string(),
+        }
+    };
+    Verdict {
+        passed,
+        result,
+        duration_ms: start.elapsed().as_millis() as u64,
+        stderr_tail: cap.tail(),
+    }
+}
+
+fn program_rlimits(inner: &Inner) -> Vec<(libc::__rlimit_resource_t, u64)> {
+    let c = &inner.config;
+    vec![
+        (libc::RLIMIT_AS, c.memory_limit),
+        (libc::RLIMIT_CPU, c.timeout.as_secs() + 1),
+        (libc::RLIMIT_FSIZE, c.max_file_size),
+        (libc::RLIMIT_NOFILE, c.max_open_files),
+        (libc::RLIMIT_NPROC, c.max_processes),
+        (libc::RLIMIT_CORE, 0),
+    ]
+}
+
+/// Plan for a sandboxed process whose scratch dir is `scratch`.
+fn plan_for(inner: &Inner, scratch: &Path) -> Result<ChildPlan, SandboxError> {
+    let mut plan = inner.base_plan.clone();
+    let p = &plan.protections;
+    if !p.mount_namespace && plan.host_root && p.unprivileged_uid {
+        std::os::unix::fs::chown(scratch, Some(plan.uid), Some(plan.gid))?;
+    }
+    plan.scratch = cpath(scratch)?;
+    plan.scratch_path = scratch.to_path_buf();
+    let size = inner.config.scratch_size;
+    plan.scratch_opts = if plan.host_root {
+        cstr(format!(
+            "size={size},mode=0700,uid={},gid={}",
+            if p.unprivileged_uid { plan.uid } else { 0 },
+            if p.unprivileged_uid { plan.gid } else { 0 }
+        ))?
+    } else {
+        cstr(format!("size={size},mode=0700"))?
+    };
+    Ok(plan)
+}
+
+fn python_command(inner: &Inner, mode: &str, scratch: &Path) -> Command {
+    let mut cmd = Command::new(&inner.python.executable);
+    cmd.args(["-I", "-S", "-B", "-c", HARNESS, mode])
+        .arg(scratch)
+        .env_clear()
+        .current_dir("/");
+    cmd
+}
+
+fn new_scratch(inner: &Inner, prefix: &str) -> Result<tempfile::TempDir, SandboxError> {
+    let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
+    Ok(tempfile::Builder::new()
+        .prefix(&format!("{prefix}{id}-"))
+        .tempdir_in(inner.root.path())?)
+}
+
+/// Fresh mode: one new sandboxed interpreter per program.
+pub(super) fn run_fresh(inner: &Inner, program: &str) -> Result<Verdict, SandboxError> {
+    let start = Instant::now();
+    let scratch = new_scratch(inner, "run")?;
+    let mut plan = plan_for(inner, scratch.path())?;
+    plan.rlimits = program_rlimits(inner);
+    plan.parent_death_kill = true;
+    let plan = Arc::new(plan);
+    let fds = RunFds::new(program)?;
+    let mut cmd = python_command(inner, "fresh", scratch.path());
+    cmd.stdin(Stdio::from(fds.program.try_clone()?))
+        .stdout(Stdio::from(fds.out_w.try_clone()?))
+        .stderr(Stdio::from(fds.err_w.try_clone()?));
+    let map = [(fds.nonce_r.as_raw_fd(), 3), (fds.pass_w.as_raw_fd(), 4)];
+    {
+        let plan = plan.clone();
+        // SAFETY: the closure only performs system calls (and landlock's small
+        // allocations, which glibc makes safe after fork).
+        unsafe {
+            cmd.pre_exec(move || child_setup(&plan, &map));
+        }
+    }
+    let mut child = cmd.spawn()?;
+    drop(cmd);
+    let (out_r, err_r, pass_r, nonce) = fds.into_host_ends();
+    let mut cap = Capture::default();
+    let mut pipes = [Some(out_r), Some(err_r), Some(pass_r)];
+    let deadline = start + inner.config.timeout;
+    let pumped = pump(
+        &mut pipes,
+        &mut cap,
+        inner.config.output_limit,
+        deadline,
+        None,
+    );
+    match pumped {
+        Ok(Pumped::Done) | Ok(Pumped::Extra) => {}
+        Ok(Pumped::Deadline) | Err(_) => {
+            if !cap.overflow {
+                cap.timed_out = true;
+            }
+            terminate(&mut child, inner.protections.pid_namespace);
+        }
+    }
+    let status = child.wait()?;
+    let ending = match (status.code(), status.signal()) {
+        (Some(c), _) => Ending::Exited(c),
+        (None, Some(s)) => Ending::Signaled(s),
+        _ => Ending::Unknown,
+    };
+    // Whatever is still buffered in the verdict pipe.
+    let _ = pump(
+        &mut pipes,
+        &mut cap,
+        usize::MAX,
+        Instant::now() + Duration::from_millis(200),
+        None,
+    );
+    drop(scratch);
+    Ok(verdict(&cap, &nonce, ending, start))
+}
+
+/// A sandboxed Python fork server (pid 1 of its own namespaces).
+pub(super) struct Server {
+    child: Child,
+    sock: OwnedFd,
+    pid_namespace: bool,
+    _scratch: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // Closing the socket makes an idle server exit; its pid namespace is gone by
+        // the time the intermediate process reports. A busy or stuck server is
+        // killed instead: killing the intermediate process sends SIGKILL to the
+        // server (parent-death signal), and the kernel kills its namespace.
+        // SAFETY: shutting down our own socket.
+        unsafe { libc::shutdown(self.sock.as_raw_fd(), libc::SHUT_RDWR) };
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while Instant::now() < deadline {
+            match self.child.try_wait() {
+                Ok(Some(_)) | Err(_) => return,
+                Ok(None) => std::thread::sleep(Duration::from_millis(2)),
+            }
+        }
+        terminate(&mut self.child, self.pid_namespace);
+        let _ = self.child.wait();
+    }
+}
+
+/// Kill a sandboxed process tree; with a pid namespace, `wait` on `child` returns
+/// only after every process of the namespace is gone.
+fn terminate(child: &mut Child, pid_namespace: bool) {
+    if pid_namespace {
+        // The intermediate process forwards SIGTERM as SIGKILL to the program.
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    } else {
+        let _ = child.kill();
+    }
+}
+
+fn socketpair() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: valid array of two ints.
+    if unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    } != 0
+    {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fresh fds.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+fn spawn_server(inner: &Inner) -> Result<Server, SandboxError> {
+    let scratch = new_scratch(inner, "server")?;
+    let mut plan = plan_for(inner, scratch.path())?;
+    let c = &inner.config;
+    plan.rlimits = vec![
+        (libc::RLIMIT_AS, c.memory_limit),
+        (libc::RLIMIT_FSIZE, c.max_file_size),
+        (libc::RLIMIT_NOFILE, c.max_open_files.max(32)),
+        (libc::RLIMIT_NPROC, c.max_processes + 1),
+        (libc::RLIMIT_CORE, 0),
+    ];
+    let plan = Arc::new(plan);
+    let (host, guest) = socketpair()?;
+    let mut cmd = python_command(inner, "server", scratch.path());
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    let map = [(guest.as_raw_fd(), 3)];
+    {
+        let plan = plan.clone();
+        // SAFETY: see run_fresh.
+        unsafe {
+            cmd.pre_exec(move || child_setup(&plan, &map));
+        }
+    }
+    let child = cmd.spawn()?;
+    drop(cmd);
+    drop(guest);
+    Ok(Server {
+        child,
+        sock: host,
+        pid_namespace: inner.protections.pid_namespace,
+        _scratch: scratch,
+    })
+}
+
+fn send_request(sock: &OwnedFd, header: &[u8], fds: &[RawFd]) -> io::Result<()> {
+    let fd_bytes = std::mem::size_of_val(fds) as u32;
+    // SAFETY: CMSG_SPACE is a pure computation.
+    let space = unsafe { libc::CMSG_SPACE(fd_bytes) } as usize;
+    let mut control = vec![0u64; space.div_ceil(8)];
+    let mut iov = libc::iovec {
+        iov_base: header.as_ptr() as *mut libc::c_void,
+        iov_len: header.len(),
+    };
+    // SAFETY: zeroed msghdr is a valid starting point.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = space as _;
+    // SAFETY: the control buffer is large enough for one SCM_RIGHTS header + fds.
+    unsafe {
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        (*cmsg).cmsg_level = libc::SOL_SOCKET;
+        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(fd_bytes) as _;
+        std::ptr::copy_nonoverlapping(
+            fds.as_ptr(),
+            libc::CMSG_DATA(cmsg).cast::<RawFd>(),
+            fds.len(),
+        );
+        if libc::sendmsg(sock.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+fn recv_response(sock: &OwnedFd) -> io::Result<serde_json::Value> {
+    let mut buf = [0u8; 4096];
+    // SAFETY: reading into our buffer.
+    let n = unsafe { libc::recv(sock.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if n == 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "fork server exited",
+        ));
+    }
+    serde_json::from_slice(&buf[..n as usize]).map_err(io::Error::other)
+}
+
+fn checkout_server(inner: &Inner) -> Result<Server, SandboxError> {
+    let idle = inner.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+    match idle {
+        Some(s) => Ok(s),
+        None => spawn_server(inner),
+    }
+}
+
+/// Fork-server mode.
+pub(super) fn run_forkserver(inner: &Inner, program: &str) -> Result<Verdict, SandboxError> {
+    let mut last_err = None;
+    // A server that died (e.g. killed by the backstop) is replaced once.
+    for _ in 0..2 {
+        let server = checkout_server(inner)?;
+        match run_on_server(inner, server, program) {
+            Ok((verdict, Some(server))) => {
+                inner
+                    .idle
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(server);
+                return Ok(verdict);
+            }
+            Ok((verdict, None)) => return Ok(verdict),
+            Err(e) => last_err = Some(e),
+        }
+    }
+    Err(last_err.unwrap_or_else(|| SandboxError::Setup("fork server failed".into())))
+}
+
+/// Run one program; returns the server if it is still usable.
+fn run_on_server(
+    inner: &Inner,
+    server: Server,
+    program: &str,
+) -> Result<(Verdict, Option<Server>), SandboxError> {
+    let start = Instant::now();
+    let c = &inner.config;
+    let fds = RunFds::new(program)?;
+    let limits: serde_json::Map<String, serde_json::Value> = program_rlimits(inner)
+        .into_iter()
+        .map(|(r, v)| {
+            let name = match r {
+                libc::RLIMIT_AS => "RLIMIT_AS",
+                libc::RLIMIT_CPU => "RLIMIT_CPU",
+                libc::RLIMIT_FSIZE => "RLIMIT_FSIZE",
+                libc::RLIMIT_NOFILE => "RLIMIT_NOFILE",
+                libc::RLIMIT_NPROC => "RLIMIT_NPROC",
+                _ => "RLIMIT_CORE",
+            };
+            (name.to_string(), v.into())
+        })
+        .collect();
+    let header = serde_json::json!({
+        "timeout": c.timeout.as_secs_f64(),
+        "limits": limits,
+    });
+    let header = serde_json::to_vec(&header).map_err(io::Error::other)?;
+    // Order matters: the child maps them to fds 0..=4.
+    let sent = [
+        fds.program.as_raw_fd(),
+        fds.out_w.as_raw_fd(),
+        fds.err_w.as_raw_fd(),
+        fds.nonce_r.as_raw_fd(),
+        fds.pass_w.as_raw_fd(),
+    ];
+    send_request(&server.sock, &header, &sent)?;
+    let (out_r, err_r, pass_r, nonce) = fds.into_host_ends();
+    let mut cap = Capture::default();
+    let mut pipes = [Some(out_r), Some(err_r), Some(pass_r)];
+    let deadline = start + c.timeout;
+    let backstop = deadline + BACKSTOP;
+    let mut response = None;
+    let mut kill_sent = false;
+    let mut healthy = true;
+    loop {
+        let limit_at = if kill_sent {
+            backstop
+        } else {
+            deadline + Duration::from_millis(500)
+        };
+        let extra = response.is_none().then(|| server.sock.as_raw_fd());
+        match pump(&mut pipes, &mut cap, c.output_limit, limit_at, extra)? {
+            Pumped::Done => break,
+            Pumped::Extra => match recv_response(&server.sock) {
+                Ok(v) => response = Some(v),
+                Err(_) => {
+                    healthy = false;
+                    break;
+                }
+            },
+            Pumped::Deadline => {
+                if !kill_sent {
+                    // Output cap hit, or the server is late: ask it to kill the run.
+                    // SAFETY: sending one byte on our socket.
+                    unsafe {
+                        libc::send(
+                            server.sock.as_raw_fd(),
+                            b"K".as_ptr().cast(),
+                            1,
+                            libc::MSG_NOSIGNAL,
+                        )
+                    };
+                    kill_sent = true;
+                    if !cap.overflow {
+                        cap.timed_out = true;
+                    }
+                } else {
+                    healthy = false;
+                    cap.timed_out = !cap.overflow;
+                    break;
+                }
+            }
+        }
+        if response.is_some() && pipes.iter().all(Option::is_none) {
+            break;
+        }
+    }
+    if !healthy {
+        drop(server);
+        let _ = pump(
+            &mut pipes,
+            &mut cap,
+            usize::MAX,
+            Instant::now() + Duration::from_millis(500),
+            None,
+        );
+        return Ok((verdict(&cap, &nonce, Ending::Unknown, start), None));
+    }
+    let ending = match &response {
+        Some(v) => match v.get("status").and_then(|s| s.as_str()) {
+            Some("timeout") => {
+                cap.timed_out = true;
+                Ending::Unknown
+            }
+            Some("exited") => {
+                if let Some(code) = v.get("code").and_then(|c| c.as_i64()) {
+                    Ending::Exited(code as i32)
+                } else if let Some(sig) = v.get("signal").and_then(|c| c.as_i64()) {
+                    Ending::Signaled(sig as i32)
+                } else {
+                    Ending::Unknown
+                }
+            }
+            _ => Ending::Unknown,
+        },
+        None => Ending::Unknown,
+    };
+    // If a kill request crossed the server's answer it is still queued in the
+    // socket and would kill the next run: retire that server.
+    let answered_kill = response
+        .as_ref()
+        .and_then(|v| v.get("status"))
+        .and_then(|s| s.as_str())
+        == Some("killed");
+    let server = (!kill_sent || answered_kill).then_some(server);
+    Ok((verdict(&cap, &nonce, ending, start), server))
+}

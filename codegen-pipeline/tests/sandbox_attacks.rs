@@ -1,0 +1,269 @@
+//! Attack corpus: each completion must fail and leave the host untouched, in both
+//! sandbox modes.
+
+use std::collections::HashMap;
+use std::io::ErrorKind;
+use std::net::{TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use codegen_pipeline::humaneval::{score_humaneval_test, Problem};
+use codegen_pipeline::sandbox::{Mode, Sandbox, SandboxConfig};
+
+const SECRET: &str = "sk-weave-test-secret-3f9a1c";
+
+fn problem() -> Problem {
+    Problem {
+        task_id: "attack/add".into(),
+        prompt: "def add(a, b):\n    \"\"\"Return a + b.\"\"\"\n".into(),
+        canonical_solution: "    return a + b\n".into(),
+        test: "def check(candidate):\n    assert candidate(2, 3) == 5\n    assert candidate(-1, 1) == 0\n"
+            .into(),
+        entry_point: "add".into(),
+    }
+}
+
+struct Host {
+    dir: tempfile::TempDir,
+    tcp: TcpListener,
+    udp: UdpSocket,
+}
+
+impl Host {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        // Make the directory reachable for the sandbox uid, so only the sandbox
+        // (not plain file permissions) stands between it and the files.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        std::fs::write(dir.path().join("keep.txt"), "keep").unwrap();
+        std::fs::set_permissions(
+            dir.path().join("keep.txt"),
+            std::fs::Permissions::from_mode(0o666),
+        )
+        .unwrap();
+        let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
+        tcp.set_nonblocking(true).unwrap();
+        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        udp.set_nonblocking(true).unwrap();
+        Host { dir, tcp, udp }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn assert_untouched(&self, name: &str) {
+        let entries: Vec<String> = std::fs::read_dir(self.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            entries,
+            vec!["keep.txt".to_string()],
+            "{name}: files changed"
+        );
+        assert_eq!(
+            std::fs::read_to_string(self.path().join("keep.txt")).unwrap(),
+            "keep",
+            "{name}: file modified"
+        );
+        match self.tcp.accept() {
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+            other => panic!("{name}: TCP connection reached the host: {other:?}"),
+        }
+        let mut buf = [0u8; 64];
+        match self.udp.recv_from(&mut buf) {
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+            other => panic!("{name}: UDP datagram reached the host: {other:?}"),
+        }
+        assert_eq!(
+            std::env::var("OPENAI_API_KEY").as_deref(),
+            Ok(SECRET),
+            "{name}: environment changed"
+        );
+    }
+}
+
+/// Completions (bodies of `add`, possibly followed by module-level code).
+fn attacks(host: &Host) -> Vec<(&'static str, String)> {
+    let dir = host.path().display().to_string();
+    let tcp_port = host.tcp.local_addr().unwrap().port();
+    let udp_port = host.udp.local_addr().unwrap().port();
+    let test_pid = std::process::id();
+    vec![
+        (
+            "fork bomb",
+            "    import os\n    while True:\n        try:\n            os.fork()\n        except OSError:\n            pass\n".into(),
+        ),
+        (
+            "posix.fork orphan",
+            "    import posix, time\n    if posix.fork() == 0:\n        posix.setsid()\n        if posix.fork() == 0:\n            time.sleep(60)\n            for fd in range(3, 10):\n                try:\n                    posix.write(fd, b'0' * 32)\n                except OSError:\n                    pass\n        posix._exit(0)\n    return None\n".into(),
+        ),
+        (
+            "memory bomb",
+            "    data = bytearray(1 << 33)\n    return len(data)\n".into(),
+        ),
+        ("infinite loop", "    while True:\n        pass\n".into()),
+        (
+            "SIGALRM ignored plus sleep",
+            "    import signal, time\n    signal.signal(signal.SIGALRM, signal.SIG_IGN)\n    signal.alarm(1)\n    time.sleep(1000)\n    return a + b\n".into(),
+        ),
+        (
+            "write and delete outside scratch",
+            format!(
+                "    import os, io, pathlib, shutil\n    ok = 0\n    for f in (\n        lambda: open('{dir}/pwned', 'w').write('x'),\n        lambda: io.open('{dir}/pwned_io', 'w').write('x'),\n        lambda: pathlib.Path('{dir}/pwned_pathlib').write_text('x'),\n        lambda: pathlib.Path('{dir}/keep.txt').unlink(),\n        lambda: os.remove('{dir}/keep.txt'),\n        lambda: open('{dir}/keep.txt', 'a').write('x'),\n        lambda: os.rename('{dir}/keep.txt', '{dir}/moved'),\n        lambda: shutil.rmtree('{dir}'),\n        lambda: open('/tmp/weave-pwned-{test_pid}', 'w').write('x'),\n    ):\n        try:\n            f()\n            ok += 1\n        except Exception:\n            pass\n    return a + b if ok else None\n"
+            ),
+        ),
+        (
+            "TCP connect",
+            format!(
+                "    import socket\n    try:\n        socket.create_connection(('127.0.0.1', {tcp_port}), timeout=1).sendall(b'hi')\n        return a + b\n    except OSError:\n        return None\n"
+            ),
+        ),
+        (
+            "UDP send",
+            format!(
+                "    import socket\n    try:\n        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n        s.sendto(b'hi', ('127.0.0.1', {udp_port}))\n        return a + b\n    except OSError:\n        return None\n"
+            ),
+        ),
+        (
+            "read OPENAI_API_KEY",
+            format!(
+                "    import os\n    return a + b if '{SECRET}' in str(os.environ) else None\n"
+            ),
+        ),
+        (
+            "read /proc/<ppid>/environ",
+            format!(
+                "    import os\n    found = False\n    for pid in (os.getppid(), 1, {test_pid}, 'self'):\n        try:\n            found |= b'{SECRET}' in open('/proc/%s/environ' % pid, 'rb').read()\n        except OSError:\n            pass\n    return a + b if found else None\n"
+            ),
+        ),
+        (
+            "posix.kill of the parent",
+            format!(
+                "    import posix, os\n    for pid in (os.getppid(), 1, {test_pid}, -1):\n        try:\n            posix.kill(pid, 9)\n        except OSError:\n            pass\n    return None\n"
+            ),
+        ),
+        (
+            "huge stdout",
+            "    while True:\n        print('x' * 100000)\n".into(),
+        ),
+        (
+            "os.write(1) flood",
+            "    import os\n    while True:\n        os.write(1, b'y' * 65536)\n".into(),
+        ),
+        (
+            "sys.exit(0)",
+            "    return None\nimport sys\nsys.exit(0)\n".into(),
+        ),
+        ("os._exit(0)", "    return None\nimport os\nos._exit(0)\n".into()),
+        (
+            "kill itself",
+            "    return None\nimport os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n".into(),
+        ),
+        (
+            "threads that outlive check",
+            "    import threading, os, time\n    def spin():\n        while True:\n            for fd in range(1, 8):\n                try:\n                    os.write(fd, b'0' * 32)\n                except OSError:\n                    pass\n            time.sleep(0.01)\n    threading.Thread(target=spin).start()\n    return None\n".into(),
+        ),
+        (
+            "close all fds",
+            "    return a + b\nimport os\nos.closerange(0, 65536)\n".into(),
+        ),
+        (
+            "steal the nonce",
+            "    return None\nimport sys, gc, os\nfound = []\nfor get in (\n    lambda: sys._getframe(1).f_locals,\n    lambda: [o for o in gc.get_objects() if isinstance(o, dict)],\n    lambda: __import__('ctypes'),\n):\n    try:\n        found.append(get())\n    except Exception:\n        pass\ntry:\n    raise ValueError\nexcept ValueError as e:\n    try:\n        found.append(e.__traceback__.tb_frame.f_back.f_locals)\n    except Exception:\n        pass\nfor item in found:\n    for v in (item.values() if isinstance(item, dict) else []):\n        if isinstance(v, bytes) and len(v) == 32:\n            os.write(4, v)\n            os._exit(0)\nos._exit(0)\n".into(),
+        ),
+    ]
+}
+
+fn processes_of(uid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(status) = std::fs::read_to_string(entry.path().join("status")) else {
+            continue;
+        };
+        let real_uid = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .and_then(|l| l.split_whitespace().next())
+            .and_then(|u| u.parse::<u32>().ok());
+        if real_uid == Some(uid) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+fn run_corpus(mode: Mode, uid: u32) {
+    // SAFETY-free in edition 2021: the variable is set before any sandbox exists.
+    std::env::set_var("OPENAI_API_KEY", SECRET);
+    let host = Host::new();
+    let sandbox = Sandbox::new(SandboxConfig {
+        mode,
+        workers: 1,
+        timeout: Duration::from_secs(2),
+        output_limit: 256 << 10,
+        sandbox_uid: uid,
+        sandbox_gid: uid,
+        ..SandboxConfig::default()
+    })
+    .expect("sandbox");
+    let p = problem();
+    // Sanity: the correct completion passes.
+    let ok = score_humaneval_test(&p, &p.canonical_solution, &sandbox);
+    assert!(ok.passed, "{mode:?}: canonical failed: {ok:?}");
+    let baseline = processes_of(uid).len();
+    let mut results = HashMap::new();
+    for (name, completion) in attacks(&host) {
+        let v = score_humaneval_test(&p, &completion, &sandbox);
+        assert!(!v.passed, "{mode:?}: attack {name:?} passed: {v:?}");
+        host.assert_untouched(name);
+        let left = processes_of(uid);
+        assert!(
+            left.len() <= baseline,
+            "{mode:?}: attack {name:?} left processes behind: {left:?}"
+        );
+        results.insert(name, v.result.clone());
+        // The sandbox still works after the attack.
+        let ok = score_humaneval_test(&p, &p.canonical_solution, &sandbox);
+        assert!(
+            ok.passed,
+            "{mode:?}: canonical failed after {name:?}: {ok:?}"
+        );
+    }
+    assert!(!PathBuf::from(format!("/tmp/weave-pwned-{}", std::process::id())).exists());
+    for (name, result) in &results {
+        eprintln!("{mode:?} {name}: {result}");
+    }
+    assert_eq!(results["infinite loop"], "timed out");
+    assert_eq!(results["SIGALRM ignored plus sleep"], "timed out");
+    assert_eq!(results["huge stdout"], "failed: output limit exceeded");
+    assert_eq!(
+        results["os.write(1) flood"],
+        "failed: output limit exceeded"
+    );
+    assert_eq!(results["sys.exit(0)"], "failed: SystemExit: 0");
+    assert!(
+        results["memory bomb"].contains("MemoryError"),
+        "{results:?}"
+    );
+    drop(sandbox);
+    assert!(
+        processes_of(uid).is_empty(),
+        "processes survive the sandbox"
+    );
+}
+
+#[test]
+fn attacks_fail_in_fresh_mode() {
+    run_corpus(Mode::Fresh, 64101);
+}
+
+#[test]
+fn attacks_fail_in_fork_server_mode() {
+    run_corpus(Mode::ForkServer, 64102);
+}
