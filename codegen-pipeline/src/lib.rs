@@ -3,6 +3,8 @@
 
 pub mod formatter;
 pub mod generator;
+pub mod hub;
 pub mod humaneval;
+pub mod pipeline;
 pub mod sandbox;
 pub mod score_cli;

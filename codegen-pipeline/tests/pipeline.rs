@@ -1,0 +1,249 @@
+//! The pipeline end to end: the binary on the full HumanEval file with the reference model,
+//! the LLM path against a loopback OpenAI-compatible server, and Hub loading.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Query, State};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use codegen_pipeline::generator::{Generator, GeneratorConfig, RetryPolicy};
+use codegen_pipeline::humaneval::{load_problems, Problem};
+use codegen_pipeline::pipeline::{CodeGenerationPipeline, HumanEvalScorer};
+use codegen_pipeline::sandbox::{Sandbox, SandboxConfig};
+use serde_json::{json, Value};
+use weave::eval::{Dataset, Evaluation};
+use weave::store::{CallFilter, Store};
+
+fn humaneval_file() -> PathBuf {
+    let shared = std::env::var_os("WEAVE_SHARED_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared"));
+    shared.join("datasets/HumanEval.jsonl.gz")
+}
+
+/// What the fake datasets-server handler shares: the rows and a hit counter.
+type HubState = (Arc<Vec<Value>>, Arc<Mutex<usize>>);
+
+fn calls_of(store: &Store, op: &str) -> Vec<weave::store::CallRecord> {
+    store
+        .calls(&CallFilter {
+            op_name: Some(op.into()),
+            ..Default::default()
+        })
+        .expect("calls")
+}
+
+#[test]
+fn reference_model_scores_164_and_leaves_the_full_tree() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("w.db");
+    let out = Command::new(env!("CARGO_BIN_EXE_codegen-pipeline"))
+        .args(["--all", "--dataset-path"])
+        .arg(humaneval_file())
+        .arg("--db")
+        .arg(&db)
+        .env_remove("OPENAI_API_KEY")
+        .env_remove("OPENAI_BASE_URL")
+        .env_remove("OPENAI_MODEL")
+        .env_remove("HUMANEVAL_PATH")
+        .output()
+        .expect("run the binary");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(
+        stdout.contains("passed                 164/164"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("No LLM was called"), "{stdout}");
+    assert!(stderr.contains("--model reference"), "{stderr}");
+    assert!(stdout.contains(&db.display().to_string()), "{stdout}");
+
+    let store = Store::open(&db).expect("store");
+    let roots = calls_of(&store, "Evaluation.evaluate");
+    assert_eq!(roots.len(), 1);
+    let root = &roots[0];
+    assert_eq!(root.status(), weave::store::CallStatus::Success);
+    let rows = store.children(&root.id).expect("children");
+    let pas: Vec<_> = rows
+        .iter()
+        .filter(|c| c.op_short_name() == "Evaluation.predict_and_score")
+        .collect();
+    assert_eq!(pas.len(), 164);
+    for row in pas {
+        let kids = store.children(&row.id).expect("kids");
+        let names: Vec<&str> = kids.iter().map(|c| c.op_short_name()).collect();
+        assert_eq!(
+            names,
+            vec!["CodeGenerationPipeline.predict", "score_humaneval_test"],
+            "row {}",
+            row.inputs["example"]["task_id"]
+        );
+        let steps = store.children(&kids[0].id).expect("steps");
+        let step_names: Vec<&str> = steps.iter().map(|c| c.op_short_name()).collect();
+        assert_eq!(
+            step_names,
+            vec![
+                "CodeGenerationPipeline.generate_code",
+                "CodeGenerationPipeline.assemble",
+                "CodeGenerationPipeline.remove_unused",
+                "CodeGenerationPipeline.add_missing_imports",
+                "CodeGenerationPipeline.sort_imports",
+                "CodeGenerationPipeline.format_pep8",
+            ]
+        );
+        assert_eq!(kids[1].output.as_ref().expect("verdict")["passed"], true);
+    }
+}
+
+#[test]
+fn no_dataset_anywhere_is_a_clear_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = Command::new(env!("CARGO_BIN_EXE_codegen-pipeline"))
+        .args(["--db"])
+        .arg(dir.path().join("w.db"))
+        .env_remove("HUMANEVAL_PATH")
+        .env_remove("OPENAI_API_KEY")
+        .env_remove("OPENAI_BASE_URL")
+        .env("WEAVE_CACHE_DIR", dir.path().join("cache"))
+        .env("HF_DATASETS_SERVER", "http://127.0.0.1:9")
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--dataset-path"), "{stderr}");
+    assert!(stderr.contains("HUMANEVAL_PATH"), "{stderr}");
+}
+
+async fn serve(router: Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hub_download_is_cached_as_jsonl() {
+    let problems = load_problems(humaneval_file()).expect("problems");
+    let rows: Vec<Value> = problems
+        .iter()
+        .take(130)
+        .map(|p| serde_json::to_value(p).expect("json"))
+        .collect();
+    let rows = Arc::new(rows);
+    let hits = Arc::new(Mutex::new(0usize));
+    let router = Router::new()
+        .route(
+            "/rows",
+            get(
+                |State((rows, hits)): State<HubState>,
+                 Query(q): Query<std::collections::HashMap<String, String>>| async move {
+                    *hits.lock().expect("lock") += 1;
+                    assert_eq!(q["dataset"], "openai/openai_humaneval");
+                    let offset: usize = q["offset"].parse().expect("offset");
+                    let length: usize = q["length"].parse().expect("length");
+                    let page: Vec<Value> = rows
+                        .iter()
+                        .skip(offset)
+                        .take(length)
+                        .enumerate()
+                        .map(|(i, r)| json!({"row_idx": offset + i, "row": r}))
+                        .collect();
+                    Json(json!({"rows": page, "num_rows_total": rows.len()}))
+                },
+            ),
+        )
+        .with_state((rows.clone(), hits.clone()));
+    let addr = serve(router).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dest = dir.path().join("he.jsonl");
+    codegen_pipeline::hub::download(&format!("http://{addr}"), &dest)
+        .await
+        .expect("download");
+    assert_eq!(*hits.lock().expect("lock"), 2, "two pages of 100");
+    let loaded = load_problems(&dest).expect("load cached");
+    assert_eq!(loaded.len(), 130);
+    assert_eq!(loaded[129], problems[129]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn llm_pipeline_records_usage_and_hides_the_key() {
+    const KEY: &str = "sk-pipeline-secret-42";
+    let problems = load_problems(humaneval_file()).expect("problems");
+    let problem: Problem = problems
+        .iter()
+        .find(|p| p.task_id == "HumanEval/0")
+        .expect("HumanEval/0")
+        .clone();
+    let body = problem.canonical_solution.clone();
+    let router = Router::new().route(
+        "/v1/chat/completions",
+        post(move |Json(req): Json<Value>| {
+            let body = body.clone();
+            async move {
+                assert_eq!(req["response_format"]["json_schema"]["strict"], true);
+                let content = json!({
+                    "function_signature": "def has_close_elements(numbers: List[float], threshold: float) -> bool:",
+                    "function_args_with_docstring_within_triple_quotes": "\"\"\"Check closeness.\"\"\"",
+                    "code_logic": body,
+                });
+                Json(json!({
+                    "id": "x", "object": "chat.completion", "model": "served-model",
+                    "choices": [{"index": 0, "finish_reason": "stop",
+                                 "message": {"role": "assistant", "content": content.to_string()}}],
+                    "usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120}
+                }))
+            }
+        }),
+    );
+    let addr = serve(router).await;
+    let config = GeneratorConfig::new(format!("http://{addr}/v1"), "test-model")
+        .with_api_key(KEY)
+        .with_retry(RetryPolicy {
+            max_attempts: 2,
+            ..RetryPolicy::default()
+        });
+    let pipeline = CodeGenerationPipeline::llm(Generator::new(config).expect("generator"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("w.db");
+    let client = weave::Settings::new("llm")
+        .db_path(&db)
+        .quiet()
+        .init()
+        .expect("init");
+    let two = vec![problem.clone(), problem.clone()];
+    let ds = Dataset::from_rows("he", &two).expect("ds");
+    let sandbox = Sandbox::new(SandboxConfig::default()).expect("sandbox");
+    let res = Evaluation::new("he-eval", ds)
+        .scorer(HumanEvalScorer::new(sandbox))
+        .progress(false)
+        .evaluate(&pipeline)
+        .await
+        .expect("evaluate");
+    assert_eq!(
+        res.summary["score_humaneval_test"]["passed"]["true_count"],
+        2
+    );
+    let store = client.store().expect("store");
+    let root = &calls_of(&store, "Evaluation.evaluate")[0];
+    assert_eq!(
+        root.summary["usage"]["served-model"],
+        json!({"prompt_tokens": 200, "completion_tokens": 40, "total_tokens": 240, "requests": 2})
+    );
+    drop(client);
+    for f in ["w.db", "w.db-wal"] {
+        if let Ok(raw) = std::fs::read(dir.path().join(f)) {
+            assert!(
+                !String::from_utf8_lossy(&raw).contains(KEY),
+                "the API key reached {f}"
+            );
+        }
+    }
+}
