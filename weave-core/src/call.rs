@@ -53,15 +53,42 @@ pub(crate) fn short_type_name(t: &str) -> &str {
     base.rsplit("::").next().unwrap_or(base)
 }
 
+/// Inputs kept inline (no allocation) in a call's start record; more spill to a `Vec`.
+const INLINE_INPUTS: usize = 2;
+
 /// Captured inputs of a call, in argument order.
 #[doc(hidden)]
-#[derive(Default)]
-pub struct Inputs(pub(crate) Vec<(&'static str, Value)>);
+pub struct Inputs {
+    len: usize,
+    inline: [(&'static str, Value); INLINE_INPUTS],
+    spill: Vec<(&'static str, Value)>,
+}
+
+impl Default for Inputs {
+    fn default() -> Self {
+        Inputs {
+            len: 0,
+            inline: [const { ("", Value::Null) }; INLINE_INPUTS],
+            spill: Vec::new(),
+        }
+    }
+}
 
 impl Inputs {
     /// Adds one input.
     pub fn push(&mut self, name: &'static str, value: Value) {
-        self.0.push((name, value));
+        match self.inline.get_mut(self.len) {
+            Some(slot) => *slot = (name, value),
+            None => self.spill.push((name, value)),
+        }
+        self.len += 1;
+    }
+
+    /// The inputs, in argument order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &(&'static str, Value)> {
+        self.inline[..self.len.min(INLINE_INPUTS)]
+            .iter()
+            .chain(&self.spill)
     }
 }
 
@@ -144,17 +171,17 @@ fn begin(
     let parent = context::current_node();
     let parent_id = parent.as_ref().map(|p| p.id);
     let node = Arc::new(CallNode::new(id, parent));
-    let mut captured = Inputs(Vec::with_capacity(4));
+    let mut captured = Inputs::default();
     inputs(&mut captured);
-    client.send(Msg::Start(Box::new(StartRecord {
+    client.send(Msg::Start(StartRecord {
         id,
         trace_id: node.trace_id,
         parent_id,
         op,
         self_type,
         started_at,
-        inputs: captured.0,
-    })));
+        inputs: captured,
+    }));
     let previous = if make_current {
         Some(context::replace_current(Some(node.clone())))
     } else {
@@ -212,19 +239,19 @@ impl ActiveCall {
         }
         let success = node.success.load(Ordering::Relaxed);
         let error = node.error.load(Ordering::Relaxed);
-        let usage = node.usage.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let usage = node.usage_snapshot();
         if let Some(parent) = &node.parent {
             parent.absorb(success, error, usage.as_ref());
         }
-        self.client.send(Msg::End(Box::new(EndRecord {
+        self.client.send(Msg::End(EndRecord {
             id: node.id,
             ended_at,
             output: outcome.output,
-            exception: outcome.exception,
+            exception: outcome.exception.map(Box::new),
             success,
             error,
             usage,
-        })));
+        }));
     }
 }
 

@@ -22,7 +22,7 @@ use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
@@ -39,6 +39,9 @@ pub(crate) struct CallNode {
     pub(crate) success: AtomicU64,
     pub(crate) error: AtomicU64,
     pub(crate) usage: Mutex<Option<BTreeMap<String, Usage>>>,
+    /// Set once `usage` holds something, so that finishing a call without usage (the common
+    /// case) does not take the lock.
+    has_usage: AtomicBool,
 }
 
 impl CallNode {
@@ -51,7 +54,16 @@ impl CallNode {
             success: AtomicU64::new(0),
             error: AtomicU64::new(0),
             usage: Mutex::new(None),
+            has_usage: AtomicBool::new(false),
         }
+    }
+
+    /// A copy of this call's usage summary, if any usage was added.
+    pub(crate) fn usage_snapshot(&self) -> Option<BTreeMap<String, Usage>> {
+        if !self.has_usage.load(Ordering::Acquire) {
+            return None;
+        }
+        self.usage.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Adds token usage to this call's own summary.
@@ -59,6 +71,7 @@ impl CallNode {
         let mut guard = self.usage.lock().unwrap_or_else(|e| e.into_inner());
         let map = guard.get_or_insert_with(BTreeMap::new);
         map.entry(model.to_string()).or_default().add(usage);
+        self.has_usage.store(true, Ordering::Release);
     }
 
     /// Folds a finished child's totals into this call.

@@ -10,7 +10,7 @@ use std::time::SystemTime;
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
-use crate::call::OpInfo;
+use crate::call::{Inputs, OpInfo};
 use crate::capture::{cap_size, redact, Exception};
 use crate::error::Error;
 use crate::store::write::{self, CallRow, ObjectRow};
@@ -25,7 +25,7 @@ pub(crate) struct StartRecord {
     pub(crate) op: &'static OpInfo,
     pub(crate) self_type: Option<&'static str>,
     pub(crate) started_at: SystemTime,
-    pub(crate) inputs: Vec<(&'static str, Value)>,
+    pub(crate) inputs: Inputs,
 }
 
 /// A call has ended.
@@ -33,7 +33,8 @@ pub(crate) struct EndRecord {
     pub(crate) id: Uuid,
     pub(crate) ended_at: SystemTime,
     pub(crate) output: Value,
-    pub(crate) exception: Option<Exception>,
+    /// Boxed: rare, and large next to the rest of the record.
+    pub(crate) exception: Option<Box<Exception>>,
     pub(crate) success: u64,
     pub(crate) error: u64,
     pub(crate) usage: Option<BTreeMap<String, Usage>>,
@@ -54,10 +55,15 @@ pub(crate) struct TableRecord {
     pub(crate) rows: Vec<(String, Value)>,
 }
 
+/// Call records travel inline (not boxed): the channel stores messages in blocks of slots, so
+/// a call costs the caller no allocation of its own for them, and the writer frees no
+/// allocation per record. Rarer, bigger messages are boxed.
 pub(crate) enum Msg {
-    Start(Box<StartRecord>),
-    End(Box<EndRecord>),
+    Start(StartRecord),
+    End(EndRecord),
     Object(Box<ObjectRecord>),
+    // Sent by datasets (`eval`), which are not written yet.
+    #[allow(dead_code)]
     Table(Box<TableRecord>),
     /// Publish an op object without a call (a model's method op).
     Op {
@@ -177,7 +183,7 @@ impl Writer {
                     let op_ref = state.op_ref(&tx, &s);
                     op_ref.and_then(|op_ref| state.start(&tx, &s, &op_ref))
                 }
-                Msg::End(e) => state.end(&tx, *e),
+                Msg::End(e) => state.end(&tx, e),
                 Msg::Object(o) => write::insert_object(
                     &tx,
                     &ObjectRow {
@@ -272,7 +278,7 @@ impl WriterState {
         op_ref: &str,
     ) -> Result<(), Error> {
         let mut inputs = Map::new();
-        for (k, v) in &s.inputs {
+        for (k, v) in s.inputs.iter() {
             inputs.insert((*k).to_string(), cap_size(v.clone()));
         }
         let mut inputs = Value::Object(inputs);

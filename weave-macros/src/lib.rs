@@ -13,17 +13,27 @@ use proc_macro::TokenStream;
 /// Records every call of the function as a weave *call*. See `weave::op` for the full docs.
 #[proc_macro_attribute]
 pub fn op(args: TokenStream, item: TokenStream) -> TokenStream {
-    op::expand(args.into(), item.into())
-        .unwrap_or_else(syn::Error::into_compile_error)
+    let item: proc_macro2::TokenStream = item.into();
+    op::expand(args.into(), item.clone())
+        .unwrap_or_else(|e| with_item(e, item))
         .into()
+}
+
+/// On a usage error, the item is kept as written so that only the macro's error is reported,
+/// not a cascade of errors from code that uses the item.
+fn with_item(e: syn::Error, item: proc_macro2::TokenStream) -> proc_macro2::TokenStream {
+    let mut out = e.into_compile_error();
+    out.extend(item);
+    out
 }
 
 /// Links the `#[weave::op]` methods of an `impl` block to the type's model version. See
 /// `weave::ops`.
 #[proc_macro_attribute]
 pub fn ops(args: TokenStream, item: TokenStream) -> TokenStream {
-    ops_impl::expand(args.into(), item.into())
-        .unwrap_or_else(syn::Error::into_compile_error)
+    let item: proc_macro2::TokenStream = item.into();
+    ops_impl::expand(args.into(), item.clone())
+        .unwrap_or_else(|e| with_item(e, item))
         .into()
 }
 

@@ -112,13 +112,38 @@ fn contains_impl_trait(ty: &Type) -> bool {
     found || matches!(ty, Type::ImplTrait(_))
 }
 
+/// The span of an item's keyword (`struct`, `impl`, ...): the first token after its attributes
+/// and visibility.
+fn item_keyword_span(item: &TokenStream) -> Span {
+    use proc_macro2::TokenTree;
+    let mut tokens = item.clone().into_iter().peekable();
+    while let Some(t) = tokens.next() {
+        match &t {
+            // `#[...]`
+            TokenTree::Punct(p) if p.as_char() == '#' => {
+                tokens.next();
+            }
+            // `pub`, `pub(crate)`
+            TokenTree::Ident(i) if i == "pub" => {
+                if matches!(tokens.peek(), Some(TokenTree::Group(g))
+                    if g.delimiter() == proc_macro2::Delimiter::Parenthesis)
+                {
+                    tokens.next();
+                }
+            }
+            other => return other.span(),
+        }
+    }
+    Span::call_site()
+}
+
 pub(crate) fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
     let args: OpArgs = syn::parse2(args)?;
     let item: ItemFn = match syn::parse2(item.clone()) {
         Ok(f) => f,
         Err(_) => {
             return Err(syn::Error::new(
-                Span::call_site(),
+                item_keyword_span(&item),
                 "#[weave::op] applies to functions and methods; for an impl block use \
                  #[weave::ops]",
             ))

@@ -52,12 +52,14 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenS
             continue;
         };
         let attr = &f.attrs[pos];
+        // Malformed arguments are reported once, by the method's own `#[weave::op]`.
         let op_args: OpArgs = match &attr.meta {
             syn::Meta::Path(_) => OpArgs::default(),
-            syn::Meta::List(l) => syn::parse2(l.tokens.clone())?,
-            syn::Meta::NameValue(nv) => {
-                return Err(syn::Error::new_spanned(nv, "expected #[weave::op(...)]"))
-            }
+            syn::Meta::List(l) => match syn::parse2(l.tokens.clone()) {
+                Ok(a) => a,
+                Err(_) => continue,
+            },
+            syn::Meta::NameValue(_) => continue,
         };
         let mut attrs = f.attrs.clone();
         attrs.remove(pos);

@@ -62,6 +62,9 @@ impl Store {
             conn,
             path: path.to_path_buf(),
         };
+        // Refuse foreign or corrupt files before changing anything in them (journal mode).
+        store.configure(false)?;
+        schema::check_writable(&store)?;
         store.configure(true)?;
         schema::migrate(&mut store)?;
         Ok(store)

@@ -245,8 +245,13 @@ impl Store {
                 args.push(op.clone());
                 sql.push_str(&format!(" AND op_name = ?{}", args.len()));
             } else {
-                args.push(format!("%/op/{op}:%"));
-                sql.push_str(&format!(" AND op_name LIKE ?{}", args.len()));
+                // `_` and `%` in the name are literal, not LIKE wildcards.
+                let escaped = op
+                    .replace('\\', "\\\\")
+                    .replace('%', "\\%")
+                    .replace('_', "\\_");
+                args.push(format!("%/op/{escaped}:%"));
+                sql.push_str(&format!(" AND op_name LIKE ?{} ESCAPE '\\'", args.len()));
             }
         }
         if let Some(t) = &filter.trace_id {

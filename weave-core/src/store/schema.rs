@@ -64,8 +64,19 @@ fn version(store: &Store) -> Result<i64, Error> {
         .map_err(|e| store.err(e))
 }
 
-pub(crate) fn migrate(store: &mut Store) -> Result<(), Error> {
-    let current = version(store)?;
+/// Checks that the file is empty or a weave store this build can write, returning its schema
+/// version. Reads only.
+pub(crate) fn check_writable(store: &Store) -> Result<i64, Error> {
+    let current = version(store).map_err(|e| match e {
+        Error::Store {
+            path,
+            source: rusqlite::Error::SqliteFailure(f, _),
+        } if f.code == rusqlite::ErrorCode::NotADatabase => Error::Schema {
+            path,
+            reason: "the file is not an SQLite database (corrupt or not a trace store)".into(),
+        },
+        other => other,
+    })?;
     if current > SCHEMA_VERSION {
         return Err(Error::Schema {
             path: store.path.clone(),
@@ -90,6 +101,11 @@ pub(crate) fn migrate(store: &mut Store) -> Result<(), Error> {
             });
         }
     }
+    Ok(current)
+}
+
+pub(crate) fn migrate(store: &mut Store) -> Result<(), Error> {
+    let current = check_writable(store)?;
     let path = store.path.clone();
     let tx = store.conn.transaction().map_err(|source| Error::Store {
         path: path.clone(),
