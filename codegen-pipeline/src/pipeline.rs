@@ -170,6 +170,14 @@ impl weave::eval::Predict<Problem> for CodeGenerationPipeline {
 /// `code + "\n" + test + "\n" + check(entry_point)`.
 #[weave::op(skip(sandbox))]
 pub async fn score_humaneval_test(problem: &Problem, output: &str, sandbox: &Sandbox) -> Verdict {
+    weave::add_attributes(serde_json::json!({
+        "sandbox": {
+            "protections": sandbox.protections().active(),
+            "missing": sandbox.protections().missing(),
+            "mode": sandbox.config().mode,
+            "timeout_s": sandbox.config().timeout.as_secs_f64(),
+        }
+    }));
     let standalone = Problem {
         prompt: String::new(),
         ..problem.clone()

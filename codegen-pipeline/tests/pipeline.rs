@@ -96,6 +96,13 @@ fn reference_model_scores_164_and_leaves_the_full_tree() {
             ]
         );
         assert_eq!(kids[1].output.as_ref().expect("verdict")["passed"], true);
+        let protections = &kids[1].attributes["sandbox"]["protections"];
+        assert!(
+            protections
+                .as_array()
+                .is_some_and(|p| p.contains(&json!("seccomp"))),
+            "{protections}"
+        );
     }
 }
 

@@ -292,3 +292,43 @@ fn disabled_tracing_records_nothing_and_still_runs() {
     assert_eq!(store.call_count().expect("count"), 0);
     drop(dir);
 }
+
+#[weave::op]
+fn tagged() -> u8 {
+    weave::add_attributes(json!({"env": "test", "api_key": "sk-attr-secret"}));
+    1
+}
+
+#[weave::op]
+fn outer_for_order() -> u8 {
+    add(1, 1);
+    1
+}
+
+#[test]
+fn attributes_are_merged_and_redacted() {
+    let t = Traced::new("shapes");
+    tagged();
+    let c = t.only("tagged");
+    assert_eq!(c.attributes["env"], "test");
+    assert_eq!(c.attributes["api_key"], "REDACTED");
+    assert_eq!(c.attributes["weave"]["source"], "rust-sdk");
+}
+
+#[test]
+fn ids_sort_parents_before_children() {
+    let t = Traced::new("shapes");
+    for _ in 0..200 {
+        outer_for_order();
+    }
+    let calls = t.calls();
+    let children: Vec<_> = calls
+        .iter()
+        .filter(|c| c.op_short_name() == "add")
+        .collect();
+    assert_eq!(children.len(), 200);
+    for c in children {
+        let parent = c.parent_id.as_deref().expect("parent");
+        assert!(parent < c.id.as_str(), "{parent} !< {}", c.id);
+    }
+}

@@ -292,17 +292,35 @@ fn next_random() -> u64 {
     })
 }
 
-/// A UUIDv7 for a call started at `at`.
+thread_local! {
+    /// Millisecond of the last id made on this thread and the sub-millisecond sequence.
+    static SEQ: Cell<(u64, u16)> = const { Cell::new((0, 0)) };
+}
+
+/// A UUIDv7 for a call started at `at`. Ids made on one thread in the same millisecond carry an
+/// increasing 12-bit sequence (RFC 9562, method 1), so a parent sorts before its children.
 pub(crate) fn new_call_id(at: SystemTime) -> Uuid {
     let ms = at
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0);
-    let a = next_random().to_le_bytes();
-    let b = next_random().to_le_bytes();
+    let random = next_random();
+    let seq = SEQ.with(|s| {
+        let (last, seq) = s.get();
+        // A new millisecond starts the sequence at a random point in the lower half, leaving
+        // room to count up.
+        let next = if last == ms {
+            seq.wrapping_add(1) & 0x0FFF
+        } else {
+            (random >> 53) as u16 & 0x07FF
+        };
+        s.set((ms, next));
+        next
+    });
     let mut rand = [0u8; 10];
-    rand[..8].copy_from_slice(&a);
-    rand[8..].copy_from_slice(&b[..2]);
+    rand[0] = (seq >> 8) as u8;
+    rand[1] = seq as u8;
+    rand[2..].copy_from_slice(&random.to_le_bytes());
     uuid::Builder::from_unix_timestamp_millis(ms, &rand).into_uuid()
 }
 

@@ -191,3 +191,15 @@ pub fn add_usage(model: &str, usage: Usage) {
         c.set(cur);
     });
 }
+
+/// Adds attributes to the current call (merged into its `attributes`, after redaction), e.g.
+/// the settings a scorer ran with. Does nothing when no call is current.
+pub fn add_attributes(attrs: serde_json::Value) {
+    let Some(node) = current_node() else { return };
+    if let Some(client) = crate::client::current_client() {
+        client.send(crate::sink::Msg::Attributes {
+            id: node.id,
+            attrs: Box::new(attrs),
+        });
+    }
+}

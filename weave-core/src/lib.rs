@@ -35,7 +35,7 @@ mod usage;
 pub use client::{
     default_db_path, flush, init, parse_project, Settings, WeaveClient, DB_ENV, DEFAULT_DB,
 };
-pub use context::add_usage;
+pub use context::{add_attributes, add_usage};
 pub use error::Error;
 pub use model::{model_version, Model, ModelVersion};
 pub use usage::Usage;

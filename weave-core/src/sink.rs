@@ -62,9 +62,12 @@ pub(crate) enum Msg {
     Start(StartRecord),
     End(EndRecord),
     Object(Box<ObjectRecord>),
-    // Sent by datasets (`eval`), which are not written yet.
-    #[allow(dead_code)]
     Table(Box<TableRecord>),
+    /// Attributes added to a started call.
+    Attributes {
+        id: Uuid,
+        attrs: Box<Value>,
+    },
     /// Publish an op object without a call (a model's method op).
     Op {
         op: &'static OpInfo,
@@ -203,6 +206,10 @@ impl Writer {
                     &t.rows,
                     &rfc3339(SystemTime::now()),
                 ),
+                Msg::Attributes { id, mut attrs } => {
+                    redact(&mut attrs, &state.redact_keys);
+                    write::add_attributes(&tx, &id.to_string(), &attrs.to_string())
+                }
                 Msg::Op { op, name } => state.publish_op(&tx, op, &name).map(|_| ()),
                 Msg::Flush(f) => {
                     flushes.push(f);

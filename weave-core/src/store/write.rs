@@ -148,3 +148,11 @@ pub(crate) fn insert_table(
     .map(|_| ())
     .map_err(sql)
 }
+
+/// Merges `attrs` (a JSON object) into a call's attributes.
+pub(crate) fn add_attributes(tx: &Transaction<'_>, id: &str, attrs: &str) -> Result<(), Error> {
+    tx.prepare_cached("UPDATE calls SET attributes = json_patch(attributes, ?2) WHERE id = ?1")
+        .and_then(|mut st| st.execute(params![id, attrs]))
+        .map(|_| ())
+        .map_err(sql)
+}
