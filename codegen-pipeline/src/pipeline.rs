@@ -40,6 +40,9 @@ pub enum PredictError {
     /// The LLM call failed.
     #[error(transparent)]
     Generator(#[from] crate::generator::GeneratorError),
+    /// The formatting task failed (it panicked or was cancelled).
+    #[error("formatting failed: {0}")]
+    Formatter(String),
 }
 
 impl CodeGenerationPipeline {
@@ -70,11 +73,22 @@ impl CodeGenerationPipeline {
     #[weave::op]
     pub async fn predict(&self, problem: &Problem) -> Result<String, PredictError> {
         let generated = self.generate_code(problem).await?;
-        let code = self.assemble(&problem.prompt, &problem.entry_point, &generated);
-        let code = self.remove_unused(&code);
-        let code = self.add_missing_imports(&code);
-        let code = self.sort_imports(&code);
-        Ok(self.format_pep8(&code))
+        // Formatting is CPU work: run it on the blocking pool, inside this call, so that other
+        // rows keep going.
+        let this = self.clone();
+        let (prompt, entry_point) = (problem.prompt.clone(), problem.entry_point.clone());
+        let ctx = weave::context::current();
+        tokio::task::spawn_blocking(move || {
+            weave::context::in_scope(ctx, || {
+                let code = this.assemble(&prompt, &entry_point, &generated);
+                let code = this.remove_unused(&code);
+                let code = this.add_missing_imports(&code);
+                let code = this.sort_imports(&code);
+                this.format_pep8(&code)
+            })
+        })
+        .await
+        .map_err(|e| PredictError::Formatter(e.to_string()))
     }
 
     /// Asks the LLM for the function (structured output), adding token usage to the trace.
