@@ -171,6 +171,14 @@ fn attacks(host: &Host) -> Vec<(&'static str, String)> {
             "    return a + b\nimport os\nos.closerange(0, 65536)\n".into(),
         ),
         (
+            "leave files behind",
+            "    import os\n    open('marker-weave', 'w').write('weave-left-behind')\n    os.mkdir('locked')\n    open('locked/marker-weave', 'w').write('weave-left-behind')\n    os.chmod('locked', 0)\n    os.chmod('.', 0o500)\n    return None\n".into(),
+        ),
+        (
+            "read a previous run's files",
+            "    import os\n    parent = os.path.dirname(os.getcwd())\n    for root, dirs, files in os.walk(parent):\n        for d in dirs:\n            try:\n                os.chmod(os.path.join(root, d), 0o700)\n            except OSError:\n                pass\n    for root, dirs, files in os.walk(parent):\n        for f in files:\n            try:\n                if 'weave-left-behind' in open(os.path.join(root, f)).read():\n                    return a + b\n            except OSError:\n                pass\n    return None\n".into(),
+        ),
+        (
             "steal the nonce",
             "    return None\nimport sys, gc, os\nfound = []\nfor get in (\n    lambda: sys._getframe(1).f_locals,\n    lambda: [o for o in gc.get_objects() if isinstance(o, dict)],\n    lambda: __import__('ctypes'),\n):\n    try:\n        found.append(get())\n    except Exception:\n        pass\ntry:\n    raise ValueError\nexcept ValueError as e:\n    try:\n        found.append(e.__traceback__.tb_frame.f_back.f_locals)\n    except Exception:\n        pass\nfor item in found:\n    for v in (item.values() if isinstance(item, dict) else []):\n        if isinstance(v, bytes) and len(v) == 32:\n            os.write(4, v)\n            os._exit(0)\nos._exit(0)\n".into(),
         ),

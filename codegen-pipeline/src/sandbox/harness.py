@@ -4,10 +4,14 @@
 #
 #   fresh:  one program. fds: 0 program source (a file), 1/2 capture pipes,
 #           3 nonce pipe (read end), 4 verdict pipe (write end).
-#   server: fork server. fd 3 is a SOCK_SEQPACKET socket to the host. Each request
-#           is one JSON message carrying 5 fds (program, stdout, stderr, nonce,
-#           verdict); the server forks one child per request, the child lays the
-#           fds out as in fresh mode, applies its rlimits and runs the program.
+#   server: fork server, started as `... server SCRATCH LIMITS TIMEOUT` (LIMITS:
+#           "AS=bytes,CPU=seconds,..." applied to every child; TIMEOUT in seconds).
+#           fd 3 is a SOCK_SEQPACKET socket to the host. Each request is a one-byte
+#           message carrying 5 fds (program, stdout, stderr, nonce, verdict); the
+#           server forks one child per request, the child lays the fds out as in
+#           fresh mode, applies its rlimits and runs the program. The answer is one
+#           ASCII message: "exited CODE", "signal SIG", "exited" (status unknown),
+#           "timeout", "killed" (after a kill request: any byte) or "error".
 #
 # Verdict protocol (fd 4): after the program (which ends with `check(entry_point)`)
 # has returned, the child writes the 32-byte nonce it read from fd 3 before any
@@ -58,8 +62,8 @@ def _make_hook(blocked_events, blocked_attrs, blocked_modules, violation, refuse
     return hook
 
 
-def _install_hook():
-    hook = _make_hook(
+def _new_hook():
+    return _make_hook(
         frozenset(
             {
                 "sys._getframe",
@@ -108,12 +112,15 @@ def _install_hook():
         str,
         bytes,
     )
-    sys.addaudithook(hook)
 
 
 def _read_all(fd):
-    chunks = []
-    offset = 0
+    # fd is a regular file (memfd): a short read means end of file.
+    data = os.pread(fd, 1 << 16, 0)
+    if len(data) < 1 << 16:
+        return data
+    chunks = [data]
+    offset = len(data)
     while True:
         chunk = os.pread(fd, 1 << 16, offset)
         if not chunk:
@@ -167,15 +174,10 @@ def _fail(text):
     os._exit(1)
 
 
-def _apply_limits(limits):
-    import resource
-
-    for name, value in limits.items():
-        resource.setrlimit(getattr(resource, name), (value, value))
-
-
-def _execute(scratch):
-    # Runs in the (already sandboxed) child; never returns.
+def _execute(scratch, hook):
+    # Runs in the (already sandboxed) child; never returns. `hook` is the audit hook
+    # (built by `_new_hook`, possibly before fork); it is installed here, after the
+    # nonce was read and before any untrusted code runs.
     os.chdir(scratch)
     source = _read_all(0)
     os.close(0)
@@ -193,7 +195,8 @@ def _execute(scratch):
     # that marshal can be blocked for untrusted code.
     sys.pycache_prefix = "/nonexistent-weave-pycache"
     sys.dont_write_bytecode = True
-    _install_hook()
+    sys.addaudithook(hook)
+    hook = None
     scope = {"__name__": "__main__", "__builtins__": __builtins__}
     try:
         exec(code, scope)
@@ -210,8 +213,31 @@ def _execute(scratch):
 
 
 def _preimport():
-    # Modules HumanEval prompts and tests commonly use, imported before the audit
-    # hook so their cached bytecode can still be used.
+    # Stdlib modules HumanEval/MBPP-style programs commonly use, imported before the
+    # audit hook is installed so their cached bytecode can still be used (after it,
+    # imports compile from source because marshal is blocked). In server mode the
+    # children get them for free through fork.
+    import bisect  # noqa: F401
+    import collections  # noqa: F401
+    import copy  # noqa: F401
+    import datetime  # noqa: F401
+    import decimal  # noqa: F401
+    import fractions  # noqa: F401
+    import functools  # noqa: F401
+    import hashlib  # noqa: F401
+    import heapq  # noqa: F401
+    import itertools  # noqa: F401
+    import math  # noqa: F401
+    import operator  # noqa: F401
+    import random  # noqa: F401
+    import re  # noqa: F401
+    import statistics  # noqa: F401
+    import string  # noqa: F401
+    import typing  # noqa: F401
+
+
+def _preimport_fresh():
+    # A fresh interpreter pays for every import up front: keep to the most common.
     import collections  # noqa: F401
     import functools  # noqa: F401
     import itertools  # noqa: F401
@@ -222,8 +248,8 @@ def _preimport():
 
 
 def _fresh(scratch):
-    _preimport()
-    _execute(scratch)
+    _preimport_fresh()
+    _execute(scratch, _new_hook())
 
 
 _WARMUP = """
@@ -258,113 +284,170 @@ check(f)
 """
 
 
-def _server(root):
-    import json
-    import select
+def _parse_limits(text):
+    # "NAME=value,..." with NAME a resource.RLIMIT_* suffix.
+    import resource
+
+    limits = []
+    for item in text.split(","):
+        if item:
+            name, _, value = item.partition("=")
+            limits.append((getattr(resource, "RLIMIT_" + name), int(value)))
+    return tuple(limits)
+
+
+def _child(fds, scratch, limits, hook, setrlimit, fcntl):
+    # Forked child of the server; never returns.
+    try:
+        high = [fcntl.fcntl(fd, fcntl.F_DUPFD, 16) for fd in fds]
+        for target, fd in enumerate(high):
+            os.dup2(fd, target)
+        os.closerange(5, 1 << 16)
+        for resource_id, value in limits:
+            setrlimit(resource_id, (value, value))
+        _execute(scratch, hook)
+    except BaseException as exc:
+        for fd in (4, 2):
+            try:
+                os.write(fd, b"Fsandbox error: " + _describe(exc).encode())
+            except BaseException:
+                pass
+    os._exit(70)
+
+
+def _remove_tree(path):
+    # Rarely needed (the program left files behind), so shutil is imported here and
+    # not in every child. Returns whether `path` is gone.
     import shutil
+
+    def make_writable(_func, failed, _exc):
+        try:
+            os.chmod(os.path.dirname(failed) or failed, 0o700)
+            os.chmod(failed, 0o700)
+        except OSError:
+            pass
+
+    shutil.rmtree(path, onerror=make_writable)
+    if os.path.lexists(path):
+        shutil.rmtree(path, ignore_errors=True)
+    return not os.path.lexists(path)
+
+
+def _server(root, limits_text, timeout_text):
+    import fcntl
+    import gc
+    import resource
+    import select
     import signal
     import socket
-    import fcntl
-    import resource  # noqa: F401  (used by _apply_limits in the children)
     import time
 
     # As pid 1 of the namespace, the server is immune to signals from its children
     # unless it installs a handler: make sure it has none.
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
         signal.signal(sig, signal.SIG_DFL)
-    import gc
-    import hashlib  # noqa: F401
-    import heapq  # noqa: F401
-    import bisect  # noqa: F401
-
+    limits = _parse_limits(limits_text)
+    timeout_ms = float(timeout_text) * 1000.0
     _preimport()
+    # Built once here (children only install it): saves work in every child.
+    hook = _new_hook()
     sock = socket.socket(fileno=3)
     # The first compile() in a process is slow (~3 ms); do it here, once, instead
     # of in every forked child.
     exec(compile(_WARMUP, "<warmup>", "exec"), {"__name__": "__warmup__"})
+    # Everything below runs once per program: every page it writes costs a
+    # copy-on-write fault after each fork, so keep it lean (no json, no per-run
+    # objects beyond the necessary).
+    recv_fds = socket.recv_fds
+    fork = os.fork
+    close = os.close
+    mkdir = os.mkdir
+    rmdir = os.rmdir
+    pidfd_open = os.pidfd_open
+    waitpid = os.waitpid
+    kill = os.kill
+    monotonic = time.monotonic
+    setrlimit = resource.setrlimit
+    sigkill = signal.SIGKILL
+    pollin = select.POLLIN
+    sock_fd = sock.fileno()
+    poller = select.poll()
+    poller.register(sock_fd, pollin)
+    prefix = root + "/run"
+    counter = 0
     # Move everything imported so far out of the collector's reach: a collection in
     # a forked child would otherwise touch (and copy) every page of the heap.
     gc.collect()
     gc.freeze()
-    counter = 0
     while True:
         try:
-            msg, fds, _flags, _addr = socket.recv_fds(sock, 1 << 16, 8)
+            msg, fds, _flags, _addr = recv_fds(sock, 64, 8)
         except OSError:
             return
         if not msg:
             return
         if len(fds) != 5:
             for fd in fds:
-                os.close(fd)
-            sock.send(json.dumps({"status": "error", "detail": "bad request"}).encode())
+                close(fd)
+            sock.send(b"error")
             continue
-        request = json.loads(msg)
         counter += 1
-        scratch = os.path.join(root, "run%d" % counter)
-        os.mkdir(scratch, 0o700)
-        pid = os.fork()
+        scratch = prefix + str(counter)
+        mkdir(scratch, 0o700)
+        pid = fork()
         if pid == 0:
-            try:
-                sock.detach()
-                high = [fcntl.fcntl(fd, fcntl.F_DUPFD, 16) for fd in fds]
-                for target, fd in enumerate(high):
-                    os.dup2(fd, target)
-                os.closerange(5, 1 << 16)
-                _apply_limits(request["limits"])
-                _execute(scratch)
-            except BaseException as exc:
-                for fd in (4, 2):
-                    try:
-                        os.write(fd, b"Fsandbox error: " + _describe(exc).encode())
-                    except BaseException:
-                        pass
-            os._exit(70)
+            sock.detach()
+            _child(fds, scratch, limits, hook, setrlimit, fcntl)
         for fd in fds:
-            os.close(fd)
-        pidfd = os.pidfd_open(pid)
-        poller = select.poll()
-        poller.register(pidfd, select.POLLIN)
-        poller.register(sock, select.POLLIN)
-        deadline = request["timeout"]
-        start = time.monotonic()
+            close(fd)
+        pidfd = pidfd_open(pid)
+        poller.register(pidfd, pollin)
+        deadline = monotonic() * 1000.0 + timeout_ms
         outcome = None
         while outcome is None:
-            remaining = deadline - (time.monotonic() - start)
+            remaining = deadline - monotonic() * 1000.0
             if remaining <= 0:
-                outcome = {"status": "timeout"}
+                outcome = b"timeout"
                 break
-            for fd, _ev in poller.poll(remaining * 1000.0):
+            for fd, _ev in poller.poll(remaining):
                 if fd == pidfd:
-                    outcome = {"status": "exited"}
-                elif fd == sock.fileno():
-                    data = sock.recv(16)
-                    if not data:
-                        os.kill(-1, signal.SIGKILL)
+                    outcome = b"exited"
+                elif fd == sock_fd:
+                    if not sock.recv(16):
+                        kill(-1, sigkill)
                         return
-                    outcome = {"status": "killed"}
+                    outcome = b"killed"
+        poller.unregister(pidfd)
         # Kill the program and everything it left behind (kill(-1) from pid 1
         # reaches every other process of the namespace), then reap.
         try:
-            os.kill(-1, signal.SIGKILL)
+            kill(-1, sigkill)
         except OSError:
             pass
         code = None
         while True:
             try:
-                wpid, status = os.waitpid(-1, 0)
+                wpid, status = waitpid(-1, 0)
             except ChildProcessError:
                 break
             if wpid == pid:
                 code = status
-        os.close(pidfd)
-        if code is not None and outcome["status"] == "exited":
+        close(pidfd)
+        if code is not None and outcome == b"exited":
             if os.WIFEXITED(code):
-                outcome["code"] = os.WEXITSTATUS(code)
+                outcome = b"exited %d" % os.WEXITSTATUS(code)
             elif os.WIFSIGNALED(code):
-                outcome["signal"] = os.WTERMSIG(code)
-        shutil.rmtree(scratch, ignore_errors=True)
-        sock.send(json.dumps(outcome).encode())
+                outcome = b"signal %d" % os.WTERMSIG(code)
+        # Usually empty: one rmdir; otherwise remove what the program left behind.
+        # If that fails, the next program could find this one's files: answer, then
+        # exit so the host starts a fresh server (with a fresh scratch tmpfs).
+        try:
+            rmdir(scratch)
+        except OSError:
+            if not _remove_tree(scratch):
+                sock.send(outcome)
+                return
+        sock.send(outcome)
 
 
 def _main():
@@ -373,7 +456,7 @@ def _main():
     if mode == "fresh":
         _fresh(scratch)
     elif mode == "server":
-        _server(scratch)
+        _server(scratch, sys.argv[3], sys.argv[4])
     elif mode == "probe":
         os._exit(0)
     os._exit(64)

@@ -9,7 +9,10 @@
 //! Two modes:
 //! * [`Mode::ForkServer`] (default): one sandboxed, pre-started Python server per
 //!   worker forks a child per program. The child applies its own rlimits; after each
-//!   program the server (pid 1 of the namespace) kills every other process.
+//!   program the server (pid 1 of the namespace) kills every other process. Per
+//!   program cost is dominated by copy-on-write page faults after `fork`, so the
+//!   server pre-imports the common stdlib modules, builds the audit hook once and
+//!   keeps its per-request loop minimal (no JSON, limits fixed at start-up).
 //! * [`Mode::Fresh`]: a new sandboxed interpreter per program.
 //!
 //! A pass is only reported when the harness wrote a random per-run nonce to the

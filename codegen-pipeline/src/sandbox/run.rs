@@ -30,6 +30,18 @@ fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
+/// An anonymous in-memory file for the program source (a memfd: no disk inode to
+/// create and free per run; falls back to an unlinked temporary file).
+fn program_file() -> io::Result<std::fs::File> {
+    // SAFETY: NUL-terminated name; the fd is fresh and owned by nobody else.
+    let fd = unsafe { libc::memfd_create(c"weave-program".as_ptr(), libc::MFD_CLOEXEC) };
+    if fd >= 0 {
+        // SAFETY: see above.
+        return Ok(unsafe { std::fs::File::from_raw_fd(fd) });
+    }
+    tempfile::tempfile()
+}
+
 fn nonce() -> [u8; NONCE_LEN] {
     let mut raw = [0u8; NONCE_LEN / 2];
     rand::rngs::OsRng.fill_bytes(&mut raw);
@@ -57,7 +69,7 @@ struct RunFds {
 
 impl RunFds {
     fn new(program: &str) -> io::Result<Self> {
-        let mut file = tempfile::tempfile()?;
+        let mut file = program_file()?;
         file.write_all(program.as_bytes())?;
         file.rewind()?;
         let (out_r, out_w) = pipe()?;
@@ -460,7 +472,23 @@ fn spawn_server(inner: &Inner) -> Result<Server, SandboxError> {
     ];
     let plan = Arc::new(plan);
     let (host, guest) = socketpair()?;
+    let limits: Vec<String> = program_rlimits(inner)
+        .into_iter()
+        .map(|(r, v)| {
+            let name = match r {
+                libc::RLIMIT_AS => "AS",
+                libc::RLIMIT_CPU => "CPU",
+                libc::RLIMIT_FSIZE => "FSIZE",
+                libc::RLIMIT_NOFILE => "NOFILE",
+                libc::RLIMIT_NPROC => "NPROC",
+                _ => "CORE",
+            };
+            format!("{name}={v}")
+        })
+        .collect();
     let mut cmd = python_command(inner, "server", scratch.path());
+    cmd.arg(limits.join(","))
+        .arg(format!("{}", c.timeout.as_secs_f64()));
     cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit());
@@ -516,8 +544,42 @@ fn send_request(sock: &OwnedFd, header: &[u8], fds: &[RawFd]) -> io::Result<()> 
     Ok(())
 }
 
-fn recv_response(sock: &OwnedFd) -> io::Result<serde_json::Value> {
-    let mut buf = [0u8; 4096];
+/// A fork server's answer for one run.
+enum Response {
+    /// The program's process ended (with its wait status if known).
+    Exited(Ending),
+    /// The server's own timeout fired.
+    Timeout,
+    /// Answer to a kill request.
+    Killed,
+    /// Anything else.
+    Other,
+}
+
+fn parse_response(msg: &[u8]) -> Response {
+    let text = String::from_utf8_lossy(msg);
+    let mut words = text.split_ascii_whitespace();
+    let number = |w: Option<&str>| w.and_then(|n| n.parse::<i32>().ok());
+    match words.next() {
+        Some("exited") => {
+            let rest = words.next();
+            Response::Exited(match number(rest) {
+                Some(code) => Ending::Exited(code),
+                None => Ending::Unknown,
+            })
+        }
+        Some("signal") => Response::Exited(match number(words.next()) {
+            Some(sig) => Ending::Signaled(sig),
+            None => Ending::Unknown,
+        }),
+        Some("timeout") => Response::Timeout,
+        Some("killed") => Response::Killed,
+        _ => Response::Other,
+    }
+}
+
+fn recv_response(sock: &OwnedFd) -> io::Result<Response> {
+    let mut buf = [0u8; 256];
     // SAFETY: reading into our buffer.
     let n = unsafe { libc::recv(sock.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
     if n < 0 {
@@ -529,7 +591,7 @@ fn recv_response(sock: &OwnedFd) -> io::Result<serde_json::Value> {
             "fork server exited",
         ));
     }
-    serde_json::from_slice(&buf[..n as usize]).map_err(io::Error::other)
+    Ok(parse_response(&buf[..n as usize]))
 }
 
 fn checkout_server(inner: &Inner) -> Result<Server, SandboxError> {
@@ -571,25 +633,6 @@ fn run_on_server(
     let start = Instant::now();
     let c = &inner.config;
     let fds = RunFds::new(program)?;
-    let limits: serde_json::Map<String, serde_json::Value> = program_rlimits(inner)
-        .into_iter()
-        .map(|(r, v)| {
-            let name = match r {
-                libc::RLIMIT_AS => "RLIMIT_AS",
-                libc::RLIMIT_CPU => "RLIMIT_CPU",
-                libc::RLIMIT_FSIZE => "RLIMIT_FSIZE",
-                libc::RLIMIT_NOFILE => "RLIMIT_NOFILE",
-                libc::RLIMIT_NPROC => "RLIMIT_NPROC",
-                _ => "RLIMIT_CORE",
-            };
-            (name.to_string(), v.into())
-        })
-        .collect();
-    let header = serde_json::json!({
-        "timeout": c.timeout.as_secs_f64(),
-        "limits": limits,
-    });
-    let header = serde_json::to_vec(&header).map_err(io::Error::other)?;
     // Order matters: the child maps them to fds 0..=4.
     let sent = [
         fds.program.as_raw_fd(),
@@ -598,7 +641,7 @@ fn run_on_server(
         fds.nonce_r.as_raw_fd(),
         fds.pass_w.as_raw_fd(),
     ];
-    send_request(&server.sock, &header, &sent)?;
+    send_request(&server.sock, b"R", &sent)?;
     let (out_r, err_r, pass_r, nonce) = fds.into_host_ends();
     let mut cap = Capture::default();
     let mut pipes = [Some(out_r), Some(err_r), Some(pass_r)];
@@ -661,32 +704,17 @@ fn run_on_server(
         );
         return Ok((verdict(&cap, &nonce, Ending::Unknown, start), None));
     }
-    let ending = match &response {
-        Some(v) => match v.get("status").and_then(|s| s.as_str()) {
-            Some("timeout") => {
-                cap.timed_out = true;
-                Ending::Unknown
-            }
-            Some("exited") => {
-                if let Some(code) = v.get("code").and_then(|c| c.as_i64()) {
-                    Ending::Exited(code as i32)
-                } else if let Some(sig) = v.get("signal").and_then(|c| c.as_i64()) {
-                    Ending::Signaled(sig as i32)
-                } else {
-                    Ending::Unknown
-                }
-            }
-            _ => Ending::Unknown,
-        },
-        None => Ending::Unknown,
-    };
     // If a kill request crossed the server's answer it is still queued in the
     // socket and would kill the next run: retire that server.
-    let answered_kill = response
-        .as_ref()
-        .and_then(|v| v.get("status"))
-        .and_then(|s| s.as_str())
-        == Some("killed");
+    let answered_kill = matches!(response, Some(Response::Killed));
+    let ending = match response {
+        Some(Response::Exited(ending)) => ending,
+        Some(Response::Timeout) => {
+            cap.timed_out = true;
+            Ending::Unknown
+        }
+        _ => Ending::Unknown,
+    };
     let server = (!kill_sent || answered_kill).then_some(server);
     Ok((verdict(&cap, &nonce, ending, start), server))
 }
