@@ -60,18 +60,6 @@ struct Sample {
     completion: String,
 }
 
-/// Unbiased pass@k estimator `1 - C(n-c, k) / C(n, k)` in its stable product form.
-pub fn pass_at_k(n: usize, c: usize, k: usize) -> f64 {
-    if n - c < k {
-        return 1.0;
-    }
-    let mut prod = 1.0;
-    for i in (n - c + 1)..=n {
-        prod *= 1.0 - k as f64 / i as f64;
-    }
-    1.0 - prod
-}
-
 /// pass@k averaged over tasks, for each k no larger than every task's sample count.
 pub fn pass_at_k_summary(results: &[SampleResult], ks: &[usize]) -> BTreeMap<String, f64> {
     let mut per_task: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
@@ -88,7 +76,10 @@ pub fn pass_at_k_summary(results: &[SampleResult], ks: &[usize]) -> BTreeMap<Str
         if k == 0 || per_task.values().any(|&(n, _)| n < k) {
             continue;
         }
-        let sum: f64 = per_task.values().map(|&(n, c)| pass_at_k(n, c, k)).sum();
+        let sum: f64 = per_task
+            .values()
+            .filter_map(|&(n, c)| weave::eval::pass_at_k(n, c, k))
+            .sum();
         out.insert(format!("pass@{k}"), sum / per_task.len() as f64);
     }
     out
@@ -195,15 +186,6 @@ pub fn run(args: ScoreArgs) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn pass_at_k_matches_combinatorial_form() {
-        // n=5, c=2, k=2: 1 - C(3,2)/C(5,2) = 1 - 3/10
-        assert!((pass_at_k(5, 2, 2) - 0.7).abs() < 1e-12);
-        assert_eq!(pass_at_k(5, 0, 1), 0.0);
-        assert_eq!(pass_at_k(5, 4, 2), 1.0);
-        assert!((pass_at_k(10, 3, 1) - 0.3).abs() < 1e-12);
-    }
 
     #[test]
     fn results_path_appends_suffix() {
