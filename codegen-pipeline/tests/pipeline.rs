@@ -41,7 +41,9 @@ fn reference_model_scores_164_and_leaves_the_full_tree() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("w.db");
     let out = Command::new(env!("CARGO_BIN_EXE_codegen-pipeline"))
-        .args(["--all", "--dataset-path"])
+        // A generous limit: this test is about the harness and the trace, and CI machines are
+        // loaded (the sandbox attack tests run next to it).
+        .args(["--all", "--timeout", "30", "--dataset-path"])
         .arg(humaneval_file())
         .arg("--db")
         .arg(&db)
@@ -54,10 +56,15 @@ fn reference_model_scores_164_and_leaves_the_full_tree() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
-    assert!(
-        stdout.contains("passed                 164/164"),
-        "{stdout}"
-    );
+    if !stdout.contains("passed                 164/164") {
+        let store = Store::open(&db).expect("store");
+        let failed: Vec<String> = calls_of(&store, "score_humaneval_test")
+            .into_iter()
+            .filter(|c| c.output.as_ref().is_none_or(|o| o["passed"] != true))
+            .map(|c| format!("{}: {:?}", c.inputs["problem"]["task_id"], c.output))
+            .collect();
+        panic!("not 164/164:\n{stdout}\nfailed: {failed:#?}");
+    }
     assert!(stdout.contains("No LLM was called"), "{stdout}");
     assert!(stderr.contains("--model reference"), "{stderr}");
     assert!(stdout.contains(&db.display().to_string()), "{stdout}");
