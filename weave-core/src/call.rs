@@ -13,9 +13,10 @@ use std::time::SystemTime;
 use serde_json::Value;
 
 use crate::capture::Exception;
-use crate::client::{self, ClientInner};
+use crate::client;
 use crate::context::{self, CallNode};
-use crate::sink::{EndRecord, Msg, StartRecord};
+use crate::sink::queue::{CallMsg, ThreadBuffer};
+use crate::sink::{EndRecord, StartRecord};
 
 /// Static description of an op, emitted by `#[weave::op]` into the function.
 #[doc(hidden)]
@@ -85,10 +86,9 @@ impl Inputs {
     }
 
     /// The inputs, in argument order.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = &(&'static str, Value)> {
-        self.inline[..self.len.min(INLINE_INPUTS)]
-            .iter()
-            .chain(&self.spill)
+    pub(crate) fn into_values(self) -> impl Iterator<Item = (&'static str, Value)> {
+        let inline = self.len.min(INLINE_INPUTS);
+        self.inline.into_iter().take(inline).chain(self.spill)
     }
 }
 
@@ -165,7 +165,7 @@ fn begin(
     inputs: impl FnOnce(&mut Inputs),
     make_current: bool,
 ) -> Option<ActiveCall> {
-    let client = client::current_client()?;
+    let buffer = client::call_buffer()?;
     let started_at = SystemTime::now();
     let id = client::new_call_id(started_at);
     let parent = context::current_node();
@@ -173,7 +173,7 @@ fn begin(
     let node = Arc::new(CallNode::new(id, parent));
     let mut captured = Inputs::default();
     inputs(&mut captured);
-    client.send(Msg::Start(StartRecord {
+    buffer.push(CallMsg::Start(StartRecord {
         id,
         trace_id: node.trace_id,
         parent_id,
@@ -189,7 +189,7 @@ fn begin(
     };
     Some(ActiveCall {
         node,
-        client,
+        buffer,
         previous,
         finished: false,
     })
@@ -200,7 +200,8 @@ fn begin(
 #[doc(hidden)]
 pub struct ActiveCall {
     node: Arc<CallNode>,
-    client: Arc<ClientInner>,
+    /// Where the start record went; the end record follows it there.
+    buffer: Arc<ThreadBuffer>,
     /// What was current before this call, when it made itself current.
     previous: Option<Option<Arc<CallNode>>>,
     finished: bool,
@@ -243,7 +244,7 @@ impl ActiveCall {
         if let Some(parent) = &node.parent {
             parent.absorb(success, error, usage.as_ref());
         }
-        self.client.send(Msg::End(EndRecord {
+        self.buffer.push(CallMsg::End(EndRecord {
             id: node.id,
             ended_at,
             output: outcome.output,

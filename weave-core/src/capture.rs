@@ -6,6 +6,7 @@
 //! its type name. Errors are recorded as `{type, message, traceback}` using, in order,
 //! `std::error::Error` (the source chain becomes the traceback), `Display`, `Debug`.
 
+use std::collections::HashMap;
 use std::fmt::{Debug, Display};
 
 use serde::Serialize;
@@ -178,34 +179,75 @@ pub(crate) fn cap_size(value: Value) -> Value {
 }
 
 /// Replaces the values of keys that look like secrets by `"REDACTED"`, recursively.
-pub(crate) fn redact(value: &mut Value, keys: &[String]) {
-    match value {
-        Value::Object(map) => {
-            for (k, v) in map.iter_mut() {
-                if is_secret_key(k, keys) {
-                    *v = Value::String(REDACTED.into());
-                } else {
-                    redact(v, keys);
+///
+/// The configured keys are split into words once, and each key's verdict is remembered: the
+/// writer sees the same few keys (argument names, settings) over and over.
+pub(crate) struct Redactor {
+    keys: Vec<Vec<String>>,
+    verdicts: HashMap<String, bool>,
+}
+
+/// Verdicts remembered at most; past this (keys made of data), the cache starts over.
+const MAX_VERDICTS: usize = 4096;
+
+impl Redactor {
+    pub(crate) fn new(keys: &[String]) -> Self {
+        Redactor {
+            keys: keys
+                .iter()
+                .map(|k| split_words(k))
+                .filter(|w| !w.is_empty())
+                .collect(),
+            verdicts: HashMap::new(),
+        }
+    }
+
+    /// Redacts `value` in place.
+    pub(crate) fn redact(&mut self, value: &mut Value) {
+        match value {
+            Value::Object(map) => {
+                for (k, v) in map.iter_mut() {
+                    if self.is_secret(k) {
+                        *v = Value::String(REDACTED.into());
+                    } else {
+                        self.redact(v);
+                    }
                 }
             }
+            Value::Array(items) => items.iter_mut().for_each(|v| self.redact(v)),
+            _ => {}
         }
-        Value::Array(items) => items.iter_mut().for_each(|v| redact(v, keys)),
-        _ => {}
+    }
+
+    /// A key is secret when its words (split on `_`, `-`, `.`, space and case changes) contain
+    /// one of the configured keys' words as a contiguous run: `openai_api_key`, `X-Api-Key`,
+    /// `apiKey` and `access_token` match `api_key` / `token`; `max_tokens` does not match
+    /// `token`.
+    pub(crate) fn is_secret(&mut self, key: &str) -> bool {
+        if let Some(&secret) = self.verdicts.get(key) {
+            return secret;
+        }
+        let secret = matches_words(&split_words(key), &self.keys);
+        if self.verdicts.len() >= MAX_VERDICTS {
+            self.verdicts.clear();
+        }
+        self.verdicts.insert(key.to_string(), secret);
+        secret
     }
 }
 
 /// What redacted values are replaced with.
 pub const REDACTED: &str = "REDACTED";
 
-/// A key is secret when its words (split on `_`, `-`, `.`, space and case changes) contain one of
-/// the configured keys' words as a contiguous run: `openai_api_key`, `X-Api-Key`, `apiKey` and
-/// `access_token` match `api_key` / `token`; `max_tokens` does not match `token`.
+/// [`Redactor::is_secret`] with no cache.
+#[cfg(test)]
 pub(crate) fn is_secret_key(key: &str, keys: &[String]) -> bool {
-    let words = split_words(key);
-    keys.iter().any(|k| {
-        let kw = split_words(k);
-        !kw.is_empty() && words.windows(kw.len()).any(|w| w == kw.as_slice())
-    })
+    Redactor::new(keys).is_secret(key)
+}
+
+fn matches_words(words: &[String], keys: &[Vec<String>]) -> bool {
+    keys.iter()
+        .any(|kw| words.windows(kw.len()).any(|w| w == kw.as_slice()))
 }
 
 fn split_words(s: &str) -> Vec<String> {

@@ -4,7 +4,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
 use std::hash::{BuildHasher, Hasher};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex, Once};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -14,11 +14,15 @@ use uuid::Uuid;
 
 use crate::capture::default_redact_keys;
 use crate::error::Error;
+use crate::sink::queue::{self, Registry, ThreadBuffer};
 use crate::sink::{self, Msg};
 use crate::store::Store;
 
 static ENABLED: AtomicBool = AtomicBool::new(false);
 static CLIENT: ArcSwapOption<ClientInner> = ArcSwapOption::const_empty();
+/// Id of the current client's call [`Registry`] (0: none), so that a call finds this thread's
+/// buffer without loading the client.
+static CURRENT_CALLS: AtomicU64 = AtomicU64::new(0);
 
 /// Environment variable naming the database file.
 pub const DB_ENV: &str = "WEAVE_DB";
@@ -35,12 +39,19 @@ pub(crate) fn current_client() -> Option<Arc<ClientInner>> {
     CLIENT.load_full()
 }
 
+/// This thread's buffer for the current client's call records.
+pub(crate) fn call_buffer() -> Option<Arc<ThreadBuffer>> {
+    queue::cached(CURRENT_CALLS.load(Ordering::Acquire))
+        .or_else(|| CLIENT.load().as_ref().map(|c| c.calls.local()))
+}
+
 /// Shared state of an initialised client.
 #[derive(Debug)]
 pub(crate) struct ClientInner {
     pub(crate) entity: String,
     pub(crate) project: String,
     sender: mpsc::Sender<Msg>,
+    calls: Arc<Registry>,
     published: Mutex<HashSet<String>>,
 }
 
@@ -163,16 +174,20 @@ impl Settings {
         let db_path = std::fs::canonicalize(&db_path).unwrap_or(db_path);
         let (sender, receiver) = mpsc::channel();
         let project_id = format!("{entity}/{project}");
-        let writer = sink::spawn_writer(store, receiver, project_id, self.redact_keys)?;
+        let calls = Arc::new(Registry::new());
+        let writer =
+            sink::spawn_writer(store, receiver, calls.clone(), project_id, self.redact_keys)?;
         let inner = Arc::new(ClientInner {
             entity,
             project,
             sender,
+            calls,
             published: Mutex::new(HashSet::new()),
         });
         install_panic_hook();
         // A previous client stops receiving; its guard still flushes and joins its writer.
         CLIENT.store(Some(inner.clone()));
+        CURRENT_CALLS.store(inner.calls.id(), Ordering::SeqCst);
         ENABLED.store(true, Ordering::SeqCst);
         if !self.quiet {
             eprintln!(
@@ -255,6 +270,7 @@ impl Drop for WeaveClient {
             .is_some_and(|c| Arc::ptr_eq(c, &self.inner));
         if is_current {
             ENABLED.store(false, Ordering::SeqCst);
+            CURRENT_CALLS.store(0, Ordering::SeqCst);
             CLIENT.store(None);
         }
         self.inner.send(Msg::Shutdown);

@@ -13,8 +13,8 @@
 //! client.flush();
 //! ```
 //!
-//! Data flows one way: the macros call [`__private`] -> the call [`context`] -> the sink (a
-//! channel to a background writer) -> the [`store`] (SQLite) <- readers ([`store::Store`], the
+//! Data flows one way: the macros call [`__private`] -> the call [`context`] -> the sink
+//! (per-thread buffers and a channel, collected by a background writer) -> the [`store`] (SQLite) <- readers ([`store::Store`], the
 //! CLI). Evaluations ([`eval`]) are built from ops and use the same path.
 
 extern crate self as weave;

@@ -14,6 +14,9 @@ pub use read::{CallFilter, CallRecord, CallStatus, ObjectVersion};
 
 use crate::error::Error;
 
+/// Page cache of the writer's connection, in KiB (negative `cache_size`: a size, not pages).
+const WRITER_CACHE_KIB: i64 = -32 * 1024;
+
 /// A connection to a trace store file.
 #[derive(Debug)]
 pub struct Store {
@@ -80,6 +83,11 @@ impl Store {
                 .map_err(|e| self.err(e))?;
             self.conn
                 .pragma_update(None, "synchronous", "NORMAL")
+                .map_err(|e| self.err(e))?;
+            // The writer walks the calls' indexes on every insert: keep them in memory rather
+            // than re-reading their pages from the OS (default cache: 2 MiB).
+            self.conn
+                .pragma_update(None, "cache_size", WRITER_CACHE_KIB)
                 .map_err(|e| self.err(e))?;
         }
         Ok(())

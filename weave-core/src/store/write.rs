@@ -21,12 +21,23 @@ pub(crate) struct CallRow<'a> {
     pub(crate) started_at: &'a str,
     pub(crate) inputs: &'a str,
     pub(crate) attributes: &'a str,
+    /// Set when the call's end is known already.
+    pub(crate) end: Option<CallEnd<'a>>,
+}
+
+/// The columns a call's end fills in.
+pub(crate) struct CallEnd<'a> {
+    pub(crate) ended_at: &'a str,
+    pub(crate) output: &'a str,
+    pub(crate) exception: Option<&'a str>,
+    pub(crate) summary: &'a str,
 }
 
 pub(crate) fn insert_call(tx: &Transaction<'_>, c: &CallRow<'_>) -> Result<(), Error> {
     tx.prepare_cached(
-        "INSERT INTO calls (id, project_id, op_name, trace_id, parent_id, started_at, inputs, attributes)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (id) DO NOTHING",
+        "INSERT INTO calls (id, project_id, op_name, trace_id, parent_id, started_at, inputs, attributes,
+                            ended_at, output, exception, summary)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) ON CONFLICT (id) DO NOTHING",
     )
     .and_then(|mut st| {
         st.execute(params![
@@ -37,25 +48,22 @@ pub(crate) fn insert_call(tx: &Transaction<'_>, c: &CallRow<'_>) -> Result<(), E
             c.parent_id,
             c.started_at,
             c.inputs,
-            c.attributes
+            c.attributes,
+            c.end.as_ref().map(|e| e.ended_at),
+            c.end.as_ref().map(|e| e.output),
+            c.end.as_ref().and_then(|e| e.exception),
+            c.end.as_ref().map(|e| e.summary),
         ])
     })
     .map(|_| ())
     .map_err(sql)
 }
 
-pub(crate) fn end_call(
-    tx: &Transaction<'_>,
-    id: &str,
-    ended_at: &str,
-    output: &str,
-    exception: Option<&str>,
-    summary: &str,
-) -> Result<(), Error> {
+pub(crate) fn end_call(tx: &Transaction<'_>, id: &str, e: &CallEnd<'_>) -> Result<(), Error> {
     tx.prepare_cached(
         "UPDATE calls SET ended_at = ?2, output = ?3, exception = ?4, summary = ?5 WHERE id = ?1",
     )
-    .and_then(|mut st| st.execute(params![id, ended_at, output, exception, summary]))
+    .and_then(|mut st| st.execute(params![id, e.ended_at, e.output, e.exception, e.summary]))
     .map(|_| ())
     .map_err(sql)
 }
