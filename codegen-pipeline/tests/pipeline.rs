@@ -70,6 +70,20 @@ fn reference_model_scores_164_and_leaves_the_full_tree() {
     assert!(stdout.contains(&db.display().to_string()), "{stdout}");
 
     let store = Store::open(&db).expect("store");
+    // The pipeline model refers to its formatter, itself a versioned object.
+    let pipeline = store
+        .object("CodeGenerationPipeline", "latest")
+        .expect("lookup")
+        .expect("pipeline stored");
+    let formatter_ref = pipeline.val["formatter"].as_str().expect("formatter ref");
+    let formatter = store
+        .resolve_ref(formatter_ref)
+        .expect("resolve")
+        .expect("formatter stored");
+    assert_eq!(formatter.val["line_length"], 88);
+    assert!(pipeline.val["predict"]
+        .as_str()
+        .is_some_and(|r| r.contains("/op/CodeGenerationPipeline.predict:")));
     let roots = calls_of(&store, "Evaluation.evaluate");
     assert_eq!(roots.len(), 1);
     let root = &roots[0];

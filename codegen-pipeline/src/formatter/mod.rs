@@ -130,8 +130,9 @@ pub struct FormatOutcome {
     pub notes: Vec<String>,
 }
 
-/// The formatter and its settings.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The formatter and its settings. A weave model: the pipeline stores it as a ref to its own
+/// versioned object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, weave::Model)]
 pub struct CodeFormatter {
     /// Maximum line length for the formatter and the import sorter.
     pub line_length: u16,
