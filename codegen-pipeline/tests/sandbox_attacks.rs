@@ -185,6 +185,7 @@ fn attacks(host: &Host) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// Processes with real uid `uid`, other than this test process.
 fn processes_of(uid: u32) -> Vec<u32> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
@@ -199,14 +200,16 @@ fn processes_of(uid: u32) -> Vec<u32> {
             .find_map(|l| l.strip_prefix("Uid:"))
             .and_then(|l| l.split_whitespace().next())
             .and_then(|u| u.parse::<u32>().ok());
-        if real_uid == Some(uid) {
+        if real_uid == Some(uid) && pid != std::process::id() {
             out.push(pid);
         }
     }
     out
 }
 
-fn run_corpus(mode: Mode, uid: u32) {
+/// Runs the corpus. As root, programs run as host uid `uid`; otherwise `uid` must be
+/// this process's own uid (the unprivileged path: a user namespace without root).
+fn run_corpus(mode: Mode, uid: u32) -> Sandbox {
     // SAFETY-free in edition 2021: the variable is set before any sandbox exists.
     std::env::set_var("OPENAI_API_KEY", SECRET);
     let host = Host::new();
@@ -259,7 +262,11 @@ fn run_corpus(mode: Mode, uid: u32) {
         results["memory bomb"].contains("MemoryError"),
         "{results:?}"
     );
-    drop(sandbox);
+    sandbox
+}
+
+fn run_corpus_and_drop(mode: Mode, uid: u32) {
+    drop(run_corpus(mode, uid));
     assert!(
         processes_of(uid).is_empty(),
         "processes survive the sandbox"
@@ -268,10 +275,77 @@ fn run_corpus(mode: Mode, uid: u32) {
 
 #[test]
 fn attacks_fail_in_fresh_mode() {
-    run_corpus(Mode::Fresh, 64101);
+    run_corpus_and_drop(Mode::Fresh, 64101);
 }
 
 #[test]
 fn attacks_fail_in_fork_server_mode() {
-    run_corpus(Mode::ForkServer, 64102);
+    run_corpus_and_drop(Mode::ForkServer, 64102);
+}
+
+/// Set in the copy of this test binary that runs as an unprivileged user.
+const NON_ROOT_CHILD: &str = "WEAVE_TEST_NON_ROOT_CHILD";
+
+/// The unprivileged path: without root, the sandbox builds its namespaces from a
+/// user namespace of the calling user. As root, this test re-runs itself (this one
+/// test, in a child process) as uid 64103; as any other user it runs directly.
+#[test]
+fn attacks_fail_without_root() {
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    if euid != 0 {
+        for mode in [Mode::ForkServer, Mode::Fresh] {
+            let sandbox = run_corpus(mode, euid);
+            let p = sandbox.protections();
+            if std::env::var_os(NON_ROOT_CHILD).is_some() {
+                // This machine supports unprivileged namespaces: all must be used.
+                assert_eq!(p.missing(), Vec::<&str>::new(), "{mode:?}: {p:?}");
+            } else {
+                eprintln!("{mode:?} protections without root: {:?}", p.active());
+            }
+            drop(sandbox);
+            assert!(
+                processes_of(euid).is_empty(),
+                "{mode:?}: processes survive the sandbox"
+            );
+        }
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let uid = 64103;
+    // A copy of this binary in a world-readable place: the checkout may sit under a
+    // directory the unprivileged user cannot enter (e.g. /root).
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let exe = dir.path().join("sandbox_attacks");
+    std::fs::copy(std::env::current_exe().unwrap(), &exe).unwrap();
+    std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = std::process::Command::new(&exe)
+        .args(["attacks_fail_without_root", "--exact", "--nocapture"])
+        .env(NON_ROOT_CHILD, "1")
+        .env("HOME", "/")
+        .env("TMPDIR", "/tmp")
+        .current_dir("/")
+        .uid(uid)
+        .gid(uid)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot start {} as uid {uid}: {e}", exe.display()));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "unprivileged run failed ({}):\n{stdout}\n{stderr}",
+        out.status
+    );
+    // The child really ran the test (a filter that matched nothing would also succeed).
+    assert!(
+        stdout.contains("1 passed"),
+        "unexpected child output:\n{stdout}\n{stderr}"
+    );
+    assert!(
+        stderr.contains("ForkServer sys.exit(0): failed: SystemExit: 0")
+            && stderr.contains("Fresh sys.exit(0): failed: SystemExit: 0"),
+        "corpus did not run in both modes:\n{stderr}"
+    );
 }
