@@ -348,7 +348,15 @@ def _server(root, limits_text, timeout_text):
         signal.signal(sig, signal.SIG_DFL)
     limits = _parse_limits(limits_text)
     timeout_ms = float(timeout_text) * 1000.0
-    _preimport()
+    # `random` registers an at-fork hook that re-seeds it in every child (~35 page
+    # faults per program). Children share the server's (urandom-seeded) state
+    # instead: each starts from the same copy, none can change another's.
+    register_at_fork = os.register_at_fork
+    os.register_at_fork = lambda **_hooks: None
+    try:
+        _preimport()
+    finally:
+        os.register_at_fork = register_at_fork
     # Built once here (children only install it): saves work in every child.
     hook = _new_hook()
     sock = socket.socket(fileno=3)
