@@ -543,6 +543,11 @@ impl Sandbox {
         &self.inner.protections
     }
 
+    /// The interpreter programs run with (resolved once, symlinks followed).
+    pub fn python(&self) -> &Path {
+        &self.inner.python.executable
+    }
+
     /// The configuration.
     pub fn config(&self) -> &SandboxConfig {
         &self.inner.config
