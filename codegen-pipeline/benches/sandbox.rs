@@ -9,7 +9,7 @@
 //! 4. the sandbox in fresh-process mode (full isolation).
 //!
 //! `cargo bench -p codegen-pipeline --bench sandbox [-- fork] [trivial] [workers=N] [rounds=N]`
-//! (`fork`: rows 2 and 3 only; `trivial`: every program is the smallest passing one,
+//! (`fork`: rows 2 and 3 only; `nobare`: without row 2; `trivial`: every program is the smallest passing one,
 //! which measures the per-program overhead alone). The interpreter is the sandbox's (`WEAVE_PYTHON`, else
 //! `python3`'s). The dataset comes from `$WEAVE_SHARED_DIR/datasets` or
 //! `../shared/datasets` beside the workspace.
@@ -219,17 +219,20 @@ fn main() {
         results.push(("fresh python -I -S, no sandbox (baseline)", t));
     }
 
-    let servers: Vec<Mutex<BareServer>> = (0..workers)
+    let skip_bare = std::env::args().any(|a| a == "nobare");
+    let servers: Vec<Mutex<BareServer>> = (0..if skip_bare { 0 } else { workers })
         .map(|_| Mutex::new(BareServer::start(&python)))
         .collect();
     let bare = |w: usize, p: &Problem| {
         let program = p.program(&p.canonical_solution);
         servers[w].lock().expect("server lock").run(&program)
     };
-    parallel(&problems[..workers], workers, bare);
-    let t = best_of(rounds, &problems, || parallel(&problems, workers, bare));
+    if !skip_bare {
+        parallel(&problems[..workers], workers, bare);
+        let t = best_of(rounds, &problems, || parallel(&problems, workers, bare));
+        results.push(("bare fork server, no sandbox", t));
+    }
     drop(servers);
-    results.push(("bare fork server, no sandbox", t));
 
     let t = sandboxed(&problems, workers, rounds, &fork_sandbox);
     drop(fork_sandbox);
