@@ -10,9 +10,12 @@
 //! * [`Mode::ForkServer`] (default): one sandboxed, pre-started Python server per
 //!   worker forks a child per program. The child applies its own rlimits; after each
 //!   program the server (pid 1 of the namespace) kills every other process. Per
-//!   program cost is dominated by copy-on-write page faults after `fork`, so the
-//!   server pre-imports the common stdlib modules, builds the audit hook once and
-//!   keeps its per-request loop minimal (no JSON, limits fixed at start-up).
+//!   program cost is dominated by page faults after `fork` and by fork and exit
+//!   themselves, so the server pre-imports the common stdlib modules, builds the
+//!   audit hook once, skips `random`'s at-fork re-seed (children share its seeded
+//!   state), fills its partly used pymalloc pools so children allocate from fresh
+//!   ones, and keeps its per-request loop minimal (no JSON, limits fixed at
+//!   start-up, one `poll` while the child runs). Figures: BENCHMARKS.md.
 //! * [`Mode::Fresh`]: a new sandboxed interpreter per program.
 //!
 //! A pass is only reported when the harness wrote a random per-run nonce to the
