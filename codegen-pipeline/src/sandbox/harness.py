@@ -296,9 +296,12 @@ def _parse_limits(text):
     return tuple(limits)
 
 
-def _child(fds, scratch, limits, hook, setrlimit):
+def _child(fds, scratch, limits, hook, setrlimit, own_group):
     # Forked child of the server; never returns.
     try:
+        if own_group:
+            # No pid namespace: the server kills the program's process group.
+            os.setpgid(0, 0)
         # Through free fds above all received ones: dup2 straight onto 0..4 could
         # clobber a received fd not yet moved.
         base = max(16, max(fds) + 1)
@@ -317,6 +320,18 @@ def _child(fds, scratch, limits, hook, setrlimit):
             except BaseException:
                 pass
     os._exit(70)
+
+
+def _kill_all(pid, pid_namespace, kill, killpg, sigkill):
+    # kill(-1) from pid 1 reaches every other process of the namespace; without a
+    # pid namespace, the program's process group.
+    try:
+        if pid_namespace:
+            kill(-1, sigkill)
+        else:
+            killpg(pid, sigkill)
+    except OSError:
+        pass
 
 
 def _remove_tree(path):
@@ -430,6 +445,14 @@ def _server(root, limits_text, timeout_text):
     sigkill = signal.SIGKILL
     pollin = select.POLLIN
     sock_fd = sock.fileno()
+    # As pid 1 of its own pid namespace the server kills every other process in it
+    # after each program (kill(-1)). Without a pid namespace (a host that lacks one)
+    # kill(-1) would reach every process of this uid on the host: there, each
+    # program gets its own process group and only that group is killed (a program
+    # that calls setsid escapes it; `pid_namespace` is then reported missing).
+    pid_namespace = os.getpid() == 1
+    killpg = os.killpg
+    setpgid = os.setpgid
     poller = select.poll()
     poller.register(sock_fd, pollin)
     poll = poller.poll
@@ -461,7 +484,13 @@ def _server(root, limits_text, timeout_text):
         pid = fork()
         if pid == 0:
             sock.detach()
-            _child(fds, scratch, limits, hook, setrlimit)
+            _child(fds, scratch, limits, hook, setrlimit, not pid_namespace)
+        if not pid_namespace:
+            # Also here, so the group exists before any kill below.
+            try:
+                setpgid(pid, pid)
+            except OSError:
+                pass
         pidfd = pidfd_open(pid)
         register(pidfd, pollin)
         # One wait: poll returns when the child is gone, on a kill request or end of
@@ -479,15 +508,11 @@ def _server(root, limits_text, timeout_text):
         else:
             if ready:
                 if not sock.recv(16):
-                    kill(-1, sigkill)
+                    _kill_all(pid, pid_namespace, kill, killpg, sigkill)
                     return
                 outcome = b"killed"
-        # Kill the program and everything it left behind (kill(-1) from pid 1
-        # reaches every other process of the namespace), then reap.
-        try:
-            kill(-1, sigkill)
-        except OSError:
-            pass
+        # Kill the program and everything it left behind, then reap.
+        _kill_all(pid, pid_namespace, kill, killpg, sigkill)
         code = None
         while True:
             try:

@@ -353,6 +353,11 @@ pub(super) fn run_fresh(inner: &Inner, program: &str) -> Result<Verdict, Sandbox
         .stdout(Stdio::from(fds.out_w.try_clone()?))
         .stderr(Stdio::from(fds.err_w.try_clone()?));
     let map = [(fds.nonce_r.as_raw_fd(), 3), (fds.pass_w.as_raw_fd(), 4)];
+    let pid_namespace = inner.protections.pid_namespace;
+    if !pid_namespace {
+        // Without a pid namespace the program's processes are found by their group.
+        cmd.process_group(0);
+    }
     {
         let plan = plan.clone();
         // SAFETY: the closure only performs system calls (and landlock's small
@@ -380,8 +385,14 @@ pub(super) fn run_fresh(inner: &Inner, program: &str) -> Result<Verdict, Sandbox
             if !cap.overflow {
                 cap.timed_out = true;
             }
-            terminate(&mut child, inner.protections.pid_namespace);
+            terminate(&mut child, pid_namespace);
         }
+    }
+    if !pid_namespace {
+        // Whatever the program left running in its group (the group outlives the
+        // interpreter while it has members, so its id cannot have been reused).
+        // SAFETY: signalling our own child's process group.
+        unsafe { libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL) };
     }
     let status = child.wait()?;
     let ending = match (status.code(), status.signal()) {
@@ -430,13 +441,16 @@ impl Drop for Server {
 }
 
 /// Kill a sandboxed process tree; with a pid namespace, `wait` on `child` returns
-/// only after every process of the namespace is gone.
+/// only after every process of the namespace is gone. Without one, `child` leads
+/// its own process group (fresh mode), which is killed along with it.
 fn terminate(child: &mut Child, pid_namespace: bool) {
     if pid_namespace {
         // The intermediate process forwards SIGTERM as SIGKILL to the program.
         // SAFETY: signalling our own child.
         unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
     } else {
+        // SAFETY: signalling our own child's process group (ESRCH if it has none).
+        unsafe { libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL) };
         let _ = child.kill();
     }
 }
