@@ -8,6 +8,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use codegen_pipeline::humaneval::{score_humaneval_test, Problem};
+use common::{assert_child_passed, copy_of_this_binary, processes_of};
+
+mod common;
 use codegen_pipeline::sandbox::{Mode, Sandbox, SandboxConfig};
 
 const SECRET: &str = "sk-weave-test-secret-3f9a1c";
@@ -185,28 +188,6 @@ fn attacks(host: &Host) -> Vec<(&'static str, String)> {
     ]
 }
 
-/// Processes with real uid `uid`, other than this test process.
-fn processes_of(uid: u32) -> Vec<u32> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(status) = std::fs::read_to_string(entry.path().join("status")) else {
-            continue;
-        };
-        let real_uid = status
-            .lines()
-            .find_map(|l| l.strip_prefix("Uid:"))
-            .and_then(|l| l.split_whitespace().next())
-            .and_then(|u| u.parse::<u32>().ok());
-        if real_uid == Some(uid) && pid != std::process::id() {
-            out.push(pid);
-        }
-    }
-    out
-}
-
 /// Runs the corpus. As root, programs run as host uid `uid`; otherwise `uid` must be
 /// this process's own uid (the unprivileged path: a user namespace without root).
 fn run_corpus(mode: Mode, uid: u32) -> Sandbox {
@@ -311,16 +292,9 @@ fn attacks_fail_without_root() {
         }
         return;
     }
-    use std::os::unix::fs::PermissionsExt;
     use std::os::unix::process::CommandExt;
     let uid = 64103;
-    // A copy of this binary in a world-readable place: the checkout may sit under a
-    // directory the unprivileged user cannot enter (e.g. /root).
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let exe = dir.path().join("sandbox_attacks");
-    std::fs::copy(std::env::current_exe().unwrap(), &exe).unwrap();
-    std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (_dir, exe) = copy_of_this_binary();
     let out = std::process::Command::new(&exe)
         .args(["attacks_fail_without_root", "--exact", "--nocapture"])
         .env(NON_ROOT_CHILD, "1")
@@ -331,18 +305,8 @@ fn attacks_fail_without_root() {
         .gid(uid)
         .output()
         .unwrap_or_else(|e| panic!("cannot start {} as uid {uid}: {e}", exe.display()));
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_child_passed("attacks_fail_without_root", &out);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "unprivileged run failed ({}):\n{stdout}\n{stderr}",
-        out.status
-    );
-    // The child really ran the test (a filter that matched nothing would also succeed).
-    assert!(
-        stdout.contains("1 passed"),
-        "unexpected child output:\n{stdout}\n{stderr}"
-    );
     assert!(
         stderr.contains("ForkServer sys.exit(0): failed: SystemExit: 0")
             && stderr.contains("Fresh sys.exit(0): failed: SystemExit: 0"),
