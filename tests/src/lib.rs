@@ -7,6 +7,11 @@ use weave::WeaveClient;
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
+/// Holds the lock `Traced` takes, for tests that start their own clients.
+pub fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// A traced test: a fresh store, a client logging to it, and a lock so tests sharing a process
 /// (plain `cargo test`) do not share the global client.
 pub struct Traced {
@@ -20,7 +25,7 @@ pub struct Traced {
 impl Traced {
     /// Starts tracing `project` into a new temp store.
     pub fn new(project: &str) -> Traced {
-        let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let serial = serial();
         let dir = tempfile::tempdir().expect("tempdir");
         let client = weave::Settings::new(project)
             .db_path(dir.path().join("weave.db"))

@@ -267,6 +267,101 @@ impl Tuned {
 }
 
 #[test]
+fn objects_are_looked_up_per_project() {
+    let _serial = weave_tests::serial();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("weave.db");
+    let publish = |project: &str, levels: &[u32]| -> Vec<String> {
+        let client = weave::Settings::new(project)
+            .db_path(&path)
+            .quiet()
+            .init()
+            .expect("init");
+        let digests = levels
+            .iter()
+            .map(|&level| {
+                let m = Tuned { level };
+                m.apply(1);
+                m.weave_version().digest
+            })
+            .collect();
+        drop(client);
+        digests
+    };
+    let one = publish("team/one", &[1]);
+    let two = publish("team/two", &[7, 8]);
+    let store = Store::open(&path).expect("store");
+
+    // Each project numbers its own versions.
+    let in_one = store
+        .object_versions_in(Some("team/one"), "Tuned")
+        .expect("versions");
+    assert_eq!(in_one.len(), 1);
+    assert_eq!((in_one[0].version_index, &in_one[0].digest), (0, &one[0]));
+    let in_two = store
+        .object_versions_in(Some("team/two"), "Tuned")
+        .expect("versions");
+    assert_eq!(
+        in_two
+            .iter()
+            .map(|v| (v.version_index, v.digest.clone(), v.is_latest))
+            .collect::<Vec<_>>(),
+        [(0, two[0].clone(), false), (1, two[1].clone(), true)]
+    );
+    let v0 = store
+        .object_in(Some("team/two"), "Tuned", "v0")
+        .expect("ok")
+        .expect("v0");
+    assert_eq!(v0.digest, two[0]);
+    let latest = store
+        .object_in(Some("team/one"), "Tuned", "latest")
+        .expect("ok")
+        .expect("latest");
+    assert_eq!(latest.digest, one[0]);
+    assert_eq!(
+        store
+            .object_in(Some("team/three"), "Tuned", "latest")
+            .expect("ok"),
+        None
+    );
+
+    // Without a project, a name two projects use is an error naming both.
+    match store.object("Tuned", "latest") {
+        Err(Error::NotFound(m)) => {
+            assert!(m.contains("team/one") && m.contains("team/two"), "{m}")
+        }
+        other => panic!("expected an ambiguity error, got {other:?}"),
+    }
+    // Refs carry their project.
+    let r = store
+        .resolve_ref(&format!("weave:///team/one/object/Tuned:{}", one[0]))
+        .expect("ok")
+        .expect("resolved");
+    assert_eq!((r.project_id.as_str(), r.version_index), ("team/one", 0));
+    assert_eq!(
+        store
+            .resolve_ref(&format!("weave:///team/one/object/Tuned:{}", two[1]))
+            .expect("ok"),
+        None,
+        "a digest of another project"
+    );
+    // Latest versions, one per project.
+    let models = store.objects(Some("Model")).expect("models");
+    assert_eq!(
+        models
+            .iter()
+            .map(|m| (m.project_id.as_str(), m.digest.as_str()))
+            .collect::<Vec<_>>(),
+        [("team/one", one[0].as_str()), ("team/two", two[1].as_str())]
+    );
+    let only_two = store
+        .objects_in(Some("team/two"), Some("Model"))
+        .expect("models");
+    assert_eq!(only_two.len(), 1);
+    assert_eq!(only_two[0].digest, two[1]);
+}
+
+#[test]
 fn object_version_history() {
     let t = Traced::new("store");
     let digests: Vec<String> = (1..=3)

@@ -306,42 +306,92 @@ impl Store {
         })
     }
 
-    /// Latest version of every object, optionally only of one kind (`op`/`object`) or base
-    /// class (`Model`, `Dataset`, `Evaluation`, `Op`).
+    /// Latest version of every object of every project, optionally only of one base class
+    /// (`Model`, `Dataset`, `Evaluation`, `Op`).
     pub fn objects(&self, base_object_class: Option<&str>) -> Result<Vec<ObjectVersion>, Error> {
+        self.objects_in(None, base_object_class)
+    }
+
+    /// Latest version of every object of `project` (`entity/project`; `None`: every
+    /// project), optionally only of one base class.
+    pub fn objects_in(
+        &self,
+        project: Option<&str>,
+        base_object_class: Option<&str>,
+    ) -> Result<Vec<ObjectVersion>, Error> {
         let mut st = self
             .conn
             .prepare_cached(&format!(
                 "SELECT {OBJ_COLS} FROM objects WHERE is_latest = 1 \
-                 AND (?1 IS NULL OR base_object_class = ?1) ORDER BY object_id"
+                 AND (?1 IS NULL OR base_object_class = ?1) \
+                 AND (?2 IS NULL OR project_id = ?2) ORDER BY object_id, project_id"
             ))
             .map_err(|e| self.err(e))?;
         let rows = st
-            .query_map([base_object_class], object_from_row)
+            .query_map([base_object_class, project], object_from_row)
             .and_then(|r| r.collect::<Result<Vec<_>, _>>())
             .map_err(|e| self.err(e))?;
         Ok(rows)
     }
 
-    /// Every version of the named object, oldest first.
+    /// Every version of the named object in every project, oldest first (by project).
     pub fn object_versions(&self, name: &str) -> Result<Vec<ObjectVersion>, Error> {
+        self.object_versions_in(None, name)
+    }
+
+    /// Every version of the named object in `project` (`None`: every project), oldest
+    /// first (by project).
+    pub fn object_versions_in(
+        &self,
+        project: Option<&str>,
+        name: &str,
+    ) -> Result<Vec<ObjectVersion>, Error> {
         let mut st = self
             .conn
             .prepare_cached(&format!(
-                "SELECT {OBJ_COLS} FROM objects WHERE object_id = ?1 ORDER BY version_index"
+                "SELECT {OBJ_COLS} FROM objects WHERE object_id = ?1 \
+                 AND (?2 IS NULL OR project_id = ?2) ORDER BY project_id, version_index"
             ))
             .map_err(|e| self.err(e))?;
         let rows = st
-            .query_map([name], object_from_row)
+            .query_map(rusqlite::params![name, project], object_from_row)
             .and_then(|r| r.collect::<Result<Vec<_>, _>>())
             .map_err(|e| self.err(e))?;
         Ok(rows)
     }
 
     /// One object version by name and digest (or `latest`, or `v<N>`); digest prefixes are
-    /// accepted when unique.
+    /// accepted when unique. When several projects have an object of that name, this is an
+    /// error naming them: use [`Store::object_in`].
     pub fn object(&self, name: &str, version: &str) -> Result<Option<ObjectVersion>, Error> {
-        let versions = self.object_versions(name)?;
+        self.object_in(None, name, version)
+    }
+
+    /// One object version of `project` (`entity/project`; `None`: the only project that
+    /// has an object of that name) by name and digest, `latest` or `v<N>`.
+    pub fn object_in(
+        &self,
+        project: Option<&str>,
+        name: &str,
+        version: &str,
+    ) -> Result<Option<ObjectVersion>, Error> {
+        let versions = self.object_versions_in(project, name)?;
+        if let Some(first) = versions.first() {
+            let others: Vec<&str> = versions
+                .iter()
+                .map(|v| v.project_id.as_str())
+                .filter(|p| *p != first.project_id)
+                .collect();
+            if !others.is_empty() {
+                let mut projects = vec![first.project_id.as_str()];
+                projects.extend(others);
+                projects.dedup();
+                return Err(Error::NotFound(format!(
+                    "`{name}` exists in several projects ({}): name the project",
+                    projects.join(", ")
+                )));
+            }
+        }
         if version == "latest" {
             return Ok(versions.into_iter().find(|v| v.is_latest));
         }
@@ -371,10 +421,11 @@ impl Store {
         }
     }
 
-    /// Resolves a `weave:///entity/project/(op|object)/name:digest` ref.
+    /// Resolves a `weave:///entity/project/(op|object)/name:digest` ref (in its project).
     pub fn resolve_ref(&self, uri: &str) -> Result<Option<ObjectVersion>, Error> {
         let r = crate::refs::ObjectRef::parse(uri)?;
-        self.object(&r.name, &r.digest)
+        let project = format!("{}/{}", r.entity, r.project);
+        self.object_in(Some(&project), &r.name, &r.digest)
     }
 
     /// The rows of a stored table, in order, with their digests.
