@@ -18,6 +18,9 @@ const CANDIDATES: usize = 10;
 /// An open trace store.
 pub struct Db {
     pub store: Store,
+    /// `entity/project` that object names are looked up in (`--project`); `None`: the
+    /// only project that has the name.
+    pub project: Option<String>,
     conn: Connection,
     op_versions: RefCell<HashMap<String, Option<i64>>>,
     ref_labels: RefCell<HashMap<String, String>>,
@@ -25,12 +28,13 @@ pub struct Db {
 
 impl Db {
     /// Opens the store; clear errors for a missing, corrupt or foreign file.
-    pub fn open(path: &Path) -> Result<Db> {
+    pub fn open(path: &Path, project: Option<String>) -> Result<Db> {
         let store = Store::open(path)?;
         let conn = open_reader(path)
             .with_context(|| format!("trace store {}: cannot open", path.display()))?;
         Ok(Db {
             store,
+            project,
             conn,
             op_versions: RefCell::new(HashMap::new()),
             ref_labels: RefCell::new(HashMap::new()),
@@ -127,7 +131,11 @@ impl Db {
         }
         let v = self
             .store
-            .object(call.op_short_name(), call.op_digest())
+            .object_in(
+                Some(&call.project_id),
+                call.op_short_name(),
+                call.op_digest(),
+            )
             .ok()
             .flatten()
             .map(|o| o.version_index);
@@ -164,10 +172,15 @@ impl Db {
     /// `name` (latest); names may be abbreviated to a unique prefix.
     pub fn resolve_object(&self, spec: &str) -> Result<ObjectVersion> {
         let spec = spec.trim();
-        let (name, version) = if spec.starts_with("weave:///") {
+        if spec.starts_with("weave:///") {
             let r = ObjectRef::parse(spec)?;
-            (r.name, r.digest)
-        } else {
+            let project = format!("{}/{}", r.entity, r.project);
+            return self
+                .store
+                .object_in(Some(&project), &r.name, &r.digest)?
+                .with_context(|| format!("no object `{spec}` in the store"));
+        }
+        let (name, version) = {
             match spec.rsplit_once(':') {
                 Some((n, v)) if !n.is_empty() && !v.is_empty() => {
                     (self.resolve_name(n)?, v.to_string())
@@ -178,10 +191,19 @@ impl Db {
                 None => (self.resolve_name(spec)?, "latest".to_string()),
             }
         };
-        if let Some(o) = self.store.object(&name, &version)? {
+        let found = self
+            .store
+            .object_in(self.project(), &name, &version)
+            .map_err(|e| match e {
+                weave::Error::NotFound(m) if m.contains("several projects") => {
+                    anyhow::anyhow!("{m} with --project ENTITY/PROJECT (or $WEAVE_PROJECT)")
+                }
+                e => e.into(),
+            })?;
+        if let Some(o) = found {
             return Ok(o);
         }
-        let versions = self.store.object_versions(&name)?;
+        let versions = self.store.object_versions_in(self.project(), &name)?;
         if versions.is_empty() {
             bail!("no object named `{name}` (see `weave ops` and `weave models`)");
         }
@@ -197,14 +219,23 @@ impl Db {
         bail!(msg)
     }
 
+    /// The `--project` scope, if any.
+    pub fn project(&self) -> Option<&str> {
+        self.project.as_deref()
+    }
+
     /// An object name, exact or a unique prefix of one.
     pub fn resolve_name(&self, name: &str) -> Result<String> {
-        if !self.store.object_versions(name)?.is_empty() {
+        if !self
+            .store
+            .object_versions_in(self.project(), name)?
+            .is_empty()
+        {
             return Ok(name.to_string());
         }
         let mut names: Vec<String> = self
             .store
-            .objects(None)?
+            .objects_in(self.project(), None)?
             .into_iter()
             .map(|o| o.object_id)
             .collect();

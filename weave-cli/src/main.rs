@@ -33,6 +33,11 @@ struct Cli {
     /// The trace store [default: $WEAVE_DB, else ./.weave/weave.db]
     #[arg(long, global = true, value_name = "PATH")]
     db: Option<PathBuf>,
+    /// Look object names up in this project (`entity/project`, or `project` for entity
+    /// `local`, as given to `weave::init`) [default: $WEAVE_PROJECT, else the only
+    /// project that has the name]
+    #[arg(long, global = true, value_name = "ENTITY/PROJECT")]
+    project: Option<String>,
     /// When to colour the output (NO_COLOR is honoured in `auto`).
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
     color: ColorChoice,
@@ -161,7 +166,22 @@ enum Cmd {
 fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
     let st = Style::new(cli.color);
     let path = cli.db.clone().unwrap_or_else(weave::default_db_path);
-    let db = db::Db::open(&path)?;
+    let project = cli
+        .project
+        .clone()
+        .or_else(|| {
+            std::env::var("WEAVE_PROJECT")
+                .ok()
+                .filter(|p| !p.is_empty())
+        })
+        .map(|p| {
+            if p.contains('/') {
+                p
+            } else {
+                format!("local/{p}")
+            }
+        });
+    let db = db::Db::open(&path, project)?;
     match cli.cmd {
         Cmd::Calls {
             filter,

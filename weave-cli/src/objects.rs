@@ -53,10 +53,12 @@ pub fn list(
     all_versions: bool,
     as_json: bool,
 ) -> Result<()> {
-    let objects = db.store.objects(Some(class))?;
+    let objects = db.store.objects_in(db.project(), Some(class))?;
     let mut entries = Vec::new();
     for o in objects {
-        let versions = db.store.object_versions(&o.object_id)?;
+        let versions = db
+            .store
+            .object_versions_in(Some(&o.project_id), &o.object_id)?;
         entries.push((o, versions));
     }
     if as_json {
@@ -135,7 +137,10 @@ pub fn list(
 
 fn header(db: &Db, st: &Style, out: &mut dyn Write, o: &ObjectVersion) -> Result<()> {
     let class = o.base_object_class.as_deref().unwrap_or(&o.kind);
-    let count = db.store.object_versions(&o.object_id)?.len();
+    let count = db
+        .store
+        .object_versions_in(Some(&o.project_id), &o.object_id)?
+        .len();
     writeln!(
         out,
         "{} {}  {}",
@@ -239,7 +244,9 @@ pub fn show(
             }
         }
     }
-    let versions = db.store.object_versions(&o.object_id)?;
+    let versions = db
+        .store
+        .object_versions_in(Some(&o.project_id), &o.object_id)?;
     if versions.len() > 1 {
         let list: Vec<String> = versions
             .iter()

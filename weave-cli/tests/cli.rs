@@ -711,3 +711,59 @@ fn reads_while_a_program_writes() {
     writer.join().unwrap();
     drop(client);
 }
+
+#[test]
+fn object_names_are_scoped_by_project() {
+    let f = fixture();
+    {
+        // A second project in the same store with its own `Echo`.
+        let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        let client = weave::Settings::new("other")
+            .db_path(&f.db)
+            .quiet()
+            .init()
+            .unwrap();
+        Echo {
+            shout_on: "never".into(),
+            temperature: 0.9,
+        }
+        .predict("hi");
+        drop(client);
+    }
+
+    let err = fails(&f.db, &["show", "Echo"]);
+    assert!(
+        err.contains("several projects")
+            && err.contains(PROJECT)
+            && err.contains("local/other")
+            && err.contains("--project"),
+        "{err}"
+    );
+    let other = json_of(&f.db, &["--project", "other", "show", "Echo", "--json"]);
+    assert_eq!(other["project_id"], json!("local/other"), "{other}");
+    assert_eq!(other["val"]["temperature"], json!(0.9), "{other}");
+    let mine = json_of(&f.db, &["--project", PROJECT, "show", "Echo:v1", "--json"]);
+    assert_eq!(mine["val"]["temperature"], json!(0.5), "{mine}");
+    // The environment variable works like the flag.
+    let out = Command::new(env!("CARGO_BIN_EXE_weave"))
+        .args(["--db"])
+        .arg(&f.db)
+        .args(["show", "Echo", "--json"])
+        .env("WEAVE_PROJECT", "other")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["project_id"], json!("local/other"));
+    // Listings show each project's latest version; calls still label their op versions.
+    let models = json_of(&f.db, &["models", "--json"]);
+    assert_eq!(models.as_array().unwrap().len(), 2, "{models}");
+    let scoped = json_of(&f.db, &["--project", "other", "models", "--json"]);
+    assert_eq!(scoped.as_array().unwrap().len(), 1, "{scoped}");
+    let calls = ok(&f.db, &["calls"]);
+    assert!(calls.contains("Echo.predict:v0"), "{calls}");
+}
