@@ -143,6 +143,10 @@ fn attacks(host: &Host) -> Vec<(&'static str, String)> {
             ),
         ),
         (
+            "/proc through a relative path, a symlink, a str subclass",
+            "    import os\n    class S(str):\n        pass\n    found = False\n    try:\n        os.symlink('/proc', 'p')\n    except OSError:\n        pass\n    for path in ('../' * 30 + 'proc/self/mem', 'p/self/mem', S('/proc/self/mem'), '//proc/self/mem'):\n        try:\n            open(path, 'rb')\n            found = True\n        except Exception:\n            pass\n    return a + b if found else None\n".into(),
+        ),
+        (
             "posix.kill of the parent",
             format!(
                 "    import posix, os\n    for pid in (os.getppid(), 1, {test_pid}, -1):\n        try:\n            posix.kill(pid, 9)\n        except OSError:\n            pass\n    return None\n"

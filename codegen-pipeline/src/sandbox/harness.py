@@ -36,10 +36,45 @@ class _SandboxHookRefused(RuntimeError):
     """Raised when untrusted code tries to add its own audit hook."""
 
 
-def _make_hook(blocked_events, blocked_attrs, blocked_modules, violation, refused, str_t, bytes_t):
+def _make_hook(
+    blocked_events,
+    blocked_attrs,
+    blocked_modules,
+    violation,
+    refused,
+    str_t,
+    bytes_t,
+    int_t,
+    stat,
+    tuple_getitem,
+    proc_dev,
+):
     # Only closure variables, operators and methods of immutable builtin types are
     # used here, so untrusted code cannot change what the hook does by rebinding
     # module globals or builtins.
+    def in_proc(path):
+        # /proc holds the process's own memory (/proc/self/mem), where the nonce
+        # could be found. Landlock and the mount namespace keep it out of reach where
+        # the host has them; this check covers hosts without, so it must see through
+        # relative paths, `..`, `//` and symlinks: it compares the device of what the
+        # path names (os.stat, which follows symlinks like open and chdir do) with
+        # /proc's. (A symlink swapped by another thread between this stat and the open
+        # would get through; only Landlock closes that.)
+        if path.__class__ is int_t:
+            return False
+        if path.__class__ is not str_t and path.__class__ is not bytes_t:
+            # open() and os.open() pass converted paths (str or bytes); only a str or
+            # bytes subclass gets here, and its methods cannot be trusted.
+            return True
+        if path.startswith("/proc" if path.__class__ is str_t else b"/proc"):
+            return True
+        if proc_dev is None:
+            return False
+        try:
+            return tuple_getitem(stat(path), 2) == proc_dev
+        except BaseException:
+            return False
+
     def hook(event, args):
         if event in blocked_events:
             raise violation("sandbox: " + event + " is not allowed")
@@ -51,10 +86,7 @@ def _make_hook(blocked_events, blocked_attrs, blocked_modules, violation, refuse
             if name.__class__ is str_t and name.partition(".")[0] in blocked_modules:
                 raise violation("sandbox: import of " + name + " is not allowed")
         elif event == "open" or event == "os.chdir":
-            path = args[0]
-            if path.__class__ is str_t and path.startswith("/proc"):
-                raise violation("sandbox: /proc is not accessible")
-            if path.__class__ is bytes_t and path.startswith(b"/proc"):
+            if in_proc(args[0]):
                 raise violation("sandbox: /proc is not accessible")
         elif event == "sys.addaudithook":
             raise refused("sandbox: audit hooks are reserved")
@@ -63,6 +95,10 @@ def _make_hook(blocked_events, blocked_attrs, blocked_modules, violation, refuse
 
 
 def _new_hook():
+    try:
+        proc_dev = os.stat("/proc").st_dev
+    except OSError:
+        proc_dev = None
     return _make_hook(
         frozenset(
             {
@@ -111,6 +147,10 @@ def _new_hook():
         _SandboxHookRefused,
         str,
         bytes,
+        int,
+        os.stat,
+        tuple.__getitem__,
+        proc_dev,
     )
 
 
