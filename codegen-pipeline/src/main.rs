@@ -59,6 +59,13 @@ struct RunArgs {
     /// Seconds each program may run in the sandbox.
     #[arg(long, default_value_t = 3.0)]
     timeout: f64,
+    /// Start a fresh sandboxed interpreter per program instead of using fork servers.
+    #[arg(long)]
+    fresh: bool,
+    /// Run even if this host offers no namespace isolation (unsafe: generated code then
+    /// runs with only seccomp, Landlock where available, rlimits and an empty environment).
+    #[arg(long)]
+    allow_unsandboxed: bool,
     /// weave project (`entity/project` or `project`).
     #[arg(long, default_value = "codegen-pipeline")]
     project: String,
@@ -128,9 +135,14 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     }
 
     let sandbox = Sandbox::new(SandboxConfig {
-        mode: Mode::ForkServer,
+        mode: if args.fresh {
+            Mode::Fresh
+        } else {
+            Mode::ForkServer
+        },
         workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
         timeout: Duration::from_secs_f64(args.timeout.max(0.1)),
+        allow_unsandboxed: args.allow_unsandboxed,
         ..SandboxConfig::default()
     })
     .context("starting the sandbox")?;
