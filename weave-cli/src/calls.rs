@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use weave::store::{CallFilter, CallRecord, CallStatus};
 
 use crate::db::Db;
-use crate::fmt::{self, Cell, Color, Style, Table, WIDTH};
+use crate::fmt::{self, Cell, Color, Style, Table};
 
 /// Filters shared by `calls` and `export`.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -432,7 +432,7 @@ pub fn trace(db: &Db, st: &Style, out: &mut dyn Write, id: &str, as_json: bool) 
             + 2
             + short.len()
             + marker.len();
-        let room = WIDTH.saturating_sub(plain_len + 2);
+        let room = fmt::line_width().saturating_sub(plain_len + 2);
         let detail = if room >= 12 {
             let text = if c.exception.is_some() {
                 inline_result(db, c)

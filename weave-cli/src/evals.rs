@@ -109,7 +109,7 @@ pub fn show(db: &Db, st: &Style, out: &mut dyn Write, id: &str, as_json: bool) -
     let lines = evalshape::summary_lines(&run.summary);
     let kw = lines.iter().map(|(k, _)| fmt::width(k)).max().unwrap_or(0);
     for (k, v) in &lines {
-        let text = fmt::trunc(v, fmt::WIDTH.saturating_sub(kw + 4));
+        let text = fmt::trunc(v, fmt::line_width().saturating_sub(kw + 4));
         writeln!(
             out,
             "  {}{}  {text}",

@@ -1,13 +1,42 @@
 //! Terminal output: colour (only on a TTY, `NO_COLOR` honoured), a small column table that fits
-//! [`WIDTH`] columns, and short renderings of times, latencies, tokens and JSON values.
+//! [`line_width()`] columns, and short renderings of times, latencies, tokens and JSON values.
 
 use std::io::{self, IsTerminal, Write};
 
 use serde_json::Value;
 use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
-/// Every line we print fits this many columns (except values shown whole on request).
-pub const WIDTH: usize = 100;
+/// Width when neither `COLUMNS` nor the terminal says (e.g. output to a pipe).
+pub const DEFAULT_WIDTH: usize = 100;
+const MIN_WIDTH: usize = DEFAULT_WIDTH;
+const MAX_WIDTH: usize = 240;
+
+/// Every line we print fits this many columns (except values shown whole on request):
+/// `$COLUMNS` if set, else the terminal's width when stdout is one, else
+/// [`DEFAULT_WIDTH`]; at least [`DEFAULT_WIDTH`] (the narrowest layout the tables have),
+/// at most 240.
+pub fn line_width() -> usize {
+    static WIDTH: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *WIDTH.get_or_init(|| {
+        let terminal = || {
+            io::stdout()
+                .is_terminal()
+                .then(|| console::Term::stdout().size_checked())
+                .flatten()
+                .map(|(_rows, cols)| cols as usize)
+        };
+        choose_width(std::env::var("COLUMNS").ok().as_deref(), terminal)
+    })
+}
+
+fn choose_width(columns: Option<&str>, terminal: impl FnOnce() -> Option<usize>) -> usize {
+    columns
+        .and_then(|c| c.trim().parse::<usize>().ok())
+        .filter(|&c| c > 0)
+        .or_else(terminal)
+        .unwrap_or(DEFAULT_WIDTH)
+        .clamp(MIN_WIDTH, MAX_WIDTH)
+}
 
 /// When to colour.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -190,7 +219,7 @@ impl From<&str> for Cell {
     }
 }
 
-/// A table whose one flexible column shrinks so that lines fit [`WIDTH`].
+/// A table whose one flexible column shrinks so that lines fit [`line_width()`].
 pub struct Table {
     headers: Vec<String>,
     right: Vec<bool>,
@@ -285,7 +314,7 @@ impl Table {
         }
         let total = |w: &[usize]| self.indent + w.iter().sum::<usize>() + 2 * (n - 1);
         if let Some(f) = self.flex {
-            let over = total(&widths).saturating_sub(WIDTH);
+            let over = total(&widths).saturating_sub(line_width());
             let min = width(&self.headers[f]).max(8);
             widths[f] = widths[f].saturating_sub(over).max(min);
         }
@@ -478,6 +507,22 @@ pub fn json(out: &mut dyn Write, v: &impl serde::Serialize) -> anyhow::Result<()
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn width_comes_from_columns_then_the_terminal() {
+        assert_eq!(choose_width(Some("180"), || Some(120)), 180);
+        assert_eq!(choose_width(Some(" 150 "), || None), 150);
+        assert_eq!(choose_width(None, || Some(132)), 132);
+        assert_eq!(choose_width(Some("wide"), || Some(132)), 132);
+        assert_eq!(choose_width(Some("0"), || None), DEFAULT_WIDTH);
+        assert_eq!(choose_width(None, || None), DEFAULT_WIDTH);
+        assert_eq!(
+            choose_width(Some("40"), || None),
+            DEFAULT_WIDTH,
+            "never narrower"
+        );
+        assert_eq!(choose_width(Some("1000"), || None), 240, "never wider");
+    }
 
     #[test]
     fn trunc_cuts_with_ellipsis() {

@@ -208,7 +208,7 @@ pub fn show(
             let text = if full {
                 text
             } else {
-                fmt::trunc(&text, fmt::WIDTH.saturating_sub(6 + k.len()))
+                fmt::trunc(&text, fmt::line_width().saturating_sub(6 + k.len()))
             };
             writeln!(out, "  {k} = {text}")?;
         }
@@ -231,7 +231,8 @@ pub fn show(
                 writeln!(out, "\n{} ({})", st.bold("rows"), rows.len())?;
                 let shown = if full { rows.len() } else { 10 };
                 for (i, (_, r)) in rows.iter().take(shown).enumerate() {
-                    let text = fmt::trunc(&crate::calls::inline_value(db, r), fmt::WIDTH - 8);
+                    let text =
+                        fmt::trunc(&crate::calls::inline_value(db, r), fmt::line_width() - 8);
                     writeln!(out, "  {:>3}  {text}", i)?;
                 }
                 if rows.len() > shown {
@@ -448,7 +449,7 @@ pub fn diff(
         writeln!(out, "  {}", st.dim("no differences in attributes or code"))?;
         return Ok(());
     }
-    let show = |v: &Value| fmt::trunc(&crate::calls::inline_value(db, v), fmt::WIDTH - 20);
+    let show = |v: &Value| fmt::trunc(&crate::calls::inline_value(db, v), fmt::line_width() - 20);
     if !fields.is_empty() {
         writeln!(
             out,

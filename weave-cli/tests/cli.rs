@@ -220,6 +220,7 @@ fn fixture() -> Fixture {
 
 fn weave_cmd(db: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_weave"))
+        .env_remove("COLUMNS")
         .arg("--db")
         .arg(db)
         .args(args)
@@ -650,6 +651,7 @@ fn env_var_colour_and_pipes() {
     let f = fixture();
     // $WEAVE_DB is the default location.
     let out = Command::new(env!("CARGO_BIN_EXE_weave"))
+        .env_remove("COLUMNS")
         .args(["calls", "--limit", "1"])
         .env("WEAVE_DB", &f.db)
         .output()
@@ -668,6 +670,7 @@ fn env_var_colour_and_pipes() {
     assert!(coloured.contains("\x1b[31m"), "{coloured}");
 
     let out = Command::new(env!("CARGO_BIN_EXE_weave"))
+        .env_remove("COLUMNS")
         .args(["calls", "--db"])
         .arg(&f.db)
         .args(["--color", "never"])
@@ -746,6 +749,7 @@ fn object_names_are_scoped_by_project() {
     assert_eq!(mine["val"]["temperature"], json!(0.5), "{mine}");
     // The environment variable works like the flag.
     let out = Command::new(env!("CARGO_BIN_EXE_weave"))
+        .env_remove("COLUMNS")
         .args(["--db"])
         .arg(&f.db)
         .args(["show", "Echo", "--json"])
@@ -766,4 +770,24 @@ fn object_names_are_scoped_by_project() {
     assert_eq!(scoped.as_array().unwrap().len(), 1, "{scoped}");
     let calls = ok(&f.db, &["calls"]);
     assert!(calls.contains("Echo.predict:v0"), "{calls}");
+}
+
+#[test]
+fn columns_widens_the_output() {
+    let f = fixture();
+    let narrow = ok(&f.db, &["ops"]);
+    fits(&narrow);
+    let out = Command::new(env!("CARGO_BIN_EXE_weave"))
+        .arg("--db")
+        .arg(&f.db)
+        .args(["ops"])
+        .env("COLUMNS", "240")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let wide = String::from_utf8(out.stdout).unwrap();
+    // The source column is cut at 100 columns (`…cli.rs:NN`) and whole at 240.
+    assert!(narrow.contains('…'), "{narrow}");
+    assert!(!wide.contains('…'), "{wide}");
+    assert!(wide.lines().all(|l| l.chars().count() <= 240), "{wide}");
 }

@@ -43,6 +43,7 @@ fn unchanged(row: &Row, output: &String) -> bool {
 
 fn weave_json(db: &Path, args: &[&str]) -> Value {
     let out = Command::new(env!("CARGO_BIN_EXE_weave"))
+        .env_remove("COLUMNS")
         .arg("--db")
         .arg(db)
         .args(args)
