@@ -245,8 +245,27 @@ pub fn headline(summary: &Value) -> String {
         return String::new();
     };
     let mut parts = Vec::new();
-    for (k, v) in m.iter().filter(|(k, _)| !is_meta_key(k)) {
-        parts.push(format!("{k} {}", main_number(v)));
+    // `rows` is a count, not a score. A scorer that returns a map of metrics is shown
+    // metric by metric, without its name when it is the only scorer (`passed 100%`).
+    let scorers: Vec<(&String, &Value)> = m
+        .iter()
+        .filter(|(k, _)| !is_meta_key(k) && k.as_str() != "rows")
+        .collect();
+    let single = scorers.len() == 1;
+    for (k, v) in scorers {
+        match v {
+            Value::Object(inner) if v.get("true_fraction").is_none() && v.get("mean").is_none() => {
+                for (metric, x) in inner {
+                    let label = if single {
+                        metric.clone()
+                    } else {
+                        format!("{k}.{metric}")
+                    };
+                    parts.push(format!("{label} {}", main_number(x)));
+                }
+            }
+            _ => parts.push(format!("{k} {}", main_number(v))),
+        }
     }
     if let Some(l) = m.get("model_latency").and_then(|v| v["mean"].as_f64()) {
         parts.push(format!("latency {}", fmt::latency_s(l)));
@@ -311,4 +330,30 @@ pub fn summary_lines(summary: &Value) -> Vec<(String, String)> {
             (k.clone(), text)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::headline;
+    use serde_json::json;
+
+    #[test]
+    fn headline_shows_the_numbers_first() {
+        let one = json!({
+            "score_humaneval_test": {"passed": {"true_count": 164, "true_fraction": 1.0}},
+            "rows": 164,
+            "model_latency": {"mean": 0.024},
+            "errors": 0
+        });
+        assert_eq!(headline(&one), "passed 100%  latency 24ms");
+        let two = json!({
+            "exact_match": {"true_count": 2, "true_fraction": 0.6667},
+            "judge": {"ok": {"true_count": 1, "true_fraction": 0.5}, "score": {"mean": 3.25}},
+            "errors": 2
+        });
+        assert_eq!(
+            headline(&two),
+            "exact_match 67%  judge.ok 50%  judge.score 3.25  errors 2"
+        );
+    }
 }
