@@ -9,7 +9,8 @@
 //! Two modes:
 //! * [`Mode::ForkServer`] (default): one sandboxed, pre-started Python server per
 //!   worker forks a child per program. The child applies its own rlimits; after each
-//!   program the server (pid 1 of the namespace) kills every other process. Per
+//!   program the server (pid 1 of the namespace) kills every other process (on a host
+//!   without pid namespaces: the program's process group). Per
 //!   program cost is dominated by page faults after `fork` and by fork and exit
 //!   themselves, so the server pre-imports the common stdlib modules, builds the
 //!   audit hook once, skips `random`'s at-fork re-seed (children share its seeded
