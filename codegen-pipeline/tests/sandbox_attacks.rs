@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use codegen_pipeline::humaneval::{score_humaneval_test, Problem};
-use common::{assert_child_passed, copy_of_this_binary, processes_of};
+use common::{assert_child_passed, copy_of_this_binary, processes_of, processes_with_arg};
 
 mod common;
 use codegen_pipeline::sandbox::{Mode, Sandbox, SandboxConfig};
@@ -192,9 +192,42 @@ fn attacks(host: &Host) -> Vec<(&'static str, String)> {
     ]
 }
 
-/// Runs the corpus. As root, programs run as host uid `uid`; otherwise `uid` must be
-/// this process's own uid (the unprivileged path: a user namespace without root).
-fn run_corpus(mode: Mode, uid: u32) -> Sandbox {
+/// Processes to watch for leftovers: every process of the programs' uid when that uid is
+/// theirs alone (as root, `uid`; in the unprivileged re-run, uid 64103); else (tests run
+/// by an ordinary user, whose other processes share the uid) this sandbox's interpreters.
+struct Watch {
+    uid: u32,
+    only_args: Option<String>,
+}
+
+impl Watch {
+    fn new(sandbox: &Sandbox, uid: u32) -> Watch {
+        // SAFETY: geteuid has no preconditions.
+        let euid = unsafe { libc::geteuid() };
+        if euid == 0 || std::env::var_os(NON_ROOT_CHILD).is_some() {
+            Watch {
+                uid: if euid == 0 { uid } else { euid },
+                only_args: None,
+            }
+        } else {
+            Watch {
+                uid: euid,
+                only_args: Some(sandbox.scratch_root().display().to_string()),
+            }
+        }
+    }
+
+    fn processes(&self) -> Vec<u32> {
+        match &self.only_args {
+            None => processes_of(self.uid),
+            Some(needle) => processes_with_arg(self.uid, needle),
+        }
+    }
+}
+
+/// Runs the corpus. As root, programs run as host uid `uid`; otherwise as this process's
+/// own uid (the unprivileged path: a user namespace without root).
+fn run_corpus(mode: Mode, uid: u32) -> (Sandbox, Watch) {
     // SAFETY-free in edition 2021: the variable is set before any sandbox exists.
     std::env::set_var("OPENAI_API_KEY", SECRET);
     let host = Host::new();
@@ -212,13 +245,14 @@ fn run_corpus(mode: Mode, uid: u32) -> Sandbox {
     // Sanity: the correct completion passes.
     let ok = score_humaneval_test(&p, &p.canonical_solution, &sandbox);
     assert!(ok.passed, "{mode:?}: canonical failed: {ok:?}");
-    let baseline = processes_of(uid).len();
+    let watch = Watch::new(&sandbox, uid);
+    let baseline = watch.processes().len();
     let mut results = HashMap::new();
     for (name, completion) in attacks(&host) {
         let v = score_humaneval_test(&p, &completion, &sandbox);
         assert!(!v.passed, "{mode:?}: attack {name:?} passed: {v:?}");
         host.assert_untouched(name);
-        let left = processes_of(uid);
+        let left = watch.processes();
         assert!(
             left.len() <= baseline,
             "{mode:?}: attack {name:?} left processes behind: {left:?}"
@@ -247,13 +281,14 @@ fn run_corpus(mode: Mode, uid: u32) -> Sandbox {
         results["memory bomb"].contains("MemoryError"),
         "{results:?}"
     );
-    sandbox
+    (sandbox, watch)
 }
 
 fn run_corpus_and_drop(mode: Mode, uid: u32) {
-    drop(run_corpus(mode, uid));
+    let (sandbox, watch) = run_corpus(mode, uid);
+    drop(sandbox);
     assert!(
-        processes_of(uid).is_empty(),
+        watch.processes().is_empty(),
         "processes survive the sandbox"
     );
 }
@@ -280,7 +315,7 @@ fn attacks_fail_without_root() {
     let euid = unsafe { libc::geteuid() };
     if euid != 0 {
         for mode in [Mode::ForkServer, Mode::Fresh] {
-            let sandbox = run_corpus(mode, euid);
+            let (sandbox, watch) = run_corpus(mode, euid);
             let p = sandbox.protections();
             if std::env::var_os(NON_ROOT_CHILD).is_some() {
                 // This machine supports unprivileged namespaces: all must be used.
@@ -290,7 +325,7 @@ fn attacks_fail_without_root() {
             }
             drop(sandbox);
             assert!(
-                processes_of(euid).is_empty(),
+                watch.processes().is_empty(),
                 "{mode:?}: processes survive the sandbox"
             );
         }

@@ -547,6 +547,12 @@ impl Sandbox {
         &self.inner.protections
     }
 
+    /// The host directory holding this sandbox's scratch directories (it appears in the
+    /// command line of every interpreter the sandbox starts).
+    pub fn scratch_root(&self) -> &Path {
+        self.inner.root.path()
+    }
+
     /// The interpreter programs run with (resolved once, symlinks followed).
     pub fn python(&self) -> &Path {
         &self.inner.python.executable

@@ -33,6 +33,17 @@ pub fn processes_of(uid: u32) -> Vec<u32> {
     out
 }
 
+/// Live processes of `uid` whose command line contains `needle`.
+pub fn processes_with_arg(uid: u32, needle: &str) -> Vec<u32> {
+    processes_of(uid)
+        .into_iter()
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(needle))
+        })
+        .collect()
+}
+
 /// A copy of this test binary in a world-readable temporary directory (the checkout
 /// may sit under a directory other users cannot enter, e.g. /root).
 pub fn copy_of_this_binary() -> (tempfile::TempDir, PathBuf) {
