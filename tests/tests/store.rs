@@ -359,6 +359,24 @@ fn objects_are_looked_up_per_project() {
         .expect("models");
     assert_eq!(only_two.len(), 1);
     assert_eq!(only_two[0].digest, two[1]);
+    // Calls filter by project too.
+    let calls_of = |project: Option<&str>| {
+        store
+            .calls(&CallFilter {
+                project_id: project.map(str::to_string),
+                ..Default::default()
+            })
+            .expect("calls")
+            .len()
+    };
+    assert_eq!(
+        (
+            calls_of(None),
+            calls_of(Some("team/one")),
+            calls_of(Some("team/two"))
+        ),
+        (3, 1, 2)
+    );
 }
 
 #[test]

@@ -59,6 +59,7 @@ impl FilterArgs {
             None => None,
         };
         Ok(CallFilter {
+            project_id: db.project.clone(),
             op_name,
             trace_id,
             parent_id,

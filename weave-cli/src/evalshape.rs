@@ -128,6 +128,7 @@ pub fn run(db: &Db, call: CallRecord) -> Run {
 /// Runs, newest first.
 pub fn runs(db: &Db, limit: usize) -> Result<Vec<Run>> {
     let calls = db.store.calls(&CallFilter {
+        project_id: db.project.clone(),
         op_name: Some(EVALUATE.into()),
         limit: Some(limit),
         ..Default::default()

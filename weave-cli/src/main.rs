@@ -33,9 +33,9 @@ struct Cli {
     /// The trace store [default: $WEAVE_DB, else ./.weave/weave.db]
     #[arg(long, global = true, value_name = "PATH")]
     db: Option<PathBuf>,
-    /// Look object names up in this project (`entity/project`, or `project` for entity
-    /// `local`, as given to `weave::init`) [default: $WEAVE_PROJECT, else the only
-    /// project that has the name]
+    /// Only this project (`entity/project`, or `project` for entity `local`, as given to
+    /// `weave::init`): calls, evaluations and object names [default: $WEAVE_PROJECT, else
+    /// every project; an object name two projects use is then an error]
     #[arg(long, global = true, value_name = "ENTITY/PROJECT")]
     project: Option<String>,
     /// When to colour the output (NO_COLOR is honoured in `auto`).

@@ -770,6 +770,32 @@ fn object_names_are_scoped_by_project() {
     assert_eq!(scoped.as_array().unwrap().len(), 1, "{scoped}");
     let calls = ok(&f.db, &["calls"]);
     assert!(calls.contains("Echo.predict:v0"), "{calls}");
+    // Calls and evaluations are scoped too.
+    let all = json_of(&f.db, &["calls", "--json", "--limit", "1000"]);
+    let other_calls = json_of(
+        &f.db,
+        &["--project", "other", "calls", "--json", "--limit", "1000"],
+    );
+    let other_calls = other_calls.as_array().unwrap();
+    assert_eq!(other_calls.len(), 1, "{other_calls:?}");
+    assert_eq!(other_calls[0]["project_id"], json!("local/other"));
+    let mine = json_of(
+        &f.db,
+        &["--project", PROJECT, "calls", "--json", "--limit", "1000"],
+    );
+    assert_eq!(
+        mine.as_array().unwrap().len() + 1,
+        all.as_array().unwrap().len()
+    );
+    let evals = json_of(&f.db, &["--project", "other", "evals", "--json"]);
+    assert_eq!(evals, json!([]));
+    assert_eq!(
+        json_of(&f.db, &["--project", PROJECT, "evals", "--json"])
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
 }
 
 #[test]

@@ -105,6 +105,8 @@ impl CallRecord {
 /// Which calls to list. Empty means all, newest first.
 #[derive(Debug, Clone, Default)]
 pub struct CallFilter {
+    /// Only calls of this project (`entity/project`).
+    pub project_id: Option<String>,
     /// Short op name (`predict`, `Model.predict`) or full op ref.
     pub op_name: Option<String>,
     /// Only calls of this trace.
@@ -253,6 +255,10 @@ impl Store {
                 args.push(format!("%/op/{escaped}:%"));
                 sql.push_str(&format!(" AND op_name LIKE ?{} ESCAPE '\\'", args.len()));
             }
+        }
+        if let Some(p) = &filter.project_id {
+            args.push(p.clone());
+            sql.push_str(&format!(" AND project_id = ?{}", args.len()));
         }
         if let Some(t) = &filter.trace_id {
             args.push(t.clone());
