@@ -394,25 +394,20 @@ def _remove_tree(path):
 
 def _malloc_stats():
     # Free blocks in partly used pymalloc pools, by block size, parsed from what
-    # sys._debugmallocstats() prints on fd 2 (captured through a pipe).
-    r, w = os.pipe()
+    # sys._debugmallocstats() prints on fd 2 (captured in an in-memory file, which
+    # unlike a pipe cannot fill up and block the writer).
+    capture = os.memfd_create("weave-mallocstats")
     saved = os.dup(2)
-    os.dup2(w, 2)
-    os.close(w)
+    os.dup2(capture, 2)
     try:
         sys._debugmallocstats()
     finally:
         os.dup2(saved, 2)
         os.close(saved)
-    chunks = []
-    while True:
-        chunk = os.read(r, 1 << 16)
-        if not chunk:
-            break
-        chunks.append(chunk)
-    os.close(r)
+    text = _read_all(capture)
+    os.close(capture)
     avail = {}
-    for line in b"".join(chunks).decode("ascii", "replace").splitlines():
+    for line in text.decode("ascii", "replace").splitlines():
         parts = line.split()
         if len(parts) == 5 and all(p.isdigit() for p in parts):
             avail[int(parts[1])] = int(parts[4])
