@@ -219,12 +219,20 @@ fn fixture() -> Fixture {
 // --- running the binary -------------------------------------------------------------------
 
 fn weave_cmd(db: &Path, args: &[&str]) -> Output {
+    weave_cmd_env(db, args, &[])
+}
+
+/// `weave --db DB ARGS` with these extra environment variables (and none of the ones that
+/// would change its output otherwise).
+fn weave_cmd_env(db: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_weave"))
         .env_remove("COLUMNS")
+        .env_remove("WEAVE_PROJECT")
+        .env_remove("WEAVE_DB")
+        .envs(env.iter().copied())
         .arg("--db")
         .arg(db)
         .args(args)
-        .env_remove("WEAVE_DB")
         .output()
         .unwrap()
 }
@@ -748,14 +756,11 @@ fn object_names_are_scoped_by_project() {
     let mine = json_of(&f.db, &["--project", PROJECT, "show", "Echo:v1", "--json"]);
     assert_eq!(mine["val"]["temperature"], json!(0.5), "{mine}");
     // The environment variable works like the flag.
-    let out = Command::new(env!("CARGO_BIN_EXE_weave"))
-        .env_remove("COLUMNS")
-        .args(["--db"])
-        .arg(&f.db)
-        .args(["show", "Echo", "--json"])
-        .env("WEAVE_PROJECT", "other")
-        .output()
-        .unwrap();
+    let out = weave_cmd_env(
+        &f.db,
+        &["show", "Echo", "--json"],
+        &[("WEAVE_PROJECT", "other")],
+    );
     assert!(
         out.status.success(),
         "{}",
@@ -803,13 +808,7 @@ fn columns_widens_the_output() {
     let f = fixture();
     let narrow = ok(&f.db, &["ops"]);
     fits(&narrow);
-    let out = Command::new(env!("CARGO_BIN_EXE_weave"))
-        .arg("--db")
-        .arg(&f.db)
-        .args(["ops"])
-        .env("COLUMNS", "240")
-        .output()
-        .unwrap();
+    let out = weave_cmd_env(&f.db, &["ops"], &[("COLUMNS", "240")]);
     assert!(out.status.success());
     let wide = String::from_utf8(out.stdout).unwrap();
     // The source column is cut at 100 columns (`…cli.rs:NN`) and whole at 240.
