@@ -1196,3 +1196,112 @@ fn the_mode_and_placement_are_recorded_on_the_call() {
 async fn traced_generate(generator: &Generator) -> Result<GeneratedCode, GeneratorError> {
     Ok(generator.generate(PROMPT).await?.code)
 }
+
+fn humaneval_file() -> std::path::PathBuf {
+    let shared = std::env::var_os("WEAVE_SHARED_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared")
+        });
+    shared.join("datasets/HumanEval.jsonl.gz")
+}
+
+/// Runs the `codegen-pipeline` binary on one problem against `base_url`, with `args`.
+async fn run_cli(base_url: &str, args: &[&str]) -> std::process::Output {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_codegen-pipeline"));
+    cmd.args(["--limit", "1", "--dataset-path"])
+        .arg(humaneval_file())
+        .arg("--db")
+        .arg(dir.path().join("w.db"))
+        .args(args)
+        .env_remove("OPENAI_API_KEY")
+        .env_remove("OPENAI_MODEL")
+        .env("OPENAI_BASE_URL", base_url);
+    let output = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    drop(dir);
+    output
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_uses_the_only_listed_model_and_reports_the_mode() {
+    let server = StandIn::start(llama_cpp_python()).await;
+    let out = run_cli(
+        &server.base_url,
+        &["--max-tokens", "300", "--request-timeout", "20"],
+    )
+    .await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("Using /models/gemma-3-270m-q4_k_m.gguf, the only model"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("max_tokens 300, 1 request(s) at a time"),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains("structured output      json_object_schema"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("rejected             json_schema (HTTP 500: 1 validation error:"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("predict errors         0"), "{stdout}");
+    let bodies = server.stats().bodies();
+    assert_eq!(bodies.len(), 2);
+    assert_eq!(bodies[0]["model"], "/models/gemma-3-270m-q4_k_m.gguf");
+    assert!(bodies.iter().all(|b| b["max_tokens"] == 300));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_asks_for_a_model_when_the_server_lists_several() {
+    let server = StandIn::start(ollama()).await;
+    let out = run_cli(&server.base_url, &[]).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("lists 2 models; pass --model with one of: llama3.2, qwen2.5-coder:7b"),
+        "{stderr}"
+    );
+    assert_eq!(server.stats().requests(), 0);
+
+    // A fixed mode and a model given: no listing, no fallback.
+    let out = run_cli(
+        &server.base_url,
+        &[
+            "--model",
+            "llama3.2",
+            "--structured-output",
+            "json_object",
+            "--llm-concurrency",
+            "0",
+        ],
+    )
+    .await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("any number of request(s) at a time"),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains("structured output      json_object\n"),
+        "{stdout}"
+    );
+    assert_eq!(server.stats().requests_in("json_object"), 1);
+
+    let out = run_cli(&server.base_url, &["--structured-output", "xml"]).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("unknown structured-output mode \"xml\""),
+        "{stderr}"
+    );
+}
