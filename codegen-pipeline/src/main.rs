@@ -7,8 +7,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use codegen_pipeline::generator::{
-    list_models, Generator, GeneratorConfig, Instructions, StructuredOutput, DEFAULT_DEADLINE,
-    DEFAULT_MAX_TOKENS, DEFAULT_REQUEST_TIMEOUT,
+    list_models, Generator, GeneratorConfig, Instructions, Streaming, StructuredOutput,
+    DEFAULT_DEADLINE, DEFAULT_MAX_TOKENS, DEFAULT_REQUEST_TIMEOUT,
 };
 use codegen_pipeline::humaneval::Problem;
 use codegen_pipeline::pipeline::{CodeGenerationPipeline, HumanEvalScorer};
@@ -54,7 +54,13 @@ struct RunArgs {
     /// Cap on generated tokens per reply (0: send none, the server's default applies).
     #[arg(long, default_value_t = DEFAULT_MAX_TOKENS)]
     max_tokens: u32,
-    /// Seconds one LLM request may take; then its connection is closed and it is retried.
+    /// Stream replies: auto (from a server on this machine or a private network), on, off.
+    /// Streamed, a slow but working server is not cut off, and a request given up on stops
+    /// at the server.
+    #[arg(long, default_value = "auto", value_parser = parse_streaming)]
+    stream: Streaming,
+    /// Seconds one LLM request may go without progress (streamed: between two chunks; else
+    /// the whole request); then its connection is closed and it is retried.
     #[arg(long, default_value_t = DEFAULT_REQUEST_TIMEOUT.as_secs_f64())]
     request_timeout: f64,
     /// Seconds one row's generation may take in all (retries and backoff included).
@@ -121,6 +127,11 @@ async fn main() -> anyhow::Result<()> {
 }
 
 fn parse_structured_output(s: &str) -> Result<StructuredOutput, String> {
+    s.parse()
+        .map_err(|e: codegen_pipeline::generator::GeneratorError| e.to_string())
+}
+
+fn parse_streaming(s: &str) -> Result<Streaming, String> {
     s.parse()
         .map_err(|e: codegen_pipeline::generator::GeneratorError| e.to_string())
 }
@@ -197,6 +208,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             .context("configuring the LLM client")?
             .with_structured_output(args.structured_output)
             .with_instructions(args.instructions)
+            .with_stream(args.stream)
             .with_request_timeout(seconds("request-timeout", args.request_timeout)?)
             .with_deadline(seconds("row-deadline", args.row_deadline)?);
         config.settings.max_tokens = (args.max_tokens > 0).then_some(args.max_tokens);
@@ -204,12 +216,17 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             config.max_concurrent_requests = (n > 0).then_some(n);
         }
         eprintln!(
-            "LLM: {} at {}; structured output {}, instructions in the {} message, max_tokens \
-             {}, {} request(s) at a time",
+            "LLM: {} at {}; structured output {}, instructions in the {} message, {}, \
+             max_tokens {}, {} request(s) at a time",
             config.model,
             config.base_url,
             config.structured_output,
             config.resolved_instructions(),
+            if config.resolved_stream() {
+                "streamed"
+            } else {
+                "not streamed"
+            },
             config
                 .settings
                 .max_tokens

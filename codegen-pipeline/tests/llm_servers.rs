@@ -18,7 +18,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use codegen_pipeline::generator::{
     list_models, GeneratedCode, Generator, GeneratorConfig, GeneratorError, Instructions,
-    RetryPolicy, StructuredOutput, TransportErrorKind, DEFAULT_MAX_TOKENS,
+    RetryPolicy, Streaming, StructuredOutput, TransportErrorKind, DEFAULT_MAX_TOKENS,
 };
 use serde_json::{json, Value};
 use tokio::time::Instant;
@@ -28,6 +28,9 @@ const PROMPT: &str = "def add(a: int, b: int) -> int:\n    \"\"\"Return the sum 
 /// llama-cpp-python 0.3.36's reply to `response_format: {"type": "json_schema", ...}`, as
 /// captured from the real server (FastAPI's validation error, wrapped as HTTP 500).
 const LLAMA_CPP_REJECTION: &str = "1 validation error:\n  {'type': 'literal_error', 'loc': ('body', 'response_format', 'type'), 'msg': \"Input should be 'text' or 'json_object'\", 'input': 'json_schema', 'ctx': {'expected': \"'text' or 'json_object'\"}}\n\n  File \"/venv/lib/python3.11/site-packages/llama_cpp/server/app.py\", line 376, in create_chat_completion\n    POST /v1/chat/completions";
+
+/// A prompt containing this makes a stand-in with `stall_after` hang mid-stream.
+const STALLING: &str = "# (a problem the server hangs on)";
 
 /// A prompt containing this makes the stand-in's model loop until it is stopped.
 const LOOPING: &str = "# (a problem this model loops on)";
@@ -63,6 +66,11 @@ struct Profile {
     n_ctx: u64,
     /// Models listed by `GET /v1/models`.
     models: &'static [&'static str],
+    /// Sends usage in a streamed reply when asked (`stream_options.include_usage`).
+    streams_usage: bool,
+    /// A streamed reply to a prompt containing [`STALLING`] stops coming after this many
+    /// chunks (a hung server).
+    stall_after: Option<usize>,
 }
 
 fn response_format_type(req: &Value) -> Option<&str> {
@@ -99,6 +107,8 @@ fn llama_cpp_python() -> Profile {
         per_token: Duration::from_millis(1),
         n_ctx: 4096,
         models: &["/models/gemma-3-270m-q4_k_m.gguf"],
+        streams_usage: false,
+        stall_after: None,
     }
 }
 
@@ -128,6 +138,8 @@ fn ollama() -> Profile {
         per_token: Duration::from_millis(1),
         n_ctx: 4096,
         models: &["llama3.2", "qwen2.5-coder:7b"],
+        streams_usage: true,
+        stall_after: None,
     }
 }
 
@@ -175,6 +187,8 @@ fn vllm_0_5() -> Profile {
         per_token: Duration::from_millis(1),
         n_ctx: 4096,
         models: &["Qwen/Qwen2.5-Coder-7B-Instruct"],
+        streams_usage: true,
+        stall_after: None,
     }
 }
 
@@ -198,6 +212,8 @@ fn lm_studio() -> Profile {
         per_token: Duration::from_millis(1),
         n_ctx: 4096,
         models: &["qwen2.5-coder-7b-instruct"],
+        streams_usage: true,
+        stall_after: None,
     }
 }
 
@@ -247,34 +263,43 @@ fn shape_of(body: &Value) -> &'static str {
 }
 
 /// Increments a counter and its maximum; decrements on drop.
-struct Gauge<'a> {
-    now: &'a AtomicUsize,
+struct Gauge {
+    state: Arc<ServerState>,
+    now: fn(&Stats) -> &AtomicUsize,
 }
 
-impl<'a> Gauge<'a> {
-    fn enter(now: &'a AtomicUsize, max: &AtomicUsize) -> Self {
-        let n = now.fetch_add(1, Ordering::SeqCst) + 1;
-        max.fetch_max(n, Ordering::SeqCst);
-        Self { now }
+impl Gauge {
+    fn enter(
+        state: &Arc<ServerState>,
+        now: fn(&Stats) -> &AtomicUsize,
+        max: fn(&Stats) -> &AtomicUsize,
+    ) -> Self {
+        let n = now(&state.stats).fetch_add(1, Ordering::SeqCst) + 1;
+        max(&state.stats).fetch_max(n, Ordering::SeqCst);
+        Self {
+            state: state.clone(),
+            now,
+        }
     }
 }
 
-impl Drop for Gauge<'_> {
+impl Drop for Gauge {
     fn drop(&mut self) {
-        self.now.fetch_sub(1, Ordering::SeqCst);
+        (self.now)(&self.state.stats).fetch_sub(1, Ordering::SeqCst);
     }
 }
 
-/// Counts a handler dropped before it answered.
-struct Disconnect<'a> {
-    stats: &'a Stats,
+/// Counts a request dropped before it was answered in full (the client closed the
+/// connection).
+struct Disconnect {
+    state: Arc<ServerState>,
     answered: bool,
 }
 
-impl Drop for Disconnect<'_> {
+impl Drop for Disconnect {
     fn drop(&mut self) {
         if !self.answered {
-            self.stats.disconnects.fetch_add(1, Ordering::SeqCst);
+            self.state.stats.disconnects.fetch_add(1, Ordering::SeqCst);
         }
     }
 }
@@ -283,7 +308,7 @@ struct ServerState {
     profile: Profile,
     stats: Stats,
     /// Held by the running generation of a serial server.
-    engine: tokio::sync::Mutex<()>,
+    engine: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// Approximate token count: four characters a token.
@@ -367,9 +392,9 @@ fn generate(profile: &Profile, req: &Value) -> (String, &'static str, u64) {
 async fn chat_completions(State(state): State<Arc<ServerState>>, body: Bytes) -> Response {
     let req: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     state.stats.bodies.lock().unwrap().push(req.clone());
-    let _in_flight = Gauge::enter(&state.stats.in_flight, &state.stats.max_in_flight);
+    let in_flight = Gauge::enter(&state, |s| &s.in_flight, |s| &s.max_in_flight);
     let mut disconnect = Disconnect {
-        stats: &state.stats,
+        state: state.clone(),
         answered: false,
     };
     if let Err((status, body)) = (state.profile.accepts)(&req) {
@@ -378,10 +403,74 @@ async fn chat_completions(State(state): State<Arc<ServerState>>, body: Bytes) ->
     }
     let (content, finish_reason, completion_tokens) = generate(&state.profile, &req);
     let prompt = prompt_tokens(&req, state.profile.drops_system);
+    let usage = json!({"prompt_tokens": prompt, "completion_tokens": completion_tokens,
+                       "total_tokens": prompt + completion_tokens});
+    if req["stream"] == true {
+        // Every server here stops a streamed generation when its client goes (the stream is
+        // dropped with the connection); llama-cpp-python sends the headers with the first
+        // token, once it holds the engine.
+        let work = Gauge::enter(&state, |s| &s.work, |s| &s.max_work);
+        let engine = if state.profile.serial {
+            Some(state.engine.clone().lock_owned().await)
+        } else {
+            None
+        };
+        let mut events: Vec<String> = content
+            .chars()
+            .collect::<Vec<_>>()
+            .chunks(4)
+            .map(|piece| {
+                json!({"object": "chat.completion.chunk", "model": req["model"],
+                       "choices": [{"index": 0, "delta": {"content": piece.iter().collect::<String>()},
+                                    "finish_reason": null}]})
+                .to_string()
+            })
+            .collect();
+        events.push(
+            json!({"object": "chat.completion.chunk", "model": req["model"],
+                   "choices": [{"index": 0, "delta": {}, "finish_reason": finish_reason}]})
+            .to_string(),
+        );
+        if req["stream_options"]["include_usage"] == true && state.profile.streams_usage {
+            events.push(
+                json!({"object": "chat.completion.chunk", "choices": [], "usage": usage})
+                    .to_string(),
+            );
+        }
+        events.push("[DONE]".into());
+        let per_token = state.profile.per_token;
+        let stall_after = state
+            .profile
+            .stall_after
+            .filter(|_| rendered(&req, false).contains(STALLING));
+        let guards = (in_flight, disconnect, work, engine);
+        let stream = futures_util::stream::unfold(
+            (0usize, events, guards),
+            move |(i, events, mut guards)| async move {
+                if i >= events.len() {
+                    guards.1.answered = true;
+                    guards.1.state.stats.finished.fetch_add(1, Ordering::SeqCst);
+                    return None;
+                }
+                if stall_after == Some(i) {
+                    tokio::time::sleep(Duration::from_secs(3600)).await;
+                }
+                if i + 1 < events.len() {
+                    tokio::time::sleep(per_token).await;
+                }
+                let event = Bytes::from(format!("data: {}\n\n", events[i]));
+                Some((Ok::<_, std::io::Error>(event), (i + 1, events, guards)))
+            },
+        );
+        return Response::builder()
+            .header("content-type", "text/event-stream")
+            .body(Body::from_stream(stream))
+            .unwrap();
+    }
     let work = {
         let state = state.clone();
         async move {
-            let _work = Gauge::enter(&state.stats.work, &state.stats.max_work);
+            let _work = Gauge::enter(&state, |s| &s.work, |s| &s.max_work);
             let _engine = if state.profile.serial {
                 Some(state.engine.lock().await)
             } else {
@@ -398,13 +487,13 @@ async fn chat_completions(State(state): State<Arc<ServerState>>, body: Bytes) ->
         let _ = tokio::spawn(work).await;
     }
     disconnect.answered = true;
+    drop(in_flight);
     Json(json!({
         "id": "chatcmpl-1", "object": "chat.completion", "created": 1_700_000_000,
         "model": req["model"],
         "choices": [{"index": 0, "finish_reason": finish_reason,
                      "message": {"role": "assistant", "content": content}}],
-        "usage": {"prompt_tokens": prompt, "completion_tokens": completion_tokens,
-                  "total_tokens": prompt + completion_tokens},
+        "usage": usage,
     }))
     .into_response()
 }
@@ -429,7 +518,7 @@ impl StandIn {
         let state = Arc::new(ServerState {
             profile,
             stats: Stats::default(),
-            engine: tokio::sync::Mutex::new(()),
+            engine: Arc::default(),
         });
         let app = Router::new()
             .route("/v1/chat/completions", post(chat_completions))
@@ -581,10 +670,10 @@ async fn llama_cpp_python_instructions_survive_a_template_without_system_message
     let err = system.generate(PROMPT).await.unwrap_err();
     match &err {
         GeneratorError::Truncated {
-            max_tokens, usage, ..
+            max_tokens, head, ..
         } => {
             assert_eq!(*max_tokens, Some(64));
-            assert_eq!(usage.unwrap().completion_tokens, 64);
+            assert!(head.starts_with("{\"answer\": \"Sure!"), "{head}");
         }
         other => panic!("unexpected error: {other:?}"),
     }
@@ -684,6 +773,7 @@ async fn issue_17_no_cap_no_limit_piles_up_but_the_defaults_do_not() {
                 ..Default::default()
             })
             .with_max_concurrent_requests(None)
+            .with_stream(Streaming::Off)
             .with_request_timeout(Duration::from_millis(600))
             .with_retry(fast_retry(2)),
     )
@@ -693,8 +783,8 @@ async fn issue_17_no_cap_no_limit_piles_up_but_the_defaults_do_not() {
     let piled_up = server.stats().max_work.load(Ordering::SeqCst);
     assert!(piled_up >= 4, "generations queued at once: {piled_up}");
 
-    // The defaults: instructions in the user message, the output capped, one request at a
-    // time to a local server. Every row completes and the server never holds more than the
+    // The defaults: instructions in the user message, the output capped, streamed, one
+    // request at a time to a local server. Every row completes and the server never holds more than the
     // one generation its client is waiting for.
     let server = StandIn::start(Profile {
         per_token: Duration::from_micros(400),
@@ -965,6 +1055,7 @@ async fn timeout_closes_the_connection_so_a_server_that_notices_stops() {
     let generator = Generator::new(
         server
             .config("llama3.2")
+            .with_stream(Streaming::Off)
             .with_request_timeout(Duration::from_millis(300))
             .with_retry(fast_retry(1)),
     )
@@ -1001,7 +1092,8 @@ async fn timeout_closes_the_connection_so_a_server_that_notices_stops() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timeouts_against_a_server_that_keeps_generating_stay_bounded() {
-    // llama-cpp-python does not notice: each timed-out generation runs to its cap. With one
+    // Without streaming llama-cpp-python does not notice: each timed-out generation runs to
+    // its cap. With one
     // request at a time the client never has more than one request open, and the abandoned
     // generations are bounded by the output cap.
     let server = StandIn::start(Profile {
@@ -1013,6 +1105,7 @@ async fn timeouts_against_a_server_that_keeps_generating_stay_bounded() {
         server
             .config("gemma")
             .with_structured_output(StructuredOutput::JsonObjectSchema)
+            .with_stream(Streaming::Off)
             .with_request_timeout(Duration::from_millis(200))
             .with_retry(fast_retry(2)),
     )
@@ -1304,4 +1397,154 @@ async fn cli_asks_for_a_model_when_the_server_lists_several() {
         stderr.contains("unknown structured-output mode \"xml\""),
         "{stderr}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_stream_is_not_cut_while_tokens_flow() {
+    // About 50 tokens at 40 ms each: two seconds in all, never 300 ms without a token.
+    let profile = Profile {
+        per_token: Duration::from_millis(40),
+        ..llama_cpp_python()
+    };
+    let server = StandIn::start(profile.clone()).await;
+    let config = server
+        .config("gemma")
+        .with_request_timeout(Duration::from_millis(300));
+    assert!(config.resolved_stream());
+    let started = Instant::now();
+    let g = Generator::new(config)
+        .unwrap()
+        .generate(PROMPT)
+        .await
+        .unwrap();
+    assert!(
+        started.elapsed() > Duration::from_millis(1500),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(g.streamed);
+    assert_eq!(g.code, expected_code());
+    // llama-cpp-python sends no usage in a stream.
+    assert_eq!(g.usage, None);
+    let body = server.stats().bodies().pop().unwrap();
+    assert_eq!(body["stream"], true);
+    assert_eq!(body["stream_options"]["include_usage"], true);
+
+    // Without streaming the same reply is one long wait, cut by the same timeout.
+    let server = StandIn::start(profile).await;
+    let err = Generator::new(
+        server
+            .config("gemma")
+            .with_stream(Streaming::Off)
+            .with_structured_output(StructuredOutput::JsonObjectSchema)
+            .with_request_timeout(Duration::from_millis(300))
+            .with_retry(fast_retry(1)),
+    )
+    .unwrap()
+    .generate(PROMPT)
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            GeneratorError::Transport {
+                kind: TransportErrorKind::Timeout,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(server
+        .stats()
+        .bodies()
+        .iter()
+        .all(|b| b.get("stream").is_none()));
+
+    // Ollama streams usage when asked.
+    let server = StandIn::start(ollama()).await;
+    let g = Generator::new(server.config("llama3.2"))
+        .unwrap()
+        .generate(PROMPT)
+        .await
+        .unwrap();
+    assert!(g.streamed);
+    assert_eq!(g.usage.unwrap().completion_tokens, 47);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_stream_times_out_and_frees_the_server() {
+    // A serial server (llama-cpp-python) hangs mid-stream on one problem. The client gives
+    // up after 300 ms without a token and closes the stream; the server drops that
+    // generation, so the next row is served at once.
+    let server = StandIn::start(Profile {
+        per_token: Duration::from_millis(5),
+        stall_after: Some(5),
+        ..llama_cpp_python()
+    })
+    .await;
+    let generator = Generator::new(
+        server
+            .config("gemma")
+            .with_structured_output(StructuredOutput::JsonObjectSchema)
+            .with_request_timeout(Duration::from_millis(300))
+            .with_retry(fast_retry(2)),
+    )
+    .unwrap();
+    let started = Instant::now();
+    let results = generate_prompts(
+        &generator,
+        vec![format!("{STALLING}\n{PROMPT}"), PROMPT.to_owned()],
+    )
+    .await;
+    let err = results[0].as_ref().unwrap_err();
+    match err {
+        GeneratorError::Transport {
+            kind: TransportErrorKind::Timeout,
+            attempts: 2,
+            detail,
+        } => assert!(detail.contains("no new chunk"), "{detail}"),
+        other => panic!("unexpected error: {other:?}"),
+    }
+    assert_eq!(results[1].as_ref().unwrap().code, expected_code());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    let stats = server.stats();
+    wait_until(|| stats.work.load(Ordering::SeqCst) == 0).await;
+    assert_eq!(stats.work.load(Ordering::SeqCst), 0);
+    assert_eq!(stats.disconnects.load(Ordering::SeqCst), 2);
+    // The next request may arrive a moment before the server has noticed the close.
+    assert!(stats.max_in_flight.load(Ordering::SeqCst) <= 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_deadline_cuts_a_slow_stream() {
+    // 50 tokens at 100 ms: five seconds, against a one-second deadline.
+    let server = StandIn::start(Profile {
+        per_token: Duration::from_millis(100),
+        ..ollama()
+    })
+    .await;
+    let generator = Generator::new(
+        server
+            .config("llama3.2")
+            .with_request_timeout(Duration::from_millis(500))
+            .with_deadline(Duration::from_secs(1)),
+    )
+    .unwrap();
+    let started = Instant::now();
+    let err = generator.generate(PROMPT).await.unwrap_err();
+    let elapsed = started.elapsed();
+    assert!(
+        matches!(&err, GeneratorError::DeadlineExceeded { attempts: 1, .. }),
+        "{err:?}"
+    );
+    assert!(elapsed >= Duration::from_millis(950), "{elapsed:?}");
+    assert!(elapsed < Duration::from_millis(2000), "{elapsed:?}");
+    let stats = server.stats();
+    wait_until(|| stats.work.load(Ordering::SeqCst) == 0).await;
+    assert_eq!(stats.work.load(Ordering::SeqCst), 0);
+    assert_eq!(stats.finished.load(Ordering::SeqCst), 0);
 }

@@ -7,10 +7,11 @@ use reqwest::header::HeaderMap;
 use reqwest::{StatusCode, Url};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
 use tokio::time::Instant;
 use tracing::debug;
 
+use super::stream::{Event, SseParser, StreamedReply};
 use super::structured::names_invalid_request;
 use super::{
     ApiKey, GenerationSettings, GeneratorConfig, GeneratorError, ResponseFormat, TransportErrorKind,
@@ -89,6 +90,8 @@ pub struct Completion {
     pub finish_reason: Option<String>,
     /// Number of HTTP requests made (1 when the first one succeeded).
     pub attempts: u32,
+    /// Whether the reply was streamed.
+    pub streamed: bool,
 }
 
 /// A parsed structured reply.
@@ -125,6 +128,11 @@ struct ChatRequest<'a> {
     max_tokens: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     seed: Option<u64>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    stream: bool,
+    /// `{"include_usage": true}` when streaming (servers that do not know it ignore it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stream_options: Option<Value>,
     /// Structured-output fields (`response_format`, `guided_json`, ...).
     #[serde(flatten)]
     fields: &'a Map<String, Value>,
@@ -192,6 +200,14 @@ enum Failure {
         kind: TransportErrorKind,
         detail: String,
     },
+    /// A streamed chunk that is not JSON (not retried).
+    Malformed(String),
+}
+
+/// A successful exchange: a JSON body, or a streamed reply.
+enum Received {
+    Body(Vec<u8>),
+    Stream(StreamedReply),
 }
 
 impl Failure {
@@ -199,6 +215,7 @@ impl Failure {
         match self {
             Self::Status { transient, .. } => *transient,
             Self::Transport { .. } => true,
+            Self::Malformed(_) => false,
         }
     }
 
@@ -226,6 +243,7 @@ impl Failure {
                 detail,
                 attempts,
             },
+            Self::Malformed(detail) => GeneratorError::MalformedResponse(detail),
         }
     }
 }
@@ -282,15 +300,34 @@ impl ChatClient {
         settings: &GenerationSettings,
         deadline: Instant,
     ) -> Result<Completion, GeneratorError> {
+        let stream = self.config.resolved_stream();
         let request = ChatRequest {
             model: &self.config.model,
             messages,
             temperature: settings.temperature,
             max_tokens: settings.max_tokens,
             seed: settings.seed,
+            stream,
+            stream_options: stream.then(|| json!({"include_usage": true})),
             fields,
         };
-        let (body, attempts) = self.send_with_retries(&request, deadline).await?;
+        let (received, attempts) = self.send_with_retries(&request, deadline).await?;
+        let body = match received {
+            Received::Stream(reply) => {
+                return Ok(Completion {
+                    content: reply.content,
+                    refusal: Some(reply.refusal)
+                        .filter(|r| !r.trim().is_empty())
+                        .map(|r| self.scrub(r)),
+                    usage: reply.usage,
+                    model: reply.model.unwrap_or_else(|| self.config.model.clone()),
+                    finish_reason: reply.finish_reason,
+                    attempts,
+                    streamed: true,
+                })
+            }
+            Received::Body(body) => body,
+        };
 
         let response: ChatResponse = serde_json::from_slice(&body).map_err(|e| {
             GeneratorError::MalformedResponse(format!(
@@ -317,6 +354,7 @@ impl ChatClient {
             model,
             finish_reason: choice.finish_reason,
             attempts,
+            streamed: false,
         })
     }
 
@@ -380,12 +418,12 @@ impl ChatClient {
     }
 
     /// Posts `request` until it succeeds, fails permanently, attempts run out or `deadline`
-    /// passes; returns the body of the successful response and the number of attempts.
+    /// passes; returns what the successful response brought and the number of attempts.
     async fn send_with_retries(
         &self,
         request: &ChatRequest<'_>,
         deadline: Instant,
-    ) -> Result<(Vec<u8>, u32), GeneratorError> {
+    ) -> Result<(Received, u32), GeneratorError> {
         let policy = &self.config.retry;
         let max_attempts = policy.max_attempts.max(1);
         let past_deadline = |attempts: u32, last_error: String| GeneratorError::DeadlineExceeded {
@@ -403,9 +441,8 @@ impl ChatClient {
                 ));
             }
             attempt += 1;
-            let timeout = self.config.request_timeout.min(remaining);
-            let failure = match self.send_once(request, timeout).await {
-                Ok(body) => return Ok((body, attempt)),
+            let failure = match self.send_once(request, deadline).await {
+                Ok(received) => return Ok((received, attempt)),
                 Err(failure) => failure,
             };
             let timed_out = matches!(
@@ -415,7 +452,7 @@ impl ChatClient {
                     ..
                 }
             );
-            if timed_out && timeout < self.config.request_timeout {
+            if timed_out && Instant::now() >= deadline {
                 return Err(past_deadline(
                     attempt,
                     failure.into_error(attempt).to_string(),
@@ -431,7 +468,7 @@ impl ChatClient {
             }
             let retry_after = match &failure {
                 Failure::Status { retry_after, .. } => *retry_after,
-                Failure::Transport { .. } => None,
+                Failure::Transport { .. } | Failure::Malformed(_) => None,
             };
             let delay = match retry_after {
                 Some(d) => d.min(policy.max_retry_after),
@@ -453,43 +490,137 @@ impl ChatClient {
         }
     }
 
-    /// One POST with `timeout` for the whole exchange. When it expires the request future is
-    /// dropped, which closes the connection (it cannot go back to the pool mid-response), so a
-    /// server that notices can stop generating.
+    /// One POST. Without streaming, the request timeout (or what is left before `deadline`)
+    /// bounds the whole exchange; with streaming, each wait for progress (the headers, the
+    /// next chunk). When a wait expires the request future is dropped, which closes the
+    /// connection (it cannot go back to the pool mid-response), so a server that notices can
+    /// stop generating.
     async fn send_once(
         &self,
         request: &ChatRequest<'_>,
-        timeout: Duration,
-    ) -> Result<Vec<u8>, Failure> {
-        let exchange = async {
-            let mut builder = self.http.post(self.endpoint.clone()).json(request);
-            if let Some(key) = &self.config.api_key {
-                builder = builder.bearer_auth(key.expose());
-            }
-            let response = builder.send().await.map_err(|e| self.transport(&e))?;
-            let status = response.status();
-            let retry_after = retry_after(response.headers());
-            let body = response.bytes().await.map_err(|e| self.transport(&e))?;
-            if status.is_success() {
-                return Ok(body.to_vec());
-            }
-            let message = self.scrub(error_message(status, &body));
-            Err(Failure::Status {
-                status,
-                transient: is_transient(status, &message),
-                message,
-                retry_after,
-            })
+        deadline: Instant,
+    ) -> Result<Received, Failure> {
+        let limit = || {
+            self.config
+                .request_timeout
+                .min(deadline.saturating_duration_since(Instant::now()))
         };
-        match tokio::time::timeout(timeout, exchange).await {
-            Ok(result) => result,
-            Err(_) => Err(Failure::Transport {
-                kind: TransportErrorKind::Timeout,
-                detail: format!(
-                    "no complete response within {:.3}s; the connection was closed",
-                    timeout.as_secs_f64()
-                ),
-            }),
+        let timed_out = |what: &str, after: Duration| Failure::Transport {
+            kind: TransportErrorKind::Timeout,
+            detail: format!(
+                "{what} within {:.3}s; the connection was closed",
+                after.as_secs_f64()
+            ),
+        };
+        let mut builder = self.http.post(self.endpoint.clone()).json(request);
+        if let Some(key) = &self.config.api_key {
+            builder = builder.bearer_auth(key.expose());
+        }
+        if !request.stream {
+            let timeout = limit();
+            let exchange = async {
+                let response = builder.send().await.map_err(|e| self.transport(&e))?;
+                let status = response.status();
+                let retry_after = retry_after(response.headers());
+                let body = response.bytes().await.map_err(|e| self.transport(&e))?;
+                if !status.is_success() {
+                    return Err(self.status_failure(status, retry_after, &body));
+                }
+                Ok(Received::Body(body.to_vec()))
+            };
+            return match tokio::time::timeout(timeout, exchange).await {
+                Ok(result) => result,
+                Err(_) => Err(timed_out("no complete response", timeout)),
+            };
+        }
+
+        let timeout = limit();
+        let mut response = match tokio::time::timeout(timeout, builder.send()).await {
+            Ok(response) => response.map_err(|e| self.transport(&e))?,
+            Err(_) => return Err(timed_out("no response headers", timeout)),
+        };
+        let status = response.status();
+        if !status.is_success() {
+            let retry_after = retry_after(response.headers());
+            let timeout = limit();
+            let body = match tokio::time::timeout(timeout, response.bytes()).await {
+                Ok(body) => body.map_err(|e| self.transport(&e))?,
+                Err(_) => return Err(timed_out("no complete error response", timeout)),
+            };
+            return Err(self.status_failure(status, retry_after, &body));
+        }
+        let is_event_stream = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim_start().starts_with("text/event-stream"));
+        if !is_event_stream {
+            // A server that ignored `"stream": true` answers with one JSON body.
+            let timeout = limit();
+            return match tokio::time::timeout(timeout, response.bytes()).await {
+                Ok(body) => Ok(Received::Body(
+                    body.map_err(|e| self.transport(&e))?.to_vec(),
+                )),
+                Err(_) => Err(timed_out("no complete response", timeout)),
+            };
+        }
+        let mut parser = SseParser::default();
+        let mut reply = StreamedReply::default();
+        loop {
+            let timeout = limit();
+            let chunk = match tokio::time::timeout(timeout, response.chunk()).await {
+                Ok(chunk) => chunk.map_err(|e| self.transport(&e))?,
+                Err(_) => return Err(timed_out("no new chunk of the streamed reply", timeout)),
+            };
+            let events = match &chunk {
+                Some(bytes) => parser.push(bytes),
+                None => parser.finish().into_iter().collect(),
+            };
+            for data in events {
+                match reply
+                    .add(&data)
+                    .map_err(|e| Failure::Malformed(self.scrub(e)))?
+                {
+                    Event::Done => return Ok(Received::Stream(reply)),
+                    Event::Chunk => {}
+                    Event::Error(message) => {
+                        let message = self.scrub(head(&message, MAX_ERROR_TEXT));
+                        let status = StatusCode::INTERNAL_SERVER_ERROR;
+                        return Err(Failure::Status {
+                            status,
+                            transient: is_transient(status, &message),
+                            message,
+                            retry_after: None,
+                        });
+                    }
+                }
+            }
+            if chunk.is_none() {
+                return if reply.is_complete() {
+                    Ok(Received::Stream(reply))
+                } else {
+                    Err(Failure::Transport {
+                        kind: TransportErrorKind::Other,
+                        detail: "the stream ended before the reply was complete".into(),
+                    })
+                };
+            }
+        }
+    }
+
+    /// The failure an error status means, with the server's message.
+    fn status_failure(
+        &self,
+        status: StatusCode,
+        retry_after: Option<Duration>,
+        body: &[u8],
+    ) -> Failure {
+        let message = self.scrub(error_message(status, body));
+        Failure::Status {
+            status,
+            transient: is_transient(status, &message),
+            message,
+            retry_after,
         }
     }
 

@@ -128,6 +128,56 @@ impl FromStr for Instructions {
     }
 }
 
+/// Whether replies are streamed (`"stream": true`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Streaming {
+    /// Streamed from a server on this machine or a private network, not otherwise (what
+    /// OpenAI receives is unchanged).
+    #[default]
+    Auto,
+    /// Streamed: the request timeout bounds each wait for the next chunk, so a slow but
+    /// working server is not cut off, and giving up closes a stream the server notices at its
+    /// next token (llama-cpp-python stops generating only then).
+    On,
+    /// One JSON body: the request timeout bounds the whole request.
+    Off,
+}
+
+impl Streaming {
+    /// All values, in the order the command line lists them.
+    pub const ALL: [Self; 3] = [Self::Auto, Self::On, Self::Off];
+
+    /// The name used on the command line and in traces.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::On => "on",
+            Self::Off => "off",
+        }
+    }
+}
+
+impl fmt::Display for Streaming {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Streaming {
+    type Err = GeneratorError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|v| v.as_str() == s.trim())
+            .ok_or_else(|| {
+                GeneratorError::InvalidConfig(format!(
+                    "unknown streaming setting {s:?} (expected one of: auto, on, off)"
+                ))
+            })
+    }
+}
+
 /// When and how failed requests are retried.
 ///
 /// Transient failures are retried: HTTP 408, 409, 429, 5xx (unless the body says the request
@@ -192,8 +242,12 @@ pub struct GeneratorConfig {
     pub structured_output: StructuredOutput,
     /// Where the instructions go; [`Instructions::Auto`] by default.
     pub instructions: Instructions,
-    /// Timeout of each individual HTTP request (connect to end of body); on expiry the
-    /// connection is closed. Default [`DEFAULT_REQUEST_TIMEOUT`].
+    /// Whether replies are streamed; [`Streaming::Auto`] by default.
+    pub stream: Streaming,
+    /// How long one request may go without progress: without streaming, the whole request
+    /// (connect to end of body); with streaming, the wait for the response headers and for
+    /// each next chunk. On expiry the connection is closed. Default
+    /// [`DEFAULT_REQUEST_TIMEOUT`].
     #[serde(rename = "request_timeout_s", serialize_with = "secs")]
     pub request_timeout: Duration,
     /// Total time one generation may take from its first request: every attempt, backoff and
@@ -222,6 +276,7 @@ impl GeneratorConfig {
             settings: GenerationSettings::default(),
             structured_output: StructuredOutput::Auto,
             instructions: Instructions::Auto,
+            stream: Streaming::Auto,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             deadline: DEFAULT_DEADLINE,
             max_concurrent_requests,
@@ -297,6 +352,22 @@ impl GeneratorConfig {
     pub fn with_instructions(mut self, instructions: Instructions) -> Self {
         self.instructions = instructions;
         self
+    }
+
+    /// Sets whether replies are streamed.
+    pub fn with_stream(mut self, stream: Streaming) -> Self {
+        self.stream = stream;
+        self
+    }
+
+    /// Whether replies are streamed with this base URL ([`Streaming::Auto`] streams from local
+    /// and private-network servers).
+    pub fn resolved_stream(&self) -> bool {
+        match self.stream {
+            Streaming::Auto => is_local_url(&self.base_url),
+            Streaming::On => true,
+            Streaming::Off => false,
+        }
     }
 
     /// Sets the most generations in flight at once (`None`: no limit).

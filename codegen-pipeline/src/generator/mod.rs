@@ -31,6 +31,7 @@ mod client;
 mod config;
 mod error;
 mod schema;
+mod stream;
 mod structured;
 
 use std::sync::Arc;
@@ -47,7 +48,7 @@ pub use client::{
 };
 pub use config::{
     is_local_url, ApiKey, GenerationSettings, GeneratorConfig, Instructions, RetryPolicy,
-    API_KEY_ENV, BASE_URL_ENV, DEFAULT_BASE_URL, DEFAULT_DEADLINE, DEFAULT_MAX_TOKENS,
+    Streaming, API_KEY_ENV, BASE_URL_ENV, DEFAULT_BASE_URL, DEFAULT_DEADLINE, DEFAULT_MAX_TOKENS,
     DEFAULT_REQUEST_TIMEOUT,
 };
 pub use error::{GeneratorError, TransportErrorKind};
@@ -159,6 +160,8 @@ pub struct Generation {
     pub structured_output: StructuredOutput,
     /// Where the instructions were put.
     pub instructions: Instructions,
+    /// Whether the reply was streamed.
+    pub streamed: bool,
 }
 
 /// Generates HumanEval completions with structured outputs. Cheap to clone; clones share the
@@ -303,7 +306,10 @@ impl Generator {
         let result = self
             .negotiate(prompt, settings, placement, deadline, &mut fallback)
             .await;
-        let mut attributes = json!({"instructions": placement.as_str()});
+        let mut attributes = json!({
+            "instructions": placement.as_str(),
+            "stream": self.config().resolved_stream(),
+        });
         match &result {
             Ok(generation) => {
                 attributes["structured_output"] = json!(generation.structured_output.as_str());
@@ -437,6 +443,7 @@ impl Generator {
             attempts: completion.attempts + earlier_attempts,
             structured_output: mode,
             instructions: placement,
+            streamed: completion.streamed,
         })
     }
 
