@@ -252,7 +252,7 @@ pub struct GeneratorConfig {
     pub request_timeout: Duration,
     /// Total time one generation may take from its first request: every attempt, backoff and
     /// structured-output fallback. Time spent waiting for a request slot (see
-    /// `max_concurrent_requests`) is not counted. Default [`DEFAULT_DEADLINE`].
+    /// `max_concurrent_requests`) or for `auto`'s first request is not counted. Default [`DEFAULT_DEADLINE`].
     #[serde(rename = "deadline_s", serialize_with = "secs")]
     pub deadline: Duration,
     /// Most generations in flight at once (each holds its slot through its retries); `None`

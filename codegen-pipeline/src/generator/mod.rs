@@ -281,7 +281,7 @@ impl Generator {
     /// Like [`Generator::generate`], with explicit sampling settings.
     ///
     /// Waits for a request slot when the concurrency limit is reached, then has
-    /// [`GeneratorConfig::deadline`] for all its attempts. With
+    /// [`GeneratorConfig::deadline`] for all its attempts (counted once it may send). With
     /// [`StructuredOutput::Auto`], the first generation of a run probes the server while the
     /// others wait; a rejected request shape is replaced by the next mode, which every later
     /// generation uses. The mode and the instructions' placement are recorded as attributes
@@ -300,11 +300,10 @@ impl Generator {
                 }
                 None => None,
             };
-        let deadline = Instant::now() + self.config().deadline;
         let placement = self.config().resolved_instructions();
         let mut fallback = Vec::new();
         let result = self
-            .negotiate(prompt, settings, placement, deadline, &mut fallback)
+            .negotiate(prompt, settings, placement, &mut fallback)
             .await;
         let mut attributes = json!({
             "instructions": placement.as_str(),
@@ -333,21 +332,24 @@ impl Generator {
         prompt: &str,
         settings: &GenerationSettings,
         placement: Instructions,
-        deadline: Instant,
         fallback: &mut Vec<Rejection>,
     ) -> Result<Generation, GeneratorError> {
+        // The deadline starts when this generation may send its first request: after its
+        // wait for a slot and for the probe.
+        let deadline = || Instant::now() + self.config().deadline;
         if let Some(mode) = self.negotiation.settled() {
             return self
-                .attempt(prompt, settings, mode, placement, deadline, 0)
+                .attempt(prompt, settings, mode, placement, deadline(), 0)
                 .await;
         }
         let mut probe = self.negotiation.probe.lock().await;
         if let Some(mode) = self.negotiation.settled() {
             drop(probe);
             return self
-                .attempt(prompt, settings, mode, placement, deadline, 0)
+                .attempt(prompt, settings, mode, placement, deadline(), 0)
                 .await;
         }
+        let deadline = deadline();
         let candidates = self.config().structured_output.candidates();
         if probe.exhausted {
             return Err(GeneratorError::NoStructuredOutput {
