@@ -1240,6 +1240,20 @@ async fn model_listing_finds_the_only_model() {
         .await
         .unwrap_err();
     assert_eq!(err.status(), Some(404));
+    assert!(
+        err.to_string()
+            .starts_with("cannot list the server's models (HTTP 404 Not Found)"),
+        "{err}"
+    );
+    // Nothing listening.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/v1", closed.local_addr().unwrap());
+    drop(closed);
+    let err = list_models(&url, None, Duration::from_secs(5))
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), None);
+    assert!(err.to_string().contains("Connect"), "{err}");
 }
 
 #[test]

@@ -687,44 +687,30 @@ pub async fn list_models(
     if let Some(key) = api_key {
         builder = builder.bearer_auth(key.expose());
     }
-    let transport = |e: reqwest::Error| GeneratorError::Transport {
-        kind: if e.is_timeout() {
-            TransportErrorKind::Timeout
-        } else if e.is_connect() {
-            TransportErrorKind::Connect
-        } else {
-            TransportErrorKind::Other
-        },
-        detail: scrub(api_key, format!("listing models: {}", error_chain(&e))),
-        attempts: 1,
+    let failed = |status: Option<u16>, message: String| GeneratorError::ModelList {
+        status,
+        message: scrub(api_key, message),
     };
-    let response = builder.send().await.map_err(transport)?;
+    let response = builder
+        .send()
+        .await
+        .map_err(|e| failed(None, error_chain(&e)))?;
     let status = response.status();
-    let body = response.bytes().await.map_err(transport)?;
+    let body = response
+        .bytes()
+        .await
+        .map_err(|e| failed(Some(status.as_u16()), error_chain(&e)))?;
     if !status.is_success() {
-        let message = scrub(api_key, error_message(status, &body));
-        return Err(if is_transient(status, &message) {
-            GeneratorError::Api {
-                status: status.as_u16(),
-                message,
-                attempts: 1,
-            }
-        } else {
-            GeneratorError::Rejected {
-                status: status.as_u16(),
-                message,
-                attempts: 1,
-            }
-        });
+        return Err(failed(Some(status.as_u16()), error_message(status, &body)));
     }
     let list: ModelList = serde_json::from_slice(&body).map_err(|e| {
-        GeneratorError::MalformedResponse(format!(
-            "the model list is not {{\"data\": [{{\"id\": ...}}]}}: {e}; body starts with {:?}",
-            scrub(
-                api_key,
+        failed(
+            None,
+            format!(
+                "the answer is not {{\"data\": [{{\"id\": ...}}]}} ({e}); it starts with {:?}",
                 head(&String::from_utf8_lossy(&body), MAX_ERROR_TEXT)
-            )
-        ))
+            ),
+        )
     })?;
     Ok(list.data.into_iter().map(|m| m.id).collect())
 }

@@ -112,6 +112,15 @@ pub enum GeneratorError {
         attempts: u32,
     },
 
+    /// The server's model list (`GET /models`) could not be read.
+    #[error("cannot list the server's models{}: {message}", status.map(|s| format!(" (HTTP {})", status_text(s))).unwrap_or_default())]
+    ModelList {
+        /// HTTP status of the answer, when there was one.
+        status: Option<u16>,
+        /// What went wrong.
+        message: String,
+    },
+
     /// The generation's total deadline passed before an answer arrived.
     #[error(
         "no answer within the generation deadline of {:.0}s ({attempts} attempt(s)); last \
@@ -203,6 +212,7 @@ impl GeneratorError {
     pub fn status(&self) -> Option<u16> {
         match self {
             Self::Api { status, .. } | Self::Rejected { status, .. } => Some(*status),
+            Self::ModelList { status, .. } => *status,
             _ => None,
         }
     }
