@@ -23,7 +23,7 @@ mod call;
 pub mod capture;
 mod client;
 pub mod context;
-pub mod digest;
+pub use weave_types::digest;
 mod error;
 pub mod eval;
 mod model;
