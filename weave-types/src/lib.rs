@@ -31,4 +31,5 @@ pub use obj::*;
 pub use query::{Query, SortBy, SortDirection};
 pub use refs::{RefError, RefKind, WeaveRef};
 pub use summary::CallStatus;
+pub use table::*;
 pub use usage::Usage;

@@ -118,7 +118,7 @@ impl Expr {
         Expr::Gte(Box::new((a, b)))
     }
     /// `{"$not": [x]}`.
-    pub fn not(x: Expr) -> Expr {
+    pub fn negate(x: Expr) -> Expr {
         Expr::Not((Box::new(x),))
     }
 }
