@@ -16,6 +16,9 @@ use weave_types::*;
 
 use crate::fmt;
 
+/// Environment variable naming the project the CLI looks at (like `--project`).
+pub const PROJECT_ENV: &str = "WEAVE_PROJECT";
+
 /// How many candidates an ambiguity error lists.
 const CANDIDATES: usize = 10;
 
@@ -457,7 +460,7 @@ impl Db {
                     .map(|(p, _)| p.as_str())
                     .collect::<Vec<_>>()
                     .join(", "),
-                crate::PROJECT_ENV
+                PROJECT_ENV
             ),
         };
         if let Some(o) = self.object_in(&project, &name, &version, false)? {

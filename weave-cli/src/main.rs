@@ -19,11 +19,8 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
 use crate::calls::{ExportFormat, FilterArgs};
-use crate::db::Kind;
+use crate::db::{Kind, PROJECT_ENV};
 use crate::fmt::{ColorChoice, Style};
-
-/// Environment variable naming the project the CLI looks at.
-pub const PROJECT_ENV: &str = "WEAVE_PROJECT";
 
 #[derive(Debug, Parser)]
 #[command(
