@@ -152,11 +152,28 @@ fn reference_model_scores_164_and_leaves_the_full_tree() {
             vec![
                 "CodeGenerationPipeline.generate_code",
                 "CodeGenerationPipeline.assemble",
+                "CodeGenerationPipeline.prepare",
                 "CodeGenerationPipeline.remove_unused",
-                "CodeGenerationPipeline.add_missing_imports",
                 "CodeGenerationPipeline.sort_imports",
+                "CodeGenerationPipeline.add_missing_typing_imports",
                 "CodeGenerationPipeline.format_pep8",
             ]
+        );
+        // Each stage records {code, changed, note}; the last one's code is the output.
+        for s in &steps[2..] {
+            let out = s.output.as_ref().expect("stage output");
+            assert!(
+                out["code"].is_string() && out["changed"].is_boolean(),
+                "{out}"
+            );
+            assert!(out.get("error").is_none(), "{}: {out}", s.op_display_name());
+        }
+        assert_eq!(
+            steps
+                .last()
+                .and_then(|s| s.output.as_ref())
+                .map(|o| &o["code"]),
+            kids[0].output.as_ref(),
         );
         assert_eq!(kids[1].output.as_ref().expect("verdict")["passed"], true);
         let protections = &kids[1].attributes["sandbox"]["protections"];
