@@ -33,8 +33,8 @@ const CORE: &[(&str, &[&str])] = &[
     (
         "client",
         &[
-            "batch", "call", "capture", "config", "context", "dispatch", "encode", "error",
-            "ids", "model", "queue", "record", "sink",
+            "batch", "call", "capture", "config", "context", "dispatch", "encode", "error", "ids",
+            "model", "queue", "record", "sink",
         ],
     ),
 ];
@@ -248,8 +248,15 @@ fn check(crate_dir: &str, root: &str, table: &[(&str, &[&str])]) {
             }
         }
     }
-    assert!(seen > 10, "{crate_dir}: found only {seen} edges: is the parser broken?");
-    assert!(bad.is_empty(), "{crate_dir}: layering violations:\n{}", bad.join("\n"));
+    assert!(
+        seen > 10,
+        "{crate_dir}: found only {seen} edges: is the parser broken?"
+    );
+    assert!(
+        bad.is_empty(),
+        "{crate_dir}: layering violations:\n{}",
+        bad.join("\n")
+    );
 }
 
 #[test]
@@ -276,8 +283,11 @@ fn the_checker_catches_a_forbidden_edge() {
     .expect("write");
     std::fs::write(src.join("client.rs"), "use crate::record;\n").expect("write");
     std::fs::write(src.join("sink/mod.rs"), "use super::record::X;\nmod w;\n").expect("write");
-    std::fs::write(src.join("sink/w.rs"), "use super::X;\nuse super::super::client::Y;\n")
-        .expect("write");
+    std::fs::write(
+        src.join("sink/w.rs"),
+        "use super::X;\nuse super::super::client::Y;\n",
+    )
+    .expect("write");
     let modules: BTreeSet<String> = ["lib", "record", "client", "sink"]
         .iter()
         .map(|s| s.to_string())
