@@ -11,7 +11,7 @@ use uuid::Uuid;
 use weave_types::obj::RUST_OP_FILE;
 use weave_types::{
     CallUpdateReq, CompleteCallSchemaForInsert, EndedCallSchemaForInsert, FileCreateReq,
-    ObjSchemaForInsert, StartedCallSchemaForInsert, TableSchemaForInsert,
+    JsonObject, ObjSchemaForInsert, StartedCallSchemaForInsert, TableSchemaForInsert,
 };
 
 use crate::batch::{Batch, CallItem};
@@ -22,6 +22,10 @@ pub const MAX_VALUE_BYTES: usize = 1 << 20;
 
 /// What redacted values are replaced with.
 pub const REDACTED: &str = "REDACTED";
+
+/// Calls per batch at most: a round with more (a burst) is handed to the sink in several
+/// batches, so that the encoded form of a burst never sits in memory whole.
+pub const MAX_BATCH_CALLS: usize = 4096;
 
 /// RFC 3339 UTC with microseconds, as Weave writes timestamps.
 pub fn rfc3339(t: SystemTime) -> String {
@@ -216,6 +220,33 @@ pub fn op_metadata(op: &OpInfo) -> Value {
     Value::Object(m)
 }
 
+/// Hashes call ids (UUIDv7: 74 random bits) by their last 64 bits, without SipHash: the
+/// writer looks every call up once per round.
+#[derive(Clone, Copy, Default)]
+struct IdHash;
+
+impl std::hash::BuildHasher for IdHash {
+    type Hasher = IdHasher;
+    fn build_hasher(&self) -> IdHasher {
+        IdHasher(0)
+    }
+}
+
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // A `Uuid` hashes as its 16 bytes: keep the random tail.
+        for &b in bytes {
+            self.0 = (self.0 << 8) | u64::from(b);
+        }
+    }
+}
+
 /// Control messages of a round, for the writer.
 #[derive(Debug, Default)]
 pub struct Control {
@@ -230,12 +261,18 @@ pub struct Encoder {
     project_id: String,
     ref_prefix: String,
     redactor: Redactor,
-    attributes: Map<String, Value>,
+    /// The client's attributes, shared by every call (cloning them is a reference count).
+    attributes: JsonObject,
     /// Op ref per (op, self type).
     op_refs: HashMap<(usize, Option<&'static str>), String>,
     /// Ops published, by stored name and version.
     published: HashSet<(String, &'static str)>,
+    /// Summaries without usage, by status counts.
+    summaries: HashMap<(u64, u64), JsonObject>,
 }
+
+/// Shared summaries kept at most.
+const MAX_SHARED_SUMMARIES: usize = 256;
 
 impl Encoder {
     /// An encoder for `project_id` (`entity/project`) redacting `redact_keys`.
@@ -247,24 +284,29 @@ impl Encoder {
             project_id: project_id.to_string(),
             ref_prefix: format!("weave:///{project_id}/"),
             redactor,
-            attributes,
+            attributes: attributes.into(),
             op_refs: HashMap::new(),
             published: HashSet::new(),
+            summaries: HashMap::new(),
         }
     }
 
     /// Encodes a round: the call records drained from the buffers (each vector is left
     /// empty, for reuse) and the channel messages. A call that started and ended in the round
-    /// becomes one complete record.
+    /// becomes one complete record. Whenever `batch` holds [`MAX_BATCH_CALLS`] calls it is
+    /// handed to `full` (which empties it); what is left at the end stays in `batch`.
     pub fn encode(
         &mut self,
         calls: &mut [Vec<CallMsg>],
         messages: Vec<Msg>,
         batch: &mut Batch,
         control: &mut Control,
+        full: &mut dyn FnMut(&mut Batch),
     ) {
-        let mut started: Vec<(Start, Option<End>)> = Vec::new();
-        let mut index: HashMap<Uuid, usize> = HashMap::new();
+        let records: usize = calls.iter().map(Vec::len).sum();
+        let mut started: Vec<(Start, Option<End>)> = Vec::with_capacity(records / 2 + 1);
+        let mut index: HashMap<Uuid, usize, IdHash> =
+            HashMap::with_capacity_and_hasher(records / 2 + 1, IdHash);
         let mut ended: Vec<End> = Vec::new();
         for records in calls.iter_mut() {
             for msg in records.drain(..) {
@@ -280,14 +322,19 @@ impl Encoder {
                 }
             }
         }
-        batch.calls.reserve(started.len() + ended.len());
+        let mut push = |batch: &mut Batch, item: CallItem| {
+            batch.calls.push(item);
+            if batch.calls.len() >= MAX_BATCH_CALLS {
+                full(batch);
+            }
+        };
         for (s, e) in started {
             let item = self.call(s, e, batch);
-            batch.calls.push(item);
+            push(batch, item);
         }
         for e in ended {
             let end = self.end(e);
-            batch.calls.push(CallItem::End(end));
+            push(batch, CallItem::End(end));
         }
         for msg in messages {
             self.message(msg, batch, control);
@@ -379,18 +426,27 @@ impl Encoder {
         (parts, inputs)
     }
 
-    fn output(&mut self, e: &mut End) -> (Value, Option<String>, Map<String, Value>) {
+    fn output(&mut self, e: &mut End) -> (Value, Option<String>, JsonObject) {
         let mut output = cap_size(std::mem::take(&mut e.output));
         self.redactor.redact(&mut output);
         let exception = e
             .exception
             .as_ref()
             .map(|x| serde_json::to_string(x).unwrap_or_default());
-        (
-            output,
-            exception,
-            summary(e.success, e.error, e.usage.as_ref()),
-        )
+        let summary = match &e.usage {
+            // Calls without usage share their summary with every call of the same counts.
+            None => {
+                if self.summaries.len() >= MAX_SHARED_SUMMARIES {
+                    self.summaries.clear();
+                }
+                self.summaries
+                    .entry((e.success, e.error))
+                    .or_insert_with(|| summary(e.success, e.error, None).into())
+                    .clone()
+            }
+            Some(usage) => summary(e.success, e.error, Some(usage)).into(),
+        };
+        (output, exception, summary)
     }
 
     fn call(&mut self, s: Start, e: Option<End>, batch: &mut Batch) -> CallItem {
@@ -588,6 +644,7 @@ mod tests {
             ],
             &mut batch,
             &mut control,
+            &mut |_| panic!("a small round fits one batch"),
         );
         assert!(calls.iter().all(Vec::is_empty), "drained for reuse");
         assert_eq!(control.flushes.len(), 1);
@@ -630,7 +687,7 @@ mod tests {
         assert_eq!(c.output, json!({"password": "REDACTED", "ok": 1}));
         assert_eq!(c.ended_at, "1970-01-01T00:00:02.000001Z");
         assert_eq!(
-            Value::Object(c.summary.clone()),
+            Value::Object((*c.summary).clone()),
             json!({"status_counts": {"success": 2, "error": 1},
                    "usage": {"gpt": {"requests": 1, "prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}}})
         );
@@ -648,10 +705,29 @@ mod tests {
             json!({"settings": {"token": "REDACTED", "n": 1}})
         );
 
+        // A burst is handed over in batches of at most MAX_BATCH_CALLS calls.
+        let mut burst: Vec<CallMsg> = Vec::new();
+        for i in 0..(2 * MAX_BATCH_CALLS as u128 + 500) {
+            burst.push(CallMsg::Start(start(1000 + i, None, vec![])));
+            burst.push(CallMsg::End(end(1000 + i, json!(1), None)));
+        }
+        let mut handed = Vec::new();
+        let mut rest = Batch::default();
+        enc.encode(&mut [burst], vec![], &mut rest, &mut control, &mut |b| {
+            handed.push(b.calls.len());
+            b.clear();
+        });
+        assert_eq!(handed, [MAX_BATCH_CALLS, MAX_BATCH_CALLS]);
+        assert_eq!(rest.calls.len(), 500);
+        assert!(rest
+            .calls
+            .iter()
+            .all(|c| matches!(c, CallItem::Complete(_))));
+
         // Next round: the op is not published again.
         let mut batch2 = Batch::default();
         let mut calls2 = vec![vec![CallMsg::Start(start(12, None, vec![]))]];
-        enc.encode(&mut calls2, vec![], &mut batch2, &mut control);
+        enc.encode(&mut calls2, vec![], &mut batch2, &mut control, &mut |_| {});
         assert!(batch2.files.is_empty() && batch2.objs.is_empty());
         assert_eq!(batch2.calls.len(), 1);
     }

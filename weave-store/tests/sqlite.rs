@@ -39,13 +39,15 @@ fn complete(
         attributes: json!({"weave": {"source": "test"}})
             .as_object()
             .unwrap()
-            .clone(),
+            .clone()
+            .into(),
         inputs: json!({"x": start, "name": op}).as_object().unwrap().clone(),
         output: json!({"y": end}),
         summary: json!({"status_counts": {"success": 1, "error": 0}})
             .as_object()
             .unwrap()
-            .clone(),
+            .clone()
+            .into(),
         ..Default::default()
     }
 }
@@ -74,7 +76,7 @@ fn start(id: &str, op: &str, at: u32) -> StartedCallSchemaForInsert {
         op_name: op.into(),
         trace_id: Some("tr".into()),
         started_at: t(at, 0),
-        attributes: json!({"a": 1}).as_object().unwrap().clone(),
+        attributes: json!({"a": 1}).as_object().unwrap().clone().into(),
         inputs: json!({"q": "hi"}).as_object().unwrap().clone(),
         ..Default::default()
     }
@@ -89,7 +91,8 @@ fn end(id: &str, at: u32, output: Value) -> EndedCallSchemaForInsert {
         summary: json!({"status_counts": {"success": 1, "error": 0}})
             .as_object()
             .unwrap()
-            .clone(),
+            .clone()
+            .into(),
         ..Default::default()
     }
 }
@@ -225,7 +228,8 @@ async fn seeded() -> (tempfile::TempDir, Arc<dyn TraceStore>) {
     r.summary = json!({"status_counts": {"success": 2, "error": 1}})
         .as_object()
         .unwrap()
-        .clone();
+        .clone()
+        .into();
     r.inputs = json!({"self": "weave:///ent/proj/object/M:abc", "n": 1})
         .as_object()
         .unwrap()
@@ -529,6 +533,20 @@ async fn sort_paging_and_projection() {
         .await,
         vec!["r", "b", "a", "c"]
     );
+    // Equal keys: the id breaks the tie, in the direction of the last key, so that a
+    // descending list is the ascending one reversed.
+    let tie = CallsCompleteReq {
+        batch: vec![
+            complete("t2", None, "f", 30, 31),
+            complete("t1", None, "f", 30, 31),
+        ],
+    };
+    s.calls_complete(tie).await.unwrap();
+    let asc = ids(&*s, sorted(vec![SortBy::asc("started_at")], None, None)).await;
+    let mut desc = ids(&*s, sorted(vec![SortBy::desc("started_at")], None, None)).await;
+    assert_eq!(&asc[asc.len() - 2..], ["t1", "t2"]);
+    desc.reverse();
+    assert_eq!(asc, desc);
     match s
         .calls_query(sorted(vec![SortBy::asc("bogus")], None, None))
         .await

@@ -67,13 +67,13 @@ impl MemorySink {
                     c.parent_id = s.parent_id;
                     c.started_at = s.started_at;
                     c.inputs = s.inputs;
-                    c.attributes = s.attributes;
+                    c.attributes = s.attributes.into_map();
                 }
                 if let Some(e) = end {
                     c.ended_at = Some(e.ended_at);
                     c.output = Some(e.output);
                     c.exception = e.exception;
-                    c.summary = e.summary;
+                    c.summary = e.summary.into_map();
                 }
             }
             for u in &b.call_updates {

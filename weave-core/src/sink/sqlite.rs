@@ -43,9 +43,16 @@ fn apply(w: &mut Writer<'_>, batch: &Batch) -> (usize, Option<StoreError>) {
     for t in &batch.tables {
         note(w.table_create(t, "table").map(drop));
     }
+    // Complete calls (nearly all of them) with one prepared statement.
+    let completes = batch.calls.iter().filter_map(|c| match c {
+        CallItem::Complete(c) => Some((c, "call")),
+        _ => None,
+    });
+    let r = w.calls_complete_each(completes, &mut |_, e| note(Err(e)));
+    note(r);
     for c in &batch.calls {
         note(match c {
-            CallItem::Complete(c) => w.call_complete(c, "call"),
+            CallItem::Complete(_) => Ok(()),
             CallItem::Start(s) => w.call_start(s, "start").map(drop),
             CallItem::End(e) => w.call_end(e, "end"),
         });

@@ -93,16 +93,20 @@ impl Writer {
             return;
         }
         self.batch.clear();
+        let sink = &mut self.sink;
+        let mut write = |batch: &mut Batch| {
+            if !batch.is_empty() {
+                if let Err(e) = sink.write(batch) {
+                    tracing::error!("weave: writing traces failed: {e}");
+                }
+            }
+            batch.clear();
+        };
         self.encoder
-            .encode(&mut calls, messages, &mut self.batch, control);
+            .encode(&mut calls, messages, &mut self.batch, control, &mut write);
+        write(&mut self.batch);
         for records in calls {
             Registry::recycle(&mut self.spares, records);
-        }
-        if self.batch.is_empty() {
-            return;
-        }
-        if let Err(e) = self.sink.write(&self.batch) {
-            tracing::error!("weave: writing traces failed: {e}");
         }
     }
 }

@@ -85,9 +85,24 @@ pub(crate) fn now() -> String {
 
 /// Checks an `entity/project` id.
 pub(crate) fn check_project(project_id: &str, field: &str) -> Result<()> {
+    check_project_at(project_id, "", field)
+}
+
+/// `at.name` (or `name` alone), the path of a request field in error messages; made only
+/// when there is an error.
+pub(crate) fn field_path(at: &str, name: &str) -> String {
+    if at.is_empty() {
+        name.to_string()
+    } else {
+        format!("{at}.{name}")
+    }
+}
+
+/// Checks an `entity/project` id found at `at.name` of a request.
+pub(crate) fn check_project_at(project_id: &str, at: &str, name: &str) -> Result<()> {
     if weave_types::refs::split_project_id(project_id).is_none() {
         return Err(StoreError::invalid(
-            field,
+            field_path(at, name),
             format!("`{project_id}` is not a project id of the form entity/project"),
         ));
     }
@@ -97,8 +112,14 @@ pub(crate) fn check_project(project_id: &str, field: &str) -> Result<()> {
 struct Inner {
     path: PathBuf,
     at: Location,
-    writer: Option<Mutex<Connection>>,
+    writer: Option<Mutex<(Connection, WriteCache)>>,
     readers: Mutex<Vec<Connection>>,
+}
+
+/// What the writer keeps from one transaction to the next.
+#[derive(Default)]
+struct WriteCache {
+    texts: calls::TextCache,
 }
 
 /// A trace store in one SQLite file. Cheap to clone (clones share the connections).
@@ -163,7 +184,7 @@ impl SqliteStore {
             inner: Arc::new(Inner {
                 path,
                 at,
-                writer: writable.then(|| Mutex::new(conn)),
+                writer: writable.then(|| Mutex::new((conn, WriteCache::default()))),
                 readers: Mutex::new(Vec::new()),
             }),
         })
@@ -198,7 +219,7 @@ impl SqliteStore {
             inner: Arc::new(Inner {
                 path,
                 at,
-                writer: Some(Mutex::new(conn)),
+                writer: Some(Mutex::new((conn, WriteCache::default()))),
                 readers: Mutex::new(Vec::new()),
             }),
         })
@@ -250,12 +271,14 @@ impl SqliteStore {
                 reason: "the store was opened read-only".into(),
             });
         };
-        let mut conn = lock(writer);
+        let mut guard = lock(writer);
+        let (conn, cache) = &mut *guard;
         let tx = conn.transaction().map_err(|e| sql_err(self.at(), e))?;
         let mut w = Writer {
             tx,
             at: self.at().clone(),
             projects: HashSet::new(),
+            cache,
         };
         let r = f(&mut w)?;
         w.finish()?;
@@ -295,6 +318,7 @@ pub struct Writer<'c> {
     tx: Transaction<'c>,
     at: Location,
     projects: HashSet<String>,
+    cache: &'c mut WriteCache,
 }
 
 impl fmt::Debug for Writer<'_> {
@@ -363,10 +387,18 @@ impl TraceStore for SqliteStore {
     async fn calls_complete(&self, req: CallsCompleteReq) -> Result<CallsCompleteRes> {
         self.blocking(move |s| {
             s.write(|w| {
-                for (i, c) in req.batch.iter().enumerate() {
-                    w.call_complete(c, &format!("batch[{i}]"))?;
-                }
-                Ok(CallsCompleteRes {})
+                // All or none: the first bad call fails the request.
+                let names: Vec<String> = (0..req.batch.len())
+                    .map(|i| format!("batch[{i}]"))
+                    .collect();
+                let mut first = None;
+                w.calls_complete_each(
+                    req.batch.iter().zip(names.iter().map(String::as_str)),
+                    &mut |_, e| {
+                        first.get_or_insert(e);
+                    },
+                )?;
+                first.map_or(Ok(CallsCompleteRes {}), Err)
             })
         })
         .await
@@ -505,11 +537,7 @@ impl TraceStore for SqliteStore {
     async fn call_ids_by_prefix(&self, req: CallIdPrefixReq) -> Result<Vec<CallKey>> {
         self.blocking(move |s| {
             s.read(|c, at| {
-                let ps = match &req.project_id {
-                    Some(p) => vec![p.clone()],
-                    None => projects(c, at)?,
-                };
-                calls::ids_by_prefix(c, at, &ps, &req.prefix, req.limit)
+                calls::ids_by_prefix(c, at, req.project_id.as_deref(), &req.prefix, req.limit)
             })
         })
         .await
@@ -521,13 +549,7 @@ impl TraceStore for SqliteStore {
         id: String,
     ) -> Result<CallIdNeighbors> {
         self.blocking(move |s| {
-            s.read(|c, at| {
-                let ps = match &project_id {
-                    Some(p) => vec![p.clone()],
-                    None => projects(c, at)?,
-                };
-                calls::id_neighbors(c, at, &ps, &id)
-            })
+            s.read(|c, at| calls::id_neighbors(c, at, project_id.as_deref(), &id))
         })
         .await
     }
