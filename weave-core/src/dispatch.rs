@@ -81,8 +81,11 @@ impl Dispatch {
     }
 }
 
-/// Bit 0: a global client exists; the rest: twice the number of live scoped defaults.
-static STATE: AtomicUsize = AtomicUsize::new(0);
+/// Bit 0: a global client exists; the rest: twice the number of live scoped defaults. Alone
+/// on its cache line: every op reads it, and nothing else should share the line.
+#[repr(align(64))]
+struct State(AtomicUsize);
+static STATE: State = State(AtomicUsize::new(0));
 const GLOBAL_BIT: usize = 1;
 const SCOPED_ONE: usize = 2;
 static GLOBAL: ArcSwapOption<Dispatch> = ArcSwapOption::const_empty();
@@ -97,13 +100,13 @@ thread_local! {
 /// Whether any client exists: the one atomic load an op pays when tracing is off.
 #[inline(always)]
 pub(crate) fn enabled() -> bool {
-    STATE.load(Ordering::Relaxed) != 0
+    STATE.0.load(Ordering::Relaxed) != 0
 }
 
 /// Whether some thread has a scoped client (then calls look for one).
 #[inline(always)]
 pub(crate) fn any_scoped() -> bool {
-    STATE.load(Ordering::Relaxed) >= SCOPED_ONE
+    STATE.0.load(Ordering::Relaxed) >= SCOPED_ONE
 }
 
 /// The global client.
@@ -130,14 +133,14 @@ pub(crate) fn global_buffer() -> Option<Arc<ThreadBuffer>> {
 pub(crate) fn set_global(d: Arc<Dispatch>) {
     GLOBAL_CALLS.store(d.id(), Ordering::SeqCst);
     GLOBAL.store(Some(d));
-    STATE.fetch_or(GLOBAL_BIT, Ordering::SeqCst);
+    STATE.0.fetch_or(GLOBAL_BIT, Ordering::SeqCst);
 }
 
 /// Removes `d` as the global client, if it is the global client.
 pub(crate) fn clear_global(d: &Arc<Dispatch>) {
     let is_current = GLOBAL.load().as_ref().is_some_and(|g| Arc::ptr_eq(g, d));
     if is_current {
-        STATE.fetch_and(!GLOBAL_BIT, Ordering::SeqCst);
+        STATE.0.fetch_and(!GLOBAL_BIT, Ordering::SeqCst);
         GLOBAL_CALLS.store(0, Ordering::SeqCst);
         GLOBAL.store(None);
     }
@@ -160,7 +163,7 @@ impl std::fmt::Debug for DefaultGuard {
 
 /// Makes `d` this thread's client until the guard is dropped.
 pub(crate) fn set_default(d: Arc<Dispatch>) -> DefaultGuard {
-    STATE.fetch_add(SCOPED_ONE, Ordering::SeqCst);
+    STATE.0.fetch_add(SCOPED_ONE, Ordering::SeqCst);
     let previous = SCOPED
         .try_with(|s| s.borrow_mut().replace(d))
         .ok()
@@ -175,6 +178,6 @@ impl Drop for DefaultGuard {
     fn drop(&mut self) {
         let previous = self.previous.take();
         let _ = SCOPED.try_with(|s| *s.borrow_mut() = previous);
-        STATE.fetch_sub(SCOPED_ONE, Ordering::SeqCst);
+        STATE.0.fetch_sub(SCOPED_ONE, Ordering::SeqCst);
     }
 }
