@@ -1,0 +1,28 @@
+//! Small endpoints: `server_info` and `refs/read_batch`.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// `GET /server_info`. Both fields must be PEP 440 versions (spec §4).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerInfoRes {
+    /// Oldest Python client accepted.
+    pub min_required_weave_python_version: String,
+    /// This server's version.
+    pub trace_server_version: String,
+}
+
+/// `POST /refs/read_batch`: refs with an optional extra path.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefsReadBatchReq {
+    /// External refs.
+    #[serde(default, deserialize_with = "crate::serde_util::null_as_default")]
+    pub refs: Vec<String>,
+}
+
+/// Answer to [`RefsReadBatchReq`]: one value per ref, in order.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RefsReadBatchRes {
+    /// Values (`null` for a deleted object).
+    pub vals: Vec<Value>,
+}
