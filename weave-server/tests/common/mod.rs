@@ -1,0 +1,196 @@
+//! What every server test shares: the one place a fresh store is made (so the whole suite can
+//! run against another backend: set `WEAVE_TEST_STORE`), a client that drives the `Router`
+//! without a socket, and fixture loading.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{header, HeaderMap, Method, Request, StatusCode};
+use axum::Router;
+use http_body_util::BodyExt as _;
+use serde_json::Value;
+use tower::ServiceExt as _;
+use weave_server::AppState;
+use weave_store::{SqliteStore, TraceStore};
+
+/// A fresh, empty store and whatever keeps it alive (a temp dir).
+pub struct TestStore {
+    pub store: Arc<dyn TraceStore>,
+    _guard: Option<tempfile::TempDir>,
+}
+
+/// Makes a fresh store of the backend named by `WEAVE_TEST_STORE` (`sqlite`, the default).
+/// Another backend (ClickHouse) adds its arm here: every server test then runs on it.
+pub fn fresh_store() -> TestStore {
+    let backend = std::env::var("WEAVE_TEST_STORE").unwrap_or_else(|_| "sqlite".into());
+    match backend.as_str() {
+        "sqlite" | "" => {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let store = SqliteStore::create(dir.path().join("server-test.db")).expect("store");
+            TestStore {
+                store: Arc::new(store),
+                _guard: Some(dir),
+            }
+        }
+        other => panic!("WEAVE_TEST_STORE={other}: no such test backend"),
+    }
+}
+
+/// An answer, read whole.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub bytes: Vec<u8>,
+}
+
+impl Answer {
+    /// The body as JSON (panics with the body when it is not).
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.bytes).unwrap_or_else(|e| {
+            panic!(
+                "{} body is not JSON ({e}): {}",
+                self.status,
+                String::from_utf8_lossy(&self.bytes)
+            )
+        })
+    }
+
+    /// The body as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.bytes).into_owned()
+    }
+
+    /// `reason` of an error body.
+    pub fn reason(&self) -> String {
+        self.json()["reason"].as_str().unwrap_or("").to_string()
+    }
+}
+
+/// A server under test: its router over a fresh store.
+pub struct App {
+    pub router: Router,
+    pub store: Arc<dyn TraceStore>,
+    _store: TestStore,
+}
+
+impl App {
+    /// A router with no keys and default limits.
+    pub fn new() -> App {
+        App::with(|s| s)
+    }
+
+    /// A router whose state `f` configures.
+    pub fn with(f: impl FnOnce(AppState) -> AppState) -> App {
+        let ts = fresh_store();
+        let store = ts.store.clone();
+        App {
+            router: weave_server::router(f(AppState::new(store.clone()))),
+            store,
+            _store: ts,
+        }
+    }
+
+    /// Sends `req`.
+    pub async fn send(&self, req: Request<Body>) -> Answer {
+        let res = self.router.clone().oneshot(req).await.expect("infallible");
+        let status = res.status();
+        let headers = res.headers().clone();
+        let bytes = res
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes()
+            .to_vec();
+        Answer {
+            status,
+            headers,
+            bytes,
+        }
+    }
+
+    /// `POST path` with a JSON body.
+    pub async fn post(&self, path: &str, body: &Value) -> Answer {
+        self.send(
+            Request::builder()
+                .method(Method::POST)
+                .uri(path)
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(serde_json::to_vec(body).unwrap()))
+                .unwrap(),
+        )
+        .await
+    }
+
+    /// `POST path` with raw bytes and extra headers.
+    pub async fn post_raw(&self, path: &str, headers: &[(&str, &str)], body: Vec<u8>) -> Answer {
+        let mut b = Request::builder().method(Method::POST).uri(path);
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        self.send(b.body(Body::from(body)).unwrap()).await
+    }
+
+    /// `GET path`.
+    pub async fn get(&self, path: &str) -> Answer {
+        self.send(Request::builder().uri(path).body(Body::empty()).unwrap())
+            .await
+    }
+
+    /// Every call of `project_id`, via the store (not the server under test).
+    pub async fn stored_calls(&self, project_id: &str) -> Vec<weave_types::CallSchema> {
+        self.store
+            .calls_query_vec(weave_types::CallsQueryReq {
+                project_id: project_id.into(),
+                ..Default::default()
+            })
+            .await
+            .expect("query")
+    }
+}
+
+/// A multipart body with the text fields and one file, as the Python client sends it.
+pub fn multipart(fields: &[(&str, &str)], file: (&str, &[u8])) -> (String, Vec<u8>) {
+    let boundary = "XweaveXtestXboundaryX";
+    let mut body = Vec::new();
+    for (name, value) in fields {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+            )
+            .as_bytes(),
+        );
+    }
+    body.extend_from_slice(
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{}\"\r\n\
+             Content-Type: text/x-python\r\n\r\n",
+            file.0
+        )
+        .as_bytes(),
+    );
+    body.extend_from_slice(file.1);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+/// The shared folder (`WEAVE_SHARED_DIR`, else `../shared` beside the workspace).
+pub fn shared_dir() -> PathBuf {
+    std::env::var_os("WEAVE_SHARED_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared"))
+}
+
+/// The records of a `weave-wire` fixture file.
+pub fn fixture_records(name: &str) -> Vec<Value> {
+    let path = shared_dir().join("fixtures/weave-wire").join(name);
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (set WEAVE_SHARED_DIR)", path.display()));
+    text.lines()
+        .map(|l| serde_json::from_str(l).expect("fixture line"))
+        .collect()
+}
