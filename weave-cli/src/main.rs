@@ -2,6 +2,7 @@
 //!
 //! Reads the same SQLite store the library writes (`--db`, else `$WEAVE_DB`, else
 //! `./.weave/weave.db`), and is safe to run while a traced program is still writing.
+//! `weave serve` serves that store over W&B Weave's trace-server API.
 
 mod calls;
 mod db;
@@ -9,6 +10,7 @@ mod evals;
 mod evalshape;
 mod fmt;
 mod objects;
+mod serve;
 
 use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
@@ -161,9 +163,15 @@ enum Cmd {
         #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
     },
+    /// Serve the store over W&B Weave's trace-server API (for Python and Rust clients).
+    Serve(serve::ServeArgs),
 }
 
 fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
+    let cmd = match cli.cmd {
+        Cmd::Serve(args) => return serve::run(cli.db.as_deref(), args, out),
+        cmd => cmd,
+    };
     let st = Style::new(cli.color);
     let path = cli.db.clone().unwrap_or_else(weave::default_db_path);
     let project = cli
@@ -182,7 +190,7 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
             }
         });
     let db = db::Db::open(&path, project)?;
-    match cli.cmd {
+    match cmd {
         Cmd::Calls {
             filter,
             limit,
@@ -219,6 +227,7 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
             }
             None => calls::export(&db, out, &filter, limit, format).map(|_| ()),
         },
+        Cmd::Serve(_) => unreachable!("handled above"),
     }
 }
 
