@@ -646,10 +646,8 @@ async fn responses_are_gzipped_when_asked() {
         )
         .await;
     assert_eq!(r.headers["content-encoding"], "gzip");
-    let mut text = String::new();
-    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&r.bytes[..]), &mut text)
-        .unwrap();
-    assert_eq!(text.lines().count(), 20);
+    // (The test client undoes the gzip, as httpx does.)
+    assert_eq!(r.text().lines().count(), 20);
 }
 
 fn basic(user: &str, key: &str) -> String {

@@ -106,6 +106,18 @@ impl App {
             .expect("body")
             .to_bytes()
             .to_vec();
+        // As httpx does: undo the response's gzip.
+        let bytes = if headers
+            .get(header::CONTENT_ENCODING)
+            .is_some_and(|v| v == "gzip")
+        {
+            let mut out = Vec::new();
+            std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut out)
+                .expect("gzip body");
+            out
+        } else {
+            bytes
+        };
         Answer {
             status,
             headers,
