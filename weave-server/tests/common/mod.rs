@@ -206,3 +206,153 @@ pub fn fixture_records(name: &str) -> Vec<Value> {
         .map(|l| serde_json::from_str(l).expect("fixture line"))
         .collect()
 }
+
+/// A store that waits `delay` before every call write (`calls_complete`, `call_start`,
+/// `call_end`), then does it: a slow backend, for timeouts and graceful shutdown.
+pub struct Slow {
+    pub inner: Arc<dyn TraceStore>,
+    pub delay: std::time::Duration,
+}
+
+#[async_trait::async_trait]
+impl TraceStore for Slow {
+    async fn calls_complete(
+        &self,
+        req: weave_types::CallsCompleteReq,
+    ) -> weave_store::Result<weave_types::CallsCompleteRes> {
+        tokio::time::sleep(self.delay).await;
+        self.inner.calls_complete(req).await
+    }
+    async fn call_start(
+        &self,
+        req: weave_types::CallStartReq,
+    ) -> weave_store::Result<weave_types::CallStartRes> {
+        tokio::time::sleep(self.delay).await;
+        self.inner.call_start(req).await
+    }
+    async fn call_end(
+        &self,
+        req: weave_types::CallEndReq,
+    ) -> weave_store::Result<weave_types::CallEndRes> {
+        tokio::time::sleep(self.delay).await;
+        self.inner.call_end(req).await
+    }
+    async fn call_update(
+        &self,
+        req: weave_types::CallUpdateReq,
+    ) -> weave_store::Result<weave_types::CallUpdateRes> {
+        self.inner.call_update(req).await
+    }
+    async fn calls_delete(
+        &self,
+        req: weave_types::CallsDeleteReq,
+    ) -> weave_store::Result<weave_types::CallsDeleteRes> {
+        self.inner.calls_delete(req).await
+    }
+    async fn call_read(
+        &self,
+        req: weave_types::CallReadReq,
+    ) -> weave_store::Result<weave_types::CallReadRes> {
+        self.inner.call_read(req).await
+    }
+    async fn calls_query(
+        &self,
+        req: weave_types::CallsQueryReq,
+    ) -> weave_store::Result<weave_store::CallStream> {
+        self.inner.calls_query(req).await
+    }
+    async fn calls_query_stats(
+        &self,
+        req: weave_types::CallsQueryStatsReq,
+    ) -> weave_store::Result<weave_types::CallsQueryStatsRes> {
+        self.inner.calls_query_stats(req).await
+    }
+    async fn obj_create(
+        &self,
+        req: weave_types::ObjCreateReq,
+    ) -> weave_store::Result<weave_types::ObjCreateRes> {
+        self.inner.obj_create(req).await
+    }
+    async fn obj_read(
+        &self,
+        req: weave_types::ObjReadReq,
+    ) -> weave_store::Result<weave_types::ObjReadRes> {
+        self.inner.obj_read(req).await
+    }
+    async fn objs_query(
+        &self,
+        req: weave_types::ObjQueryReq,
+    ) -> weave_store::Result<weave_types::ObjQueryRes> {
+        self.inner.objs_query(req).await
+    }
+    async fn table_create(
+        &self,
+        req: weave_types::TableCreateReq,
+    ) -> weave_store::Result<weave_types::TableCreateRes> {
+        self.inner.table_create(req).await
+    }
+    async fn table_query(
+        &self,
+        req: weave_types::TableQueryReq,
+    ) -> weave_store::Result<weave_types::TableQueryRes> {
+        self.inner.table_query(req).await
+    }
+    async fn table_query_stats(
+        &self,
+        req: weave_types::TableQueryStatsReq,
+    ) -> weave_store::Result<weave_types::TableQueryStatsRes> {
+        self.inner.table_query_stats(req).await
+    }
+    async fn file_create(
+        &self,
+        req: weave_types::FileCreateReq,
+    ) -> weave_store::Result<weave_types::FileCreateRes> {
+        self.inner.file_create(req).await
+    }
+    async fn file_content_read(
+        &self,
+        req: weave_types::FileContentReadReq,
+    ) -> weave_store::Result<weave_types::FileContentReadRes> {
+        self.inner.file_content_read(req).await
+    }
+    async fn refs_read_batch(
+        &self,
+        req: weave_types::RefsReadBatchReq,
+    ) -> weave_store::Result<weave_types::RefsReadBatchRes> {
+        self.inner.refs_read_batch(req).await
+    }
+    async fn feedback_create(
+        &self,
+        req: weave_types::FeedbackCreateReq,
+    ) -> weave_store::Result<weave_types::FeedbackCreateRes> {
+        self.inner.feedback_create(req).await
+    }
+    async fn feedback_create_batch(
+        &self,
+        req: weave_types::FeedbackCreateBatchReq,
+    ) -> weave_store::Result<weave_types::FeedbackCreateBatchRes> {
+        self.inner.feedback_create_batch(req).await
+    }
+    async fn feedback_query(
+        &self,
+        req: weave_types::FeedbackQueryReq,
+    ) -> weave_store::Result<weave_types::FeedbackQueryRes> {
+        self.inner.feedback_query(req).await
+    }
+    async fn call_ids_by_prefix(
+        &self,
+        req: weave_store::CallIdPrefixReq,
+    ) -> weave_store::Result<Vec<weave_store::CallKey>> {
+        self.inner.call_ids_by_prefix(req).await
+    }
+    async fn projects(&self) -> weave_store::Result<Vec<String>> {
+        self.inner.projects().await
+    }
+    async fn call_id_neighbors(
+        &self,
+        project_id: Option<String>,
+        id: String,
+    ) -> weave_store::Result<weave_store::CallIdNeighbors> {
+        self.inner.call_id_neighbors(project_id, id).await
+    }
+}
