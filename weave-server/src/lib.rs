@@ -22,6 +22,7 @@ mod error;
 mod routes;
 mod serve;
 mod store;
+pub mod testing;
 
 use std::sync::Arc;
 use std::time::Duration;

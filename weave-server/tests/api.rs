@@ -44,6 +44,10 @@ async fn server_info_health_and_ready() {
     assert_eq!(info["min_required_weave_python_version"], "0.0.0");
     let v = info["trace_server_version"].as_str().unwrap();
     assert!(v.starts_with(env!("CARGO_PKG_VERSION")), "{v}");
+    assert_eq!(
+        info["request_content_encodings"],
+        json!(["gzip", "deflate"])
+    );
     assert_eq!(app.get("/health").await.json(), json!({"status": "ok"}));
     let ready = app.get("/ready").await;
     assert_eq!(

@@ -18,12 +18,16 @@ use crate::{AppState, TRACE_SERVER_VERSION};
 /// The entity a `weave.init("project")` without entity logs to (as the Rust client does).
 pub(crate) const DEFAULT_ENTITY: &str = "local";
 
-/// `GET /server_info`.
-pub(crate) async fn server_info() -> Json<ServerInfoRes> {
-    Json(ServerInfoRes {
+/// `GET /server_info`: Weave's two fields, plus `request_content_encodings` (an extension
+/// clients may read: this server takes gzip and deflate request bodies).
+pub(crate) async fn server_info() -> Json<Value> {
+    let info = ServerInfoRes {
         min_required_weave_python_version: "0.0.0".into(),
         trace_server_version: TRACE_SERVER_VERSION.into(),
-    })
+    };
+    let mut v = serde_json::to_value(info).unwrap_or_default();
+    v["request_content_encodings"] = json!(["gzip", "deflate"]);
+    Json(v)
 }
 
 /// `GET /health`: the process is up.

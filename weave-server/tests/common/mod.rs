@@ -1,6 +1,7 @@
-//! What every server test shares: the one place a fresh store is made (so the whole suite can
-//! run against another backend: set `WEAVE_TEST_STORE`), a client that drives the `Router`
-//! without a socket, and fixture loading.
+//! What every server test shares: fresh stores (from `weave_server::testing`, the one place a
+//! store is made, so the whole suite can run against another backend: set
+//! `WEAVE_TEST_STORE`), a client that drives the `Router` without a socket, and fixture
+//! loading.
 
 #![allow(dead_code)]
 
@@ -14,30 +15,9 @@ use http_body_util::BodyExt as _;
 use serde_json::Value;
 use tower::ServiceExt as _;
 use weave_server::AppState;
-use weave_store::{SqliteStore, TraceStore};
+use weave_store::TraceStore;
 
-/// A fresh, empty store and whatever keeps it alive (a temp dir).
-pub struct TestStore {
-    pub store: Arc<dyn TraceStore>,
-    _guard: Option<tempfile::TempDir>,
-}
-
-/// Makes a fresh store of the backend named by `WEAVE_TEST_STORE` (`sqlite`, the default).
-/// Another backend (ClickHouse) adds its arm here: every server test then runs on it.
-pub fn fresh_store() -> TestStore {
-    let backend = std::env::var("WEAVE_TEST_STORE").unwrap_or_else(|_| "sqlite".into());
-    match backend.as_str() {
-        "sqlite" | "" => {
-            let dir = tempfile::tempdir().expect("temp dir");
-            let store = SqliteStore::create(dir.path().join("server-test.db")).expect("store");
-            TestStore {
-                store: Arc::new(store),
-                _guard: Some(dir),
-            }
-        }
-        other => panic!("WEAVE_TEST_STORE={other}: no such test backend"),
-    }
-}
+pub use weave_server::testing::{fresh_store, TestStore};
 
 /// An answer, read whole.
 #[derive(Debug)]
