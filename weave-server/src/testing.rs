@@ -26,6 +26,19 @@ impl std::fmt::Debug for TestStore {
     }
 }
 
+impl TestStore {
+    /// Another handle on the same data, as a second server replica would open it.
+    ///
+    /// # Panics
+    /// When the store cannot be opened again (this is for tests).
+    pub fn replica(&self) -> Arc<dyn TraceStore> {
+        match &self.path {
+            Some(path) => Arc::new(SqliteStore::open(path).expect("reopen the sqlite store")),
+            None => self.store.clone(),
+        }
+    }
+}
+
 /// Makes a fresh store of the backend named by `WEAVE_TEST_STORE` (`sqlite`, the default).
 /// A new backend adds its arm here and every server test runs on it.
 ///

@@ -703,3 +703,50 @@ async fn api_keys_guard_every_route_but_the_probes() {
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(app.stored_calls(P).await.len(), 1);
 }
+
+#[tokio::test]
+async fn replicas_over_one_store_answer_alike() {
+    // Two servers, each with its own handle on the same store: what one takes, the other
+    // serves (the server keeps nothing of its own).
+    let ts = common::fresh_store();
+    let a = weave_server::router(AppState::new(ts.store.clone()));
+    let b = weave_server::router(AppState::new(ts.replica()));
+    let send = |r: axum::Router, path: &str, body: Value| {
+        let req = axum::http::Request::post(path)
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from(body.to_string()))
+            .unwrap();
+        async move {
+            use http_body_util::BodyExt as _;
+            use tower::ServiceExt as _;
+            let res = r.oneshot(req).await.unwrap();
+            let status = res.status();
+            let bytes = res.into_body().collect().await.unwrap().to_bytes();
+            (status, String::from_utf8(bytes.to_vec()).unwrap())
+        }
+    };
+    let id = "019a0000-0000-7000-8000-0000000000ab";
+    let (s, _) = send(
+        a.clone(),
+        "/v2/ent/proj/calls/complete",
+        json!({"batch": [call(id, None, P)]}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let obj = json!({"obj": {"project_id": P, "object_id": "cfg", "val": {"k": 1}}});
+    let (s, created) = send(b.clone(), "/obj/create", obj).await;
+    assert_eq!(s, StatusCode::OK);
+    let (_, lines) = send(b, "/calls/stream_query", json!({"project_id": P})).await;
+    assert_eq!(lines.lines().count(), 1);
+    assert!(lines.contains(id));
+    let (s, read) = send(
+        a,
+        "/obj/read",
+        json!({"project_id": P, "object_id": "cfg", "digest": "latest"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let created: Value = serde_json::from_str(&created).unwrap();
+    let read: Value = serde_json::from_str(&read).unwrap();
+    assert_eq!(read["obj"]["digest"], created["digest"]);
+}
