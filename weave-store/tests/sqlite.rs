@@ -774,7 +774,19 @@ async fn object_versions() {
     ));
 
     let op = json!({"_type": "CustomWeaveType", "weave_type": {"type": "Op"}, "files": {"obj.rs": "abc"}});
-    s.obj_create(obj("f", op)).await.unwrap();
+    let mut with_meta = obj("f", op.clone());
+    with_meta.obj.metadata = Some(json!({"file": "a.rs", "line": 1}));
+    let d1 = s.obj_create(with_meta.clone()).await.unwrap().digest;
+    // Metadata is not hashed, and a re-created version takes the new metadata.
+    with_meta.obj.metadata = Some(json!({"file": "a.rs", "line": 7}));
+    assert_eq!(s.obj_create(with_meta).await.unwrap().digest, d1);
+    assert_eq!(d1, weave_store::types::digest::object_digest(&op));
+    let f = s.obj_read(read("f", "latest")).await.unwrap().obj;
+    assert_eq!(f.metadata, Some(json!({"file": "a.rs", "line": 7})));
+    assert_eq!(
+        (f.version_index, f.kind.as_str(), f.base_object_class),
+        (0, "op", None)
+    );
     let ds = json!({"_type": "Dataset", "_class_name": "Dataset", "_bases": ["Object", "BaseModel"], "rows": "weave:///ent/proj/table/00"});
     s.obj_create(obj("ds", ds)).await.unwrap();
     let q = |filter: ObjectVersionFilter| ObjQueryReq {
@@ -1137,4 +1149,29 @@ async fn a_large_query_streams_and_can_be_dropped_early() {
         .count,
         2000
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocking_on_the_store_inside_a_tokio_task_terminates() {
+    // A caller that blocks on the store's futures from inside a tokio task (a sync helper
+    // called from async code) must not spin on tokio's cooperative budget.
+    let (_d, s, _) = store();
+    let batch: Vec<_> = (0..1000)
+        .map(|i| complete(&format!("c{i:05}"), None, "f", 1, 2))
+        .collect();
+    s.calls_complete(CallsCompleteReq { batch }).await.unwrap();
+    for _ in 0..3 {
+        let got = futures::executor::block_on(s.calls_query_vec(CallsQueryReq {
+            project_id: P.into(),
+            ..Default::default()
+        }))
+        .unwrap();
+        assert_eq!(got.len(), 1000);
+        let n = futures::executor::block_on(s.calls_query_stats(CallsQueryStatsReq {
+            project_id: P.into(),
+            ..Default::default()
+        }))
+        .unwrap();
+        assert_eq!(n.count, 1000);
+    }
 }

@@ -54,7 +54,7 @@ const MERGE_ATTRIBUTES: &str =
 
 impl Writer<'_> {
     /// Upserts a call's start. `at` names the request field in errors.
-    pub fn call_start(&mut self, s: StartedCallSchemaForInsert, at: &str) -> Result<CallStartRes> {
+    pub fn call_start(&mut self, s: &StartedCallSchemaForInsert, at: &str) -> Result<CallStartRes> {
         check_project(&s.project_id, &format!("{at}.project_id"))?;
         non_empty(&s.op_name, &format!("{at}.op_name"))?;
         let started_at = time(&s.started_at, &format!("{at}.started_at"))?;

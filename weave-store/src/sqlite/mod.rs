@@ -263,6 +263,10 @@ impl SqliteStore {
     }
 
     /// Runs a blocking operation: on tokio's blocking pool inside a runtime, else inline.
+    ///
+    /// The result comes back over a `futures` channel rather than tokio's `JoinHandle`, whose
+    /// cooperative budget would make a caller that blocks on this future from inside a tokio
+    /// task (e.g. `futures::executor::block_on` in a `#[tokio::test]`) spin forever.
     async fn blocking<R, F>(&self, f: F) -> Result<R>
     where
         R: Send + 'static,
@@ -271,12 +275,14 @@ impl SqliteStore {
         let this = self.clone();
         match tokio::runtime::Handle::try_current() {
             Ok(rt) => {
-                rt.spawn_blocking(move || f(&this))
-                    .await
-                    .map_err(|e| StoreError::Backend {
-                        store: self.at().to_string(),
-                        source: format!("store task failed: {e}").into(),
-                    })?
+                let (tx, rx) = futures::channel::oneshot::channel();
+                rt.spawn_blocking(move || {
+                    let _ = tx.send(f(&this));
+                });
+                rx.await.map_err(|_| StoreError::Backend {
+                    store: self.at().to_string(),
+                    source: "the store task panicked".into(),
+                })?
             }
             Err(_) => f(&this),
         }
@@ -342,7 +348,7 @@ fn projects(conn: &Connection, at: &Location) -> Result<Vec<String>> {
 #[async_trait]
 impl TraceStore for SqliteStore {
     async fn call_start(&self, req: CallStartReq) -> Result<CallStartRes> {
-        self.blocking(move |s| s.write(|w| w.call_start(req.start, "start")))
+        self.blocking(move |s| s.write(|w| w.call_start(&req.start, "start")))
             .await
     }
 
@@ -394,22 +400,24 @@ impl TraceStore for SqliteStore {
             })?;
             return Ok(futures::stream::iter(calls.into_iter().map(Ok)).boxed());
         }
-        let (tx, rx) = tokio::sync::mpsc::channel::<Result<CallSchema>>(256);
+        // A `futures` channel: no tokio cooperative budget on the receiving side (see
+        // `blocking`), and the producer blocks while the consumer is 256 calls behind.
+        let (mut tx, rx) = futures::channel::mpsc::channel::<Result<CallSchema>>(256);
         let this = self.clone();
         // Compile the query first, so that a bad request is an error, not a stream item.
         calls::check_query(&req)?;
         tokio::task::spawn_blocking(move || {
+            use futures::SinkExt as _;
             let r = this.read(|c, at| {
-                calls::calls_query(c, at, &req, &mut |call| tx.blocking_send(Ok(call)).is_ok())
+                calls::calls_query(c, at, &req, &mut |call| {
+                    futures::executor::block_on(tx.send(Ok(call))).is_ok()
+                })
             });
             if let Err(e) = r {
-                let _ = tx.blocking_send(Err(e));
+                let _ = futures::executor::block_on(tx.send(Err(e)));
             }
         });
-        Ok(futures::stream::unfold(rx, |mut rx| async move {
-            rx.recv().await.map(|item| (item, rx))
-        })
-        .boxed())
+        Ok(rx.boxed())
     }
 
     async fn calls_query_stats(&self, req: CallsQueryStatsReq) -> Result<CallsQueryStatsRes> {

@@ -107,6 +107,7 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE objects ADD COLUMN leaf_object_class TEXT;
     ALTER TABLE objects ADD COLUMN deleted_at TEXT;
     ALTER TABLE objects ADD COLUMN wb_user_id TEXT;
+    ALTER TABLE objects ADD COLUMN metadata TEXT;
     UPDATE objects SET leaf_object_class = base_object_class WHERE kind != 'op';
     UPDATE objects SET base_object_class = NULL WHERE kind = 'op';
     CREATE TABLE files (
