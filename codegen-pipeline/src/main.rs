@@ -192,6 +192,14 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     if let Some(l) = s["model_latency"]["mean"].as_f64() {
         println!("  {:<22} {:.3} s", "mean model latency", l);
     }
+    if let Some(url) = client.trace_server_url() {
+        // Traces went to a trace server: the local store has none of them.
+        println!("\nTraces: sent to {url} (project {})", client.project_id());
+        if let Some(id) = &results.call_id {
+            println!("Evaluation call: {id}");
+        }
+        return Ok(());
+    }
     // The run's root call, by the id the evaluation returned: its summary has the tokens.
     let store = client.store()?;
     let root = match &results.call_id {
