@@ -333,6 +333,14 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             println!("  {:<22} {r}", "  rejected");
         }
     }
+    if let Some(url) = client.trace_server_url() {
+        // Traces went to a trace server: the local store has none of them.
+        println!("\nTraces: sent to {url} (project {})", client.project_id());
+        if let Some(id) = &results.call_id {
+            println!("Evaluation call: {id}");
+        }
+        return Ok(());
+    }
     // The run's root call, by the id the evaluation returned: its summary has the tokens.
     let store = client.store()?;
     let root = match &results.call_id {

@@ -47,6 +47,8 @@ const CLI: &[(&str, &[&str])] = &[
     ("objects", &["db", "fmt"]),
     ("evalshape", &["db", "fmt"]),
     ("evals", &["db", "evalshape", "fmt"]),
+    // `weave serve`: the server crate over a store of its own choosing; no CLI module.
+    ("serve", &[]),
 ];
 
 fn workspace() -> PathBuf {

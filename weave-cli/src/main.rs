@@ -3,6 +3,7 @@
 //! Reads the same SQLite store the library writes (`--db`, else `$WEAVE_DB`, else
 //! `./.weave/weave.db`), and is safe to run while a traced program is still writing. Every
 //! read goes through `weave_store::TraceStore`; nothing here knows SQL or the tracing runtime.
+//! `weave serve` serves that store over W&B Weave's trace-server API.
 
 mod calls;
 mod db;
@@ -10,6 +11,7 @@ mod evals;
 mod evalshape;
 mod fmt;
 mod objects;
+mod serve;
 
 use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
@@ -163,9 +165,15 @@ enum Cmd {
         #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
     },
+    /// Serve the store over W&B Weave's trace-server API (for Python and Rust clients).
+    Serve(serve::ServeArgs),
 }
 
 fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
+    let cmd = match cli.cmd {
+        Cmd::Serve(args) => return serve::run(cli.db.as_deref(), args, out),
+        cmd => cmd,
+    };
     let st = Style::new(cli.color);
     let path = cli.db.clone().unwrap_or_else(weave_store::default_db_path);
     let project = cli
@@ -180,7 +188,7 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
             }
         });
     let db = db::Db::open(&path, project)?;
-    match cli.cmd {
+    match cmd {
         Cmd::Calls {
             filter,
             limit,
@@ -217,6 +225,7 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
             }
             None => calls::export(&db, out, &filter, limit, format).map(|_| ()),
         },
+        Cmd::Serve(_) => unreachable!("handled above"),
     }
 }
 

@@ -17,7 +17,7 @@ use crate::encode::{default_redact_keys, Encoder};
 use crate::error::Error;
 use crate::queue::Registry;
 use crate::record::Msg;
-use crate::sink::{spawn_writer, SqliteSink, TraceSink};
+use crate::sink::{spawn_writer, RemoteConfig, RemoteSink, SqliteSink, TraceSink};
 
 /// Options for [`init`]; `Settings::new(project).db_path(..).init()`.
 pub struct Settings {
@@ -26,6 +26,7 @@ pub struct Settings {
     redact_keys: Vec<String>,
     quiet: bool,
     sink: Option<Box<dyn TraceSink>>,
+    remote: Option<RemoteConfig>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -36,6 +37,7 @@ impl std::fmt::Debug for Settings {
             .field("redact_keys", &self.redact_keys)
             .field("quiet", &self.quiet)
             .field("custom_sink", &self.sink.is_some())
+            .field("trace_server", &self.remote.as_ref().map(|r| &r.url))
             .finish()
     }
 }
@@ -49,10 +51,20 @@ impl Settings {
             redact_keys: default_redact_keys(),
             quiet: false,
             sink: None,
+            remote: None,
         }
     }
 
-    /// Stores traces in this SQLite file instead of `$WEAVE_DB` / `./.weave/weave.db`.
+    /// Sends traces to a W&B Weave trace server (`weave serve`, or W&B's) instead of the
+    /// local store. Without this, `WEAVE_TRACE_SERVER_URL` (else `WF_TRACE_SERVER_URL`) and
+    /// `WANDB_API_KEY` select one, unless [`db_path`](Settings::db_path) is given.
+    pub fn trace_server(mut self, config: RemoteConfig) -> Self {
+        self.remote = Some(config);
+        self
+    }
+
+    /// Stores traces in this SQLite file instead of `$WEAVE_DB` / `./.weave/weave.db` (and
+    /// instead of a trace server named by the environment).
     pub fn db_path(mut self, path: impl Into<PathBuf>) -> Self {
         self.db_path = Some(path.into());
         self
@@ -89,9 +101,26 @@ impl Settings {
     pub fn build(self) -> Result<WeaveClient, Error> {
         let (entity, project) = parse_project(&self.project)?;
         let project_id = format!("{entity}/{project}");
-        let (sink, db_path): (Box<dyn TraceSink>, Option<PathBuf>) = match self.sink {
-            Some(sink) => (sink, None),
-            None => {
+        // An explicit sink, then an explicit server, then an explicit file, then a server
+        // named by the environment, then the default file.
+        let remote = match (&self.sink, self.remote, &self.db_path) {
+            (Some(_), _, _) => None,
+            (None, Some(r), _) => Some(r),
+            (None, None, Some(_)) => None,
+            (None, None, None) => RemoteConfig::from_env(),
+        };
+        let mut server_url = None;
+        let (sink, db_path): (Box<dyn TraceSink>, Option<PathBuf>) = match (self.sink, remote) {
+            (Some(sink), _) => (sink, None),
+            (None, Some(config)) => {
+                let sink = RemoteSink::new(config).map_err(|source| Error::Io {
+                    path: "weave-remote thread".into(),
+                    source,
+                })?;
+                server_url = Some(sink.url().to_string());
+                (Box::new(sink), None)
+            }
+            (None, None) => {
                 let path = self.db_path.unwrap_or_else(default_db_path);
                 if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                     std::fs::create_dir_all(dir).map_err(|source| Error::Io {
@@ -116,6 +145,11 @@ impl Settings {
         let dispatch = Arc::new(Dispatch::new(project_id, sender, calls));
         if !self.quiet {
             match &db_path {
+                None if server_url.is_some() => eprintln!(
+                    "weave: logging project {} to trace server {}",
+                    dispatch.project_id(),
+                    server_url.as_deref().unwrap_or("")
+                ),
                 Some(p) => eprintln!(
                     "weave: logging project {} to {}\nweave: inspect with `weave calls --db {}`",
                     dispatch.project_id(),
@@ -128,6 +162,7 @@ impl Settings {
         Ok(WeaveClient {
             dispatch,
             db_path,
+            server_url,
             writer: Some(writer),
         })
     }
@@ -141,7 +176,8 @@ impl Settings {
     }
 }
 
-/// Starts tracing to the embedded store for `project` (`"entity/project"` or `"project"`).
+/// Starts tracing for `project` (`"entity/project"` or `"project"`): to the trace server named
+/// by `WEAVE_TRACE_SERVER_URL` / `WF_TRACE_SERVER_URL` when set, else to the embedded store.
 /// Keep the returned guard alive: dropping it flushes everything and stops tracing.
 pub fn init(project: &str) -> Result<WeaveClient, Error> {
     Settings::new(project).init()
@@ -169,6 +205,7 @@ fn flush_dispatch(d: &Dispatch) {
 pub struct WeaveClient {
     dispatch: Arc<Dispatch>,
     db_path: Option<PathBuf>,
+    server_url: Option<String>,
     writer: Option<JoinHandle<()>>,
 }
 
@@ -178,9 +215,14 @@ impl WeaveClient {
         self.dispatch.project_id().to_string()
     }
 
-    /// The SQLite file the traces go to (`None` with a custom sink).
+    /// The SQLite file the traces go to (`None` with a custom sink or a trace server).
     pub fn db_path(&self) -> Option<&Path> {
         self.db_path.as_deref()
+    }
+
+    /// The trace server the traces go to, if any.
+    pub fn trace_server_url(&self) -> Option<&str> {
+        self.server_url.as_deref()
     }
 
     /// Waits until everything recorded so far is written.

@@ -2,15 +2,17 @@
 //! ([`crate::encode`]) into a [`Batch`] each round, and hands it to a [`TraceSink`]. The caller
 //! never waits on I/O.
 //!
-//! Sinks: [`SqliteSink`] (the local store, one transaction per batch) and [`MemorySink`]
-//! (batches kept in memory, for tests). A remote sink (HTTP to a Weave trace server) or an
+//! Sinks: [`SqliteSink`] (the local store, one transaction per batch), [`RemoteSink`] (HTTP
+//! to a Weave trace server) and [`MemorySink`] (batches kept in memory, for tests). An
 //! exporter is another implementation of the same trait.
 
 mod memory;
+mod remote;
 mod sqlite;
 mod writer;
 
 pub use memory::MemorySink;
+pub use remote::{RemoteConfig, RemoteSink, RemoteStats};
 pub use sqlite::SqliteSink;
 pub(crate) use writer::spawn_writer;
 
@@ -26,6 +28,17 @@ pub enum SinkError {
         /// How many.
         n: usize,
         /// Why (the first failure).
+        reason: String,
+    },
+    /// A flush gave up waiting: `pending` records are still on their way (a remote sink
+    /// keeps trying), `lost` were dropped or refused since the last flush.
+    #[error("{reason}")]
+    Undelivered {
+        /// Records not delivered yet.
+        pending: usize,
+        /// Records lost for good.
+        lost: usize,
+        /// What happened.
         reason: String,
     },
 }
