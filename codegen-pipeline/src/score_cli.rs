@@ -39,6 +39,33 @@ pub struct ScoreArgs {
     /// Run even if this host offers no namespace isolation (unsafe).
     #[arg(long)]
     pub allow_unsandboxed: bool,
+    /// Python interpreter the programs run with.
+    #[arg(long)]
+    pub python: Option<PathBuf>,
+    /// Let programs import the packages of that interpreter's environment.
+    #[arg(long)]
+    pub site_packages: bool,
+}
+
+/// What `evaluate` returns.
+#[derive(Debug, Clone)]
+pub struct ScoreSummary {
+    /// pass@k in `--k` order.
+    pub pass_at_k: Vec<(usize, f64)>,
+    /// Where the results were written.
+    pub results_path: PathBuf,
+    /// 1-based numbers of malformed lines.
+    pub bad_lines: Vec<usize>,
+}
+
+impl ScoreSummary {
+    /// pass@k for one k.
+    pub fn pass_at(&self, k: usize) -> Option<f64> {
+        self.pass_at_k
+            .iter()
+            .find(|(j, _)| *j == k)
+            .map(|(_, v)| *v)
+    }
 }
 
 /// One line of the results file.
@@ -95,7 +122,7 @@ pub fn results_path(samples: &Path) -> PathBuf {
 }
 
 /// Score a samples file; returns the pass@k map (also printed).
-pub fn evaluate(args: &ScoreArgs) -> anyhow::Result<BTreeMap<String, f64>> {
+pub fn evaluate(args: &ScoreArgs) -> anyhow::Result<ScoreSummary> {
     let problems_path = match &args.problems {
         Some(p) => p.clone(),
         None => match std::env::var_os("HUMANEVAL_PATH") {
@@ -175,7 +202,14 @@ pub fn evaluate(args: &ScoreArgs) -> anyhow::Result<BTreeMap<String, f64>> {
     out.flush()?;
     let summary = pass_at_k_summary(&results, &args.k);
     println!("{}", serde_json::to_string(&summary)?);
-    Ok(summary)
+    Ok(ScoreSummary {
+        pass_at_k: summary
+            .iter()
+            .map(|(k, v)| (k.trim_start_matches("pass@").parse().unwrap_or(0), *v))
+            .collect(),
+        results_path: out_path,
+        bad_lines: Vec::new(),
+    })
 }
 
 /// Entry point of `codegen-pipeline score`.

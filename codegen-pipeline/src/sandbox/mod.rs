@@ -74,6 +74,9 @@ pub struct SandboxConfig {
     pub scratch_size: u64,
     /// Python interpreter; default: `WEAVE_PYTHON`, else `python3`'s `sys.executable`.
     pub python: Option<PathBuf>,
+    /// Let programs import the third-party packages of `python`'s environment (its
+    /// site-packages, read-only). Off by default.
+    pub site_packages: bool,
     /// Run even when no namespace can be created (unsafe: no isolation).
     pub allow_unsandboxed: bool,
     /// Host uid/gid the programs run as when the host process is root.
@@ -95,6 +98,7 @@ impl Default for SandboxConfig {
             output_limit: 1 << 20,
             scratch_size: 64 << 20,
             python: None,
+            site_packages: false,
             allow_unsandboxed: false,
             sandbox_uid: 65534,
             sandbox_gid: 65534,
@@ -180,6 +184,8 @@ pub struct Verdict {
     pub passed: bool,
     /// `"passed"`, `"failed: <ExceptionType>: <message>"`, `"timed out"`, ...
     pub result: String,
+    /// What happened, in more detail than `result`.
+    pub detail: String,
     /// Wall-clock time of the run.
     pub duration_ms: u64,
     /// Last bytes of the program's stderr.

@@ -283,6 +283,7 @@ fn verdict(cap: &Capture, nonce: &[u8], ending: Ending, start: Instant) -> Verdi
     };
     Verdict {
         passed,
+        detail: result.clone(),
         result,
         duration_ms: start.elapsed().as_millis() as u64,
         stderr_tail: cap.tail(),
