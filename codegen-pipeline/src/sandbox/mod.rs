@@ -68,10 +68,10 @@ pub struct SandboxConfig {
     /// that compute; a program's time limit does not count the time it is starved of
     /// CPU, so oversubscription does not cause timeouts (see [`SandboxConfig::timeout`]).
     pub workers: usize,
-    /// Time limit per program: wall-clock time, minus the time the program was ready to
-    /// run but waited for a CPU (other programs or host load), and counted from the
-    /// start of the program's own process; at most ten times this plus a minute of wall
-    /// time. The whole process tree is killed after it.
+    /// Time limit per program: wall-clock time from the start of the program's own
+    /// process, not counting time it was ready to run but waited for a CPU (other
+    /// programs or host load; see `clock.rs`), so that verdicts do not depend on how
+    /// many programs run at once. The whole process tree is killed after it.
     pub timeout: Duration,
     /// Address-space limit per process (`RLIMIT_AS`), bytes.
     pub memory_limit: u64,

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use rand::RngCore;
 
-use super::clock::{hard_cap, oldest_child, Clock, Lookup};
+use super::clock::{hard_cap, program_at, program_under, Clock, Lookup};
 use super::setup::{child_setup, ChildPlan};
 use super::{cpath, cstr, Inner, SandboxError, Verdict, HARNESS};
 
@@ -439,9 +439,9 @@ pub(super) fn run_fresh(inner: &Inner, program: &str) -> Result<Verdict, Sandbox
             Ok(Pumped::Deadline) => {
                 let program = || {
                     if pid_namespace {
-                        oldest_child(child_pid)
+                        program_under(child_pid)
                     } else {
-                        Lookup::Found(child_pid)
+                        program_at(child_pid)
                     }
                 };
                 match clock.next_deadline(Instant::now(), program) {
@@ -502,21 +502,21 @@ pub(super) struct Server {
 }
 
 impl Server {
-    /// Host pid of the program the server is running (its oldest child).
-    fn program_pid(&mut self) -> Lookup {
+    /// The program the server is running (its oldest child).
+    fn program(&mut self) -> Lookup {
         let server = if self.pid_namespace {
             match self.pid {
                 Some(pid) => pid,
                 // The server is the only child of the intermediate process.
-                None => match oldest_child(self.child.id() as libc::pid_t) {
-                    Lookup::Found(pid) => *self.pid.insert(pid),
+                None => match program_under(self.child.id() as libc::pid_t) {
+                    Lookup::Found { pid, .. } => *self.pid.insert(pid),
                     other => return other,
                 },
             }
         } else {
             self.child.id() as libc::pid_t
         };
-        oldest_child(server)
+        program_under(server)
     }
 }
 
@@ -790,7 +790,7 @@ fn run_on_server(
                 break;
             }
             Pumped::Deadline => {
-                match clock.next_deadline(Instant::now(), || server.program_pid()) {
+                match clock.next_deadline(Instant::now(), || server.program()) {
                     Some(later) => deadline = later,
                     None => {
                         // Time is up: ask the server to kill the run.
