@@ -1,7 +1,7 @@
 # Harness for the weave sandbox (embedded in the Rust binary with include_str!).
 #
-# Runs inside the sandbox, started as
-# `python -I -S -B -c <this file> MODE SCRATCH PYC SITE [LIMITS TIMEOUT]`:
+# Runs inside the sandbox, imported (from its directory, with bytecode compiled on
+# the host) by `python -I -S -B -c <import> MODE SCRATCH PYC SITE [LIMITS TIMEOUT]`:
 # PYC is "1" when bytecode from the trusted (read-only) directories may be loaded
 # (see `_trust_bytecode`), SITE the extra sys.path entries (third-party
 # site-packages) separated by newlines, possibly empty.
@@ -746,6 +746,10 @@ def _server(root, limits_text, timeout_text, pyc, site):
 
 
 def _main():
+    # The harness's own directory is of no use to programs.
+    here = os.path.dirname(__file__) if "__file__" in globals() else None
+    if here in sys.path:
+        sys.path.remove(here)
     mode = sys.argv[1]
     scratch = sys.argv[2]
     pyc = sys.argv[3] == "1"

@@ -239,6 +239,8 @@ struct Inner {
     python: PythonInfo,
     /// Host directory holding the scratch mount points and the empty file.
     root: tempfile::TempDir,
+    /// Directory (in `root`) of the harness module and its bytecode.
+    harness_dir: PathBuf,
     base_plan: ChildPlan,
     permits: Mutex<usize>,
     permit_cv: Condvar,
@@ -247,6 +249,42 @@ struct Inner {
 }
 
 static WARN_ONCE: Once = Once::new();
+
+/// Name of the harness module in the harness directory.
+pub(crate) const HARNESS_MODULE: &str = "weave_sandbox_harness";
+
+/// Writes the harness as a module to `dir`, with its bytecode compiled by `python`,
+/// readable by everyone: interpreters import it instead of compiling its source
+/// (about 25 ms of CPU per start here). Without bytecode (if compiling fails) they
+/// compile the source.
+fn write_harness(dir: &Path, python: &Path) -> Result<(), SandboxError> {
+    std::fs::create_dir(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))?;
+    let source = dir.join(format!("{HARNESS_MODULE}.py"));
+    std::fs::write(&source, HARNESS)?;
+    std::fs::set_permissions(&source, std::fs::Permissions::from_mode(0o644))?;
+    let compiled = std::process::Command::new(python)
+        .args([
+            "-I",
+            "-S",
+            "-c",
+            "import py_compile, sys; print(py_compile.compile(sys.argv[1], doraise=True))",
+        ])
+        .arg(&source)
+        .env_clear()
+        .output();
+    match compiled {
+        Ok(out) if out.status.success() => {
+            let pyc = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+            if let Some(cache) = pyc.parent() {
+                std::fs::set_permissions(cache, std::fs::Permissions::from_mode(0o755))?;
+            }
+            std::fs::set_permissions(&pyc, std::fs::Permissions::from_mode(0o644))?;
+        }
+        other => tracing::debug!(?other, "cannot compile the sandbox harness"),
+    }
+    Ok(())
+}
 
 /// Can `uid`/`gid` search (x) directory `dir`?
 fn searchable(dir: &Path, uid: u32, gid: u32) -> bool {
@@ -454,10 +492,13 @@ impl Sandbox {
             // SAFETY: plain getter.
             unsafe { libc::getegid() }
         };
+        let harness_dir = root.path().join("harness");
+        write_harness(&harness_dir, &python.executable)?;
         let mut landlock_read: Vec<PathBuf> = python.read_paths.clone();
         for p in ["/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/etc"] {
             landlock_read.push(PathBuf::from(p));
         }
+        landlock_read.push(harness_dir.clone());
         let base_plan = ChildPlan {
             protections: protections.clone(),
             host_root,
@@ -492,6 +533,7 @@ impl Sandbox {
                 protections,
                 python,
                 root,
+                harness_dir,
                 base_plan,
                 permit_cv: Condvar::new(),
                 idle: Mutex::new(Vec::new()),

@@ -13,7 +13,12 @@ use rand::RngCore;
 
 use super::clock::{hard_cap, program_at, program_under, Clock, Lookup};
 use super::setup::{child_setup, ChildPlan};
-use super::{cpath, cstr, Inner, SandboxError, Verdict, HARNESS};
+use super::{cpath, cstr, Inner, SandboxError, Verdict};
+
+/// Starts the harness: imports it (with its bytecode) from the directory given as the
+/// first argument, which it then removes from `argv`.
+const HARNESS_IMPORT: &str =
+    "import sys; sys.path.insert(0, sys.argv.pop(1)); import weave_sandbox_harness";
 
 const NONCE_LEN: usize = 32;
 const STDERR_TAIL: usize = 2048;
@@ -358,7 +363,9 @@ fn python_command(inner: &Inner, mode: &str, scratch: &Path) -> Command {
         .iter()
         .map(|p| p.as_os_str())
         .collect();
-    cmd.args(["-I", "-S", "-B", "-c", HARNESS, mode])
+    cmd.args(["-I", "-S", "-B", "-c", HARNESS_IMPORT])
+        .arg(&inner.harness_dir)
+        .arg(mode)
         .arg(scratch)
         .arg(pyc)
         .arg(site.join(std::ffi::OsStr::new("\n")))
