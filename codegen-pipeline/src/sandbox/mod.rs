@@ -65,13 +65,13 @@ pub struct SandboxConfig {
     pub mode: Mode,
     /// Maximum number of programs running at once. The default, four per CPU (at
     /// least 4, at most 64), lets programs that sleep or block run next to those
-    /// that compute; a program's time limit does not count the time it is starved of
-    /// CPU, so oversubscription does not cause timeouts (see [`SandboxConfig::timeout`]).
+    /// that compute; a CPU-bound program still gets at least half its timeout of CPU
+    /// (see [`SandboxConfig::timeout`]).
     pub workers: usize,
     /// Time limit per program: wall-clock time from the start of the program's own
-    /// process, not counting time it was ready to run but waited for a CPU (other
-    /// programs or host load; see `clock.rs`), so that verdicts do not depend on how
-    /// many programs run at once. The whole process tree is killed after it.
+    /// process; a CPU-bound program starved by other programs or host load runs until it
+    /// has had half of it in CPU time (or this much time not starved; see `clock.rs`).
+    /// The whole process tree is killed after it.
     pub timeout: Duration,
     /// Address-space limit per process (`RLIMIT_AS`), bytes.
     pub memory_limit: u64,
@@ -242,7 +242,8 @@ struct Inner {
     /// Directory (in `root`) of the harness module and its bytecode.
     harness_dir: PathBuf,
     base_plan: ChildPlan,
-    permits: Mutex<usize>,
+    /// Free (in-flight permits, CPU slots).
+    permits: Mutex<(usize, usize)>,
     permit_cv: Condvar,
     idle: Mutex<Vec<run::Server>>,
     next_id: AtomicU64,
@@ -528,7 +529,12 @@ impl Sandbox {
 
         let sandbox = Sandbox {
             inner: Arc::new(Inner {
-                permits: Mutex::new(config.workers),
+                permits: Mutex::new((
+                    config.workers,
+                    config
+                        .workers
+                        .min(std::thread::available_parallelism().map_or(2, |n| n.get())),
+                )),
                 config,
                 protections,
                 python,
@@ -576,10 +582,10 @@ impl Sandbox {
     /// The program passes only if it runs to the end without an exception; programs
     /// built by [`crate::humaneval::Problem::program`] end with `check(entry_point)`.
     pub fn run(&self, program: &str) -> Result<Verdict, SandboxError> {
-        let _permit = self.acquire();
+        let permit = self.acquire();
         match self.inner.config.mode {
-            Mode::Fresh => run::run_fresh(&self.inner, program),
-            Mode::ForkServer => run::run_forkserver(&self.inner, program),
+            Mode::Fresh => run::run_fresh(&self.inner, program, &permit),
+            Mode::ForkServer => run::run_forkserver(&self.inner, program, &permit),
         }
     }
 
@@ -591,17 +597,22 @@ impl Sandbox {
             .map_err(|e| SandboxError::Setup(format!("worker task: {e}")))?
     }
 
+    /// Waits for an in-flight permit and a CPU slot.
     fn acquire(&self) -> Permit<'_> {
         let mut n = self.inner.permits.lock().unwrap_or_else(|e| e.into_inner());
-        while *n == 0 {
+        while n.0 == 0 || n.1 == 0 {
             n = self
                 .inner
                 .permit_cv
                 .wait(n)
                 .unwrap_or_else(|e| e.into_inner());
         }
-        *n -= 1;
-        Permit { inner: &self.inner }
+        n.0 -= 1;
+        n.1 -= 1;
+        Permit {
+            inner: &self.inner,
+            slot: std::cell::Cell::new(true),
+        }
     }
 }
 
@@ -612,15 +623,37 @@ impl Drop for Inner {
     }
 }
 
-struct Permit<'a> {
+/// How long a program holds one of the CPU slots (as many as CPUs): one that runs
+/// longer (it sleeps, blocks, computes long or never ends) makes room for the next
+/// program, up to `workers` in flight. Short programs, the most, thus run about one
+/// per CPU (and need as many fork servers), while waiting ones do not hold a core.
+pub(crate) const SLOT_HOLD: Duration = Duration::from_millis(100);
+
+/// The right to run one program: an in-flight permit and, until released, a CPU slot.
+pub(crate) struct Permit<'a> {
     inner: &'a Inner,
+    slot: std::cell::Cell<bool>,
+}
+
+impl Permit<'_> {
+    /// Gives the CPU slot back (the program has run for `SLOT_HOLD`).
+    pub(crate) fn release_slot(&self) {
+        if self.slot.replace(false) {
+            let mut n = self.inner.permits.lock().unwrap_or_else(|e| e.into_inner());
+            n.1 += 1;
+            self.inner.permit_cv.notify_all();
+        }
+    }
 }
 
 impl Drop for Permit<'_> {
     fn drop(&mut self) {
         let mut n = self.inner.permits.lock().unwrap_or_else(|e| e.into_inner());
-        *n += 1;
-        self.inner.permit_cv.notify_one();
+        n.0 += 1;
+        if self.slot.get() {
+            n.1 += 1;
+        }
+        self.inner.permit_cv.notify_all();
     }
 }
 

@@ -13,7 +13,7 @@ use rand::RngCore;
 
 use super::clock::{hard_cap, program_at, program_under, Clock, Lookup};
 use super::setup::{child_setup, ChildPlan};
-use super::{cpath, cstr, Inner, SandboxError, Verdict};
+use super::{cpath, cstr, Inner, Permit, SandboxError, Verdict, SLOT_HOLD};
 
 /// Starts the harness: imports it (with its bytecode) from the directory given as the
 /// first argument, which it then removes from `argv`.
@@ -382,7 +382,11 @@ fn new_scratch(inner: &Inner, prefix: &str) -> Result<tempfile::TempDir, Sandbox
 }
 
 /// Fresh mode: one new sandboxed interpreter per program.
-pub(super) fn run_fresh(inner: &Inner, program: &str) -> Result<Verdict, SandboxError> {
+pub(super) fn run_fresh(
+    inner: &Inner,
+    program: &str,
+    permit: &Permit<'_>,
+) -> Result<Verdict, SandboxError> {
     let start = Instant::now();
     let scratch = new_scratch(inner, "run")?;
     let mut plan = plan_for(inner, scratch.path())?;
@@ -439,10 +443,17 @@ pub(super) fn run_fresh(inner: &Inner, program: &str) -> Result<Verdict, Sandbox
     let mut pipes = [Some(out_r), Some(err_r), Some(pass_r)];
     let mut clock = Clock::new(start, inner.config.timeout);
     let mut deadline = clock.first_deadline();
+    let mut hold = Some(start + SLOT_HOLD);
     loop {
         let extra = exited.as_ref().map(|fd| fd.as_raw_fd());
-        match pump(&mut pipes, &mut cap, deadline, extra) {
+        match pump(
+            &mut pipes,
+            &mut cap,
+            hold.map_or(deadline, |h| h.min(deadline)),
+            extra,
+        ) {
             Ok(Pumped::Done) | Ok(Pumped::Extra) => break,
+            Ok(Pumped::Deadline) if release_slot(&mut hold, permit, deadline) => {}
             Ok(Pumped::Deadline) => {
                 let program = || {
                     if pid_namespace {
@@ -488,6 +499,19 @@ pub(super) fn run_fresh(inner: &Inner, program: &str) -> Result<Verdict, Sandbox
     );
     drop(scratch);
     Ok(verdict(&cap, &nonce, ending, start, inner.config.timeout))
+}
+
+/// At the slot-hold time: gives the CPU slot back; true if the real deadline has not
+/// come yet (keep going).
+fn release_slot(hold: &mut Option<Instant>, permit: &Permit<'_>, deadline: Instant) -> bool {
+    match *hold {
+        Some(at) if Instant::now() >= at => {
+            permit.release_slot();
+            *hold = None;
+            Instant::now() < deadline
+        }
+        _ => false,
+    }
 }
 
 /// A pidfd for `pid` (None on kernels without `pidfd_open`).
@@ -728,12 +752,16 @@ fn checkout_server(inner: &Inner) -> Result<Server, SandboxError> {
 }
 
 /// Fork-server mode.
-pub(super) fn run_forkserver(inner: &Inner, program: &str) -> Result<Verdict, SandboxError> {
+pub(super) fn run_forkserver(
+    inner: &Inner,
+    program: &str,
+    permit: &Permit<'_>,
+) -> Result<Verdict, SandboxError> {
     let mut last_err = None;
     // A server that died (e.g. killed by the backstop) is replaced once.
     for _ in 0..2 {
         let server = checkout_server(inner)?;
-        match run_on_server(inner, server, program) {
+        match run_on_server(inner, server, program, permit) {
             Ok((verdict, Some(server))) => {
                 inner
                     .idle
@@ -754,6 +782,7 @@ fn run_on_server(
     inner: &Inner,
     mut server: Server,
     program: &str,
+    permit: &Permit<'_>,
 ) -> Result<(Verdict, Option<Server>), SandboxError> {
     let start = Instant::now();
     let c = &inner.config;
@@ -775,10 +804,13 @@ fn run_on_server(
     let mut response = None;
     let mut kill_sent = false;
     let mut healthy = true;
+    let mut hold = Some(start + SLOT_HOLD);
     loop {
         let extra = response.is_none().then(|| server.sock.as_raw_fd());
-        match pump(&mut pipes, &mut cap, deadline, extra)? {
+        let until = hold.map_or(deadline, |h| h.min(deadline));
+        match pump(&mut pipes, &mut cap, until, extra)? {
             Pumped::Done => break,
+            Pumped::Deadline if release_slot(&mut hold, permit, deadline) => {}
             Pumped::Extra => match recv_response(&server.sock) {
                 Ok(v) => response = Some(v),
                 Err(_) => {
