@@ -14,7 +14,8 @@
 #           fd 3 is a SOCK_SEQPACKET socket to the host. Each request is a one-byte
 #           message carrying 5 fds (program, stdout, stderr, nonce, verdict); the
 #           server forks one child per request, the child lays the fds out as in
-#           fresh mode, applies its rlimits and runs the program. The answer is one
+#           fresh mode, applies its rlimits and runs the program. Once started, the
+#           server sends "ready". The answer to each request is one
 #           ASCII message: "exited CODE", "signal SIG", "exited" (status unknown),
 #           "timeout", "killed" (after a kill request: any byte) or "error".
 #
@@ -692,6 +693,8 @@ def _server(root, limits_text, timeout_text, pyc, site):
     gc.collect()
     _fill_pools(filler)
     gc.freeze()
+    # Ready: the host times programs from here on.
+    sock.send(b"ready")
     while True:
         try:
             msg, fds, _flags, _addr = recv_fds(sock, 64, 8)

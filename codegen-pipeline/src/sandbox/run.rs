@@ -27,6 +27,8 @@ const STDERR_TAIL: usize = 2048;
 const VERDICT_CAP: usize = 64 << 10;
 /// Extra time the host waits for a fork server's answer before killing it.
 const BACKSTOP: Duration = Duration::from_secs(5);
+/// Time a fork server may take to start.
+const SERVER_START: Duration = Duration::from_secs(120);
 
 fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0; 2];
@@ -651,13 +653,55 @@ fn spawn_server(inner: &Inner) -> Result<Server, SandboxError> {
     let child = cmd.spawn()?;
     drop(cmd);
     drop(guest);
-    Ok(Server {
+    let server = Server {
         child,
         sock: host,
         pid_namespace: inner.protections.pid_namespace,
         pid: None,
         _scratch: scratch,
-    })
+    };
+    // Wait until it is ready (a loaded host may take seconds to start one), so that
+    // programs are timed from when the server can run them.
+    let mut pfd = libc::pollfd {
+        fd: server.sock.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let deadline = Instant::now() + SERVER_START;
+    loop {
+        let ms = deadline
+            .saturating_duration_since(Instant::now())
+            .as_millis()
+            .min(i32::MAX as u128) as i32;
+        // SAFETY: one valid pollfd.
+        let n = unsafe { libc::poll(&mut pfd, 1, ms) };
+        if n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+            continue;
+        }
+        if n <= 0 {
+            return Err(SandboxError::Setup(format!(
+                "the fork server did not start within {} s",
+                SERVER_START.as_secs()
+            )));
+        }
+        break;
+    }
+    let mut buf = [0u8; 16];
+    // SAFETY: reading into our buffer.
+    let n = unsafe {
+        libc::recv(
+            server.sock.as_raw_fd(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            0,
+        )
+    };
+    if n <= 0 || &buf[..n as usize] != b"ready" {
+        return Err(SandboxError::Setup(
+            "the fork server exited while starting".into(),
+        ));
+    }
+    Ok(server)
 }
 
 fn send_request(sock: &OwnedFd, header: &[u8], fds: &[RawFd]) -> io::Result<()> {
