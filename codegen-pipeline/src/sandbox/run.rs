@@ -165,7 +165,21 @@ fn pump(
     deadline: Instant,
     extra: Option<RawFd>,
 ) -> io::Result<Pumped> {
-    let mut buf = vec![0u8; 1 << 16];
+    thread_local! {
+        /// Read buffer, one per worker thread (not a fresh 64 KiB, whose pages fault in
+        /// anew, per call).
+        static BUF: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0u8; 1 << 16]);
+    }
+    BUF.with_borrow_mut(|buf| pump_into(pipes, cap, deadline, extra, buf))
+}
+
+fn pump_into(
+    pipes: &mut [Option<OwnedFd>; 3],
+    cap: &mut Capture,
+    deadline: Instant,
+    extra: Option<RawFd>,
+    buf: &mut [u8],
+) -> io::Result<Pumped> {
     loop {
         let mut pfds: Vec<libc::pollfd> = Vec::with_capacity(4);
         let mut which = Vec::with_capacity(4);
