@@ -249,9 +249,15 @@ fn asyncio_programs_run() {
 fn waiting_programs_do_not_hold_a_core() {
     let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
     let wanted = 2 * cpus + 1;
-    let sb = Sandbox::new(SandboxConfig::default()).expect("sandbox");
+    let sb = Sandbox::new(SandboxConfig {
+        timeout: Duration::from_secs(12),
+        ..SandboxConfig::default()
+    })
+    .expect("sandbox");
     assert!(sb.config().workers >= wanted, "{:?}", sb.config());
-    let sleeper = "    import time\n    time.sleep(1.5)\n    return a + b\n";
+    // Long enough for every program to start even on a loaded host (each may need a
+    // fork server started first).
+    let sleeper = "    import time\n    time.sleep(6)\n    return a + b\n";
     let root = sb.scratch_root().display().to_string();
     let done = std::sync::atomic::AtomicUsize::new(0);
     let most = std::thread::scope(|s| {
