@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use codegen_pipeline::humaneval::{score_humaneval_test, Problem};
-use common::{assert_child_passed, copy_of_this_binary, processes_of, processes_with_arg};
+use common::{
+    assert_child_passed, claim_uid, copy_of_this_binary, processes_of, processes_with_arg,
+};
 
 mod common;
 use codegen_pipeline::sandbox::{Mode, Sandbox, SandboxConfig};
@@ -213,7 +215,7 @@ fn attacks(host: &Host) -> Vec<(&'static str, String)> {
 }
 
 /// Processes to watch for leftovers: every process of the programs' uid when that uid is
-/// theirs alone (as root, `uid`; in the unprivileged re-run, uid 64103); else (tests run
+/// theirs alone (as root, `uid`; in the unprivileged re-run, its own claimed uid); else (tests run
 /// by an ordinary user, whose other processes share the uid) this sandbox's interpreters.
 struct Watch {
     uid: u32,
@@ -324,14 +326,20 @@ fn run_corpus_and_drop(mode: Mode, uid: u32) {
     );
 }
 
+/// Host uids the corpus runs as (as root), one claimed per test: every process of the
+/// claimed uid is one of this test's programs.
+const UIDS: std::ops::Range<u32> = 64200..64400;
+
 #[test]
 fn attacks_fail_in_fresh_mode() {
-    run_corpus_and_drop(Mode::Fresh, 64101);
+    let uid = claim_uid(UIDS);
+    run_corpus_and_drop(Mode::Fresh, uid.uid);
 }
 
 #[test]
 fn attacks_fail_in_fork_server_mode() {
-    run_corpus_and_drop(Mode::ForkServer, 64102);
+    let uid = claim_uid(UIDS);
+    run_corpus_and_drop(Mode::ForkServer, uid.uid);
 }
 
 /// Set in the copy of this test binary that runs as an unprivileged user.
@@ -339,7 +347,7 @@ const NON_ROOT_CHILD: &str = "WEAVE_TEST_NON_ROOT_CHILD";
 
 /// The unprivileged path: without root, the sandbox builds its namespaces from a
 /// user namespace of the calling user. As root, this test re-runs itself (this one
-/// test, in a child process) as uid 64103; as any other user it runs directly.
+/// test, in a child process) as a claimed uid; as any other user it runs directly.
 #[test]
 fn attacks_fail_without_root() {
     // SAFETY: geteuid has no preconditions.
@@ -363,7 +371,9 @@ fn attacks_fail_without_root() {
         return;
     }
     use std::os::unix::process::CommandExt;
-    let uid = 64103;
+    // The child runs as the claimed uid, and so do its programs.
+    let claimed = claim_uid(UIDS);
+    let uid = claimed.uid;
     let (_dir, exe) = copy_of_this_binary();
     let out = std::process::Command::new(&exe)
         .args(["attacks_fail_without_root", "--exact", "--nocapture"])
