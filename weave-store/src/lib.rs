@@ -10,10 +10,14 @@
 
 #![warn(missing_docs)]
 
+#[cfg(feature = "clickhouse")]
+pub mod clickhouse;
 mod error;
 mod sqlite;
 mod store;
 
+#[cfg(feature = "clickhouse")]
+pub use clickhouse::ClickHouseServer;
 pub use error::{Result, StoreError};
 pub use sqlite::{SqliteStore, Writer, SCHEMA_VERSION};
 pub use store::{CallIdNeighbors, CallIdPrefixReq, CallKey, CallStream, TraceStore};
