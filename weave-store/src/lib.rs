@@ -2,11 +2,13 @@
 //!
 //! Where traces live and how they are read: [`TraceStore`], W&B Weave's trace-server
 //! interface as an async, dyn-safe trait over the Weave wire types of `weave-types`, its typed
-//! errors ([`StoreError`]), and [`SqliteStore`], the embedded implementation (one SQLite file).
+//! errors ([`StoreError`]), and its implementations: [`SqliteStore`], the embedded one (one
+//! SQLite file), and, with the `clickhouse` feature, `ClickHouseStore` (a ClickHouse
+//! database that several servers share; module [`clickhouse`]).
 //!
 //! A trace server, the `weave` CLI and a UI hold an `Arc<dyn TraceStore>`; a traced program's
-//! local sink writes through [`SqliteStore::write`], one transaction per batch. Other backends
-//! (ClickHouse) go here, behind features, implementing the same trait.
+//! local sink writes through [`SqliteStore::write`], one transaction per batch. Every backend
+//! passes the same conformance suite (`tests/conformance`).
 
 #![warn(missing_docs)]
 
@@ -17,7 +19,7 @@ mod sqlite;
 mod store;
 
 #[cfg(feature = "clickhouse")]
-pub use clickhouse::ClickHouseServer;
+pub use clickhouse::{ClickHouseOptions, ClickHouseServer, ClickHouseStore};
 pub use error::{Result, StoreError};
 pub use sqlite::{SqliteStore, Writer, SCHEMA_VERSION};
 pub use store::{CallIdNeighbors, CallIdPrefixReq, CallKey, CallStream, TraceStore};

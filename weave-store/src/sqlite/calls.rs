@@ -31,11 +31,11 @@ fn map_refs_text(m: &Map<String, Value>) -> Option<String> {
     (!refs.is_empty()).then(|| json_text(&refs))
 }
 
-fn time(s: &str, field: &str) -> Result<String> {
+pub(crate) fn time(s: &str, field: &str) -> Result<String> {
     weave_types::time::normalize(s).map_err(|e| StoreError::invalid(field, e.to_string()))
 }
 
-fn non_empty(s: &str, field: &str) -> Result<()> {
+pub(crate) fn non_empty(s: &str, field: &str) -> Result<()> {
     if s.trim().is_empty() {
         return Err(StoreError::invalid(field, "must not be empty"));
     }

@@ -1,0 +1,1388 @@
+//! Calls as parts: every start, end, complete call, update and delete mark is one row of
+//! `call_parts`; a call is the merge of its parts in `written_at` order, with exactly the
+//! upsert rules of `SqliteStore` (the last start wins, an existing display name beats a
+//! start's, updates patch attributes, ...).
+//!
+//! Queries run in two phases. ClickHouse narrows the candidates with conditions that every
+//! matching call's latest start part must meet (the filter's ids, op names, roots, and the
+//! simple `$expr` comparisons on start columns); then the candidates' parts are merged here
+//! and the whole filter, `$expr` and sort are decided by [`super::eval`], with SQLite's
+//! semantics. Sorting by `started_at` (the default, and the traces page) streams: ClickHouse
+//! orders the start parts, and each call is emitted at its latest start's position.
+
+use std::collections::{HashMap, VecDeque};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use weave_types::query::{Expr, SortBy, SortDirection};
+use weave_types::*;
+
+use super::conn::Sql;
+use super::eval::{self, Aff, Fields, Val, V};
+use super::Inner;
+use crate::error::{Result, StoreError};
+use crate::store::{CallIdNeighbors, CallKey};
+
+/// Kinds of parts.
+pub(crate) const START: u8 = 1;
+pub(crate) const END: u8 = 2;
+pub(crate) const COMPLETE: u8 = 3;
+pub(crate) const UPDATE: u8 = 4;
+pub(crate) const DELETE: u8 = 5;
+
+/// One row of `call_parts` (RowBinary, columns in table order).
+#[derive(Debug, Clone, Default, clickhouse::Row, Serialize, Deserialize)]
+pub(crate) struct PartRow {
+    pub(crate) project_id: String,
+    pub(crate) id: String,
+    pub(crate) written_at: i64,
+    pub(crate) part: u8,
+    pub(crate) op_name: Option<String>,
+    pub(crate) display_name: Option<String>,
+    pub(crate) trace_id: Option<String>,
+    pub(crate) parent_id: Option<String>,
+    pub(crate) thread_id: Option<String>,
+    pub(crate) turn_id: Option<String>,
+    pub(crate) started_at: Option<i64>,
+    pub(crate) inputs: Option<String>,
+    pub(crate) input_refs: Vec<String>,
+    pub(crate) attributes: Option<String>,
+    pub(crate) otel_dump: Option<String>,
+    pub(crate) wb_user_id: Option<String>,
+    pub(crate) wb_run_id: Option<String>,
+    pub(crate) wb_run_step: Option<i64>,
+    pub(crate) ended_at: Option<i64>,
+    pub(crate) output: Option<String>,
+    pub(crate) output_refs: Vec<String>,
+    pub(crate) exception: Option<String>,
+    pub(crate) summary: Option<String>,
+    pub(crate) summary_error: u8,
+    pub(crate) wb_run_step_end: Option<i64>,
+    pub(crate) deleted_at: Option<i64>,
+}
+
+/// `call_parts`' columns in [`PartRow`] order; the JSON ones may be left out of a read.
+const PART_COLUMNS: [&str; 26] = [
+    "project_id",
+    "id",
+    "written_at",
+    "part",
+    "op_name",
+    "display_name",
+    "trace_id",
+    "parent_id",
+    "thread_id",
+    "turn_id",
+    "started_at",
+    "inputs",
+    "input_refs",
+    "attributes",
+    "otel_dump",
+    "wb_user_id",
+    "wb_run_id",
+    "wb_run_step",
+    "ended_at",
+    "output",
+    "output_refs",
+    "exception",
+    "summary",
+    "summary_error",
+    "wb_run_step_end",
+    "deleted_at",
+];
+
+/// The JSON columns of a call, which reads fetch only when needed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Heavy {
+    pub(crate) inputs: bool,
+    pub(crate) output: bool,
+    pub(crate) attributes: bool,
+    pub(crate) summary: bool,
+}
+
+impl Heavy {
+    pub(crate) const ALL: Heavy = Heavy {
+        inputs: true,
+        output: true,
+        attributes: true,
+        summary: true,
+    };
+    const NONE: Heavy = Heavy {
+        inputs: false,
+        output: false,
+        attributes: false,
+        summary: false,
+    };
+
+    fn set(&mut self, col: &str) {
+        match col {
+            "inputs" => self.inputs = true,
+            "output" => self.output = true,
+            "attributes" => self.attributes = true,
+            "summary" => self.summary = true,
+            _ => {}
+        }
+    }
+
+    fn has(&self, col: &str) -> bool {
+        match col {
+            "inputs" => self.inputs,
+            "output" => self.output,
+            "attributes" => self.attributes,
+            "summary" => self.summary,
+            _ => true,
+        }
+    }
+
+    fn union(self, o: Heavy) -> Heavy {
+        Heavy {
+            inputs: self.inputs || o.inputs,
+            output: self.output || o.output,
+            attributes: self.attributes || o.attributes,
+            summary: self.summary || o.summary,
+        }
+    }
+
+    /// `SELECT` list of all part columns, the unwanted JSON ones as NULL.
+    fn select(&self) -> String {
+        PART_COLUMNS
+            .iter()
+            .map(|c| {
+                if self.has(c) && *c != "otel_dump" {
+                    (*c).to_string()
+                } else {
+                    format!("CAST(NULL AS Nullable(String)) AS {c}")
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+// --- writes ------------------------------------------------------------------------------
+
+fn json_text(v: &impl Serialize) -> String {
+    // Serialising a `serde_json` value cannot fail.
+    serde_json::to_string(v).unwrap_or_else(|_| "null".into())
+}
+
+fn refs_of(v: &Value) -> Vec<String> {
+    let mut refs = Vec::new();
+    weave_types::refs::extract_refs(v, &mut refs);
+    refs.into_iter().map(str::to_string).collect()
+}
+
+fn map_refs(m: &Map<String, Value>) -> Vec<String> {
+    let mut refs = Vec::new();
+    for v in m.values() {
+        weave_types::refs::extract_refs(v, &mut refs);
+    }
+    refs.into_iter().map(str::to_string).collect()
+}
+
+/// A timestamp field as microseconds, with `SqliteStore`'s error for bad text.
+fn micros(s: &str, field: &str) -> Result<i64> {
+    let canonical = crate::sqlite::time(s, field)?;
+    weave_types::time::parse_micros(&canonical)
+        .map_err(|e| StoreError::invalid(field, e.to_string()))
+}
+
+fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+fn start_fields(p: &mut PartRow, s: &StartedCallSchemaForInsert, started_at: i64) {
+    p.op_name = Some(s.op_name.clone());
+    p.display_name = s.display_name.clone();
+    p.parent_id = s.parent_id.clone();
+    p.thread_id = s.thread_id.clone();
+    p.turn_id = s.turn_id.clone();
+    p.started_at = Some(started_at);
+    p.inputs = Some(json_text(&s.inputs));
+    p.input_refs = map_refs(&s.inputs);
+    p.attributes = Some(json_text(&s.attributes));
+    p.otel_dump = s.otel_dump.as_ref().map(json_text);
+    p.wb_user_id = s.wb_user_id.clone();
+    p.wb_run_id = s.wb_run_id.clone();
+    p.wb_run_step = s.wb_run_step;
+}
+
+fn end_fields(p: &mut PartRow, e: &EndedCallSchemaForInsert, ended_at: i64) {
+    let summary = Value::Object(e.summary.clone());
+    p.ended_at = Some(ended_at);
+    p.output = Some(json_text(&e.output));
+    p.output_refs = refs_of(&e.output);
+    p.exception = e.exception.clone();
+    p.summary = Some(json_text(&summary));
+    p.summary_error = eval::summary_has_error(Some(&summary)) as u8;
+    p.wb_run_step_end = e.wb_run_step_end;
+}
+
+/// A start's part (validated like `SqliteStore`'s), with the ids it got.
+pub(crate) fn start_part(
+    s: &StartedCallSchemaForInsert,
+    at: &str,
+) -> Result<(PartRow, CallStartRes)> {
+    crate::sqlite::check_project(&s.project_id, &format!("{at}.project_id"))?;
+    crate::sqlite::non_empty(&s.op_name, &format!("{at}.op_name"))?;
+    let started_at = micros(&s.started_at, &format!("{at}.started_at"))?;
+    let id =
+        s.id.clone()
+            .filter(|i| !i.is_empty())
+            .unwrap_or_else(new_id);
+    let trace_id = s
+        .trace_id
+        .clone()
+        .filter(|i| !i.is_empty())
+        .unwrap_or_else(new_id);
+    let mut p = PartRow {
+        project_id: s.project_id.clone(),
+        id: id.clone(),
+        part: START,
+        trace_id: Some(trace_id.clone()),
+        ..Default::default()
+    };
+    start_fields(&mut p, s, started_at);
+    Ok((p, CallStartRes { id, trace_id }))
+}
+
+/// An end's part.
+pub(crate) fn end_part(e: &EndedCallSchemaForInsert, at: &str) -> Result<PartRow> {
+    crate::sqlite::check_project(&e.project_id, &format!("{at}.project_id"))?;
+    crate::sqlite::non_empty(&e.id, &format!("{at}.id"))?;
+    let ended_at = micros(&e.ended_at, &format!("{at}.ended_at"))?;
+    let mut p = PartRow {
+        project_id: e.project_id.clone(),
+        id: e.id.clone(),
+        part: END,
+        ..Default::default()
+    };
+    end_fields(&mut p, e, ended_at);
+    Ok(p)
+}
+
+/// A finished call's part (start and end in one row).
+pub(crate) fn complete_part(c: &CompleteCallSchemaForInsert, at: &str) -> Result<PartRow> {
+    crate::sqlite::check_project(&c.project_id, &format!("{at}.project_id"))?;
+    crate::sqlite::non_empty(&c.id, &format!("{at}.id"))?;
+    crate::sqlite::non_empty(&c.trace_id, &format!("{at}.trace_id"))?;
+    crate::sqlite::non_empty(&c.op_name, &format!("{at}.op_name"))?;
+    let started_at = micros(&c.started_at, &format!("{at}.started_at"))?;
+    let ended_at = micros(&c.ended_at, &format!("{at}.ended_at"))?;
+    let (s, e) = c.clone().split();
+    let mut p = PartRow {
+        project_id: c.project_id.clone(),
+        id: c.id.clone(),
+        part: COMPLETE,
+        trace_id: Some(c.trace_id.clone()),
+        ..Default::default()
+    };
+    start_fields(&mut p, &s, started_at);
+    end_fields(&mut p, &e, ended_at);
+    Ok(p)
+}
+
+/// An update's part; `None` when it changes nothing.
+pub(crate) fn update_part(u: &CallUpdateReq) -> Result<Option<PartRow>> {
+    crate::sqlite::check_project(&u.project_id, "project_id")?;
+    crate::sqlite::non_empty(&u.call_id, "call_id")?;
+    if u.display_name.is_none() && u.attributes.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(PartRow {
+        project_id: u.project_id.clone(),
+        id: u.call_id.clone(),
+        part: UPDATE,
+        display_name: u.display_name.clone(),
+        attributes: u.attributes.as_ref().map(json_text),
+        ..Default::default()
+    }))
+}
+
+// --- merging -----------------------------------------------------------------------------
+
+/// A call as `SqliteStore` would hold it in its `calls` row: the merge of its parts.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct CallRow {
+    pub(crate) project_id: String,
+    pub(crate) id: String,
+    op_name: Option<String>,
+    display_name: Option<String>,
+    trace_id: Option<String>,
+    parent_id: Option<String>,
+    thread_id: Option<String>,
+    turn_id: Option<String>,
+    pub(crate) started_at: Option<i64>,
+    inputs: Option<Value>,
+    input_refs: Vec<String>,
+    attributes: Option<Value>,
+    wb_user_id: Option<String>,
+    wb_run_id: Option<String>,
+    wb_run_step: Option<i64>,
+    ended_at: Option<i64>,
+    output: Option<Value>,
+    output_refs: Vec<String>,
+    exception: Option<String>,
+    summary: Option<Value>,
+    summary_error: bool,
+    wb_run_step_end: Option<i64>,
+    pub(crate) deleted_at: Option<i64>,
+}
+
+impl CallRow {
+    /// Listed: its start is known and it is not deleted.
+    pub(crate) fn listed(&self) -> bool {
+        self.started_at.is_some() && self.deleted_at.is_none()
+    }
+}
+
+fn parse_json(text: Option<String>, at: &str, what: &str) -> Result<Option<Value>> {
+    match text {
+        None => Ok(None),
+        Some(t) => serde_json::from_str(&t)
+            .map(Some)
+            .map_err(|e| StoreError::Backend {
+                store: at.to_string(),
+                source: format!("stored JSON of {what} is invalid: {e}").into(),
+            }),
+    }
+}
+
+/// Merges one call's parts (sorted by `written_at`, then kind), replaying `SqliteStore`'s
+/// upserts.
+pub(crate) fn merge(parts: Vec<PartRow>, at: &str) -> Result<CallRow> {
+    let mut row = CallRow::default();
+    for p in parts {
+        let what = |c: &str| format!("{c} of call {}", p.id);
+        row.project_id.clone_from(&p.project_id);
+        row.id.clone_from(&p.id);
+        if matches!(p.part, START | COMPLETE) {
+            row.op_name = p.op_name.clone();
+            row.display_name = row.display_name.take().or(p.display_name.clone());
+            row.trace_id = p.trace_id.clone();
+            row.parent_id = p.parent_id.clone();
+            row.thread_id = p.thread_id.clone();
+            row.turn_id = p.turn_id.clone();
+            row.started_at = p.started_at;
+            row.inputs = parse_json(p.inputs.clone(), at, &what("inputs"))?;
+            row.input_refs = p.input_refs.clone();
+            let attrs = parse_json(p.attributes.clone(), at, &what("attributes"))?;
+            row.attributes = match (attrs, row.attributes.take()) {
+                (new, None) => new,
+                (Some(new), Some(old)) => Some(eval::json_patch(&new, &old)),
+                (None, old) => old,
+            };
+            row.wb_user_id = p.wb_user_id.clone();
+            row.wb_run_id = p.wb_run_id.clone();
+            row.wb_run_step = p.wb_run_step;
+        }
+        if matches!(p.part, END | COMPLETE) {
+            row.ended_at = p.ended_at;
+            row.output = parse_json(p.output.clone(), at, &what("output"))?;
+            row.output_refs = p.output_refs.clone();
+            row.exception = p.exception.clone();
+            row.summary = parse_json(p.summary.clone(), at, &what("summary"))?;
+            row.summary_error = p.summary_error != 0;
+            row.wb_run_step_end = p.wb_run_step_end;
+        }
+        if p.part == UPDATE {
+            if p.display_name.is_some() {
+                row.display_name = p.display_name.clone();
+            }
+            let attrs = parse_json(p.attributes.clone(), at, &what("attributes"))?;
+            row.attributes = match (attrs, row.attributes.take()) {
+                (None, old) => old,
+                (Some(new), None) => Some(new),
+                (Some(new), Some(old)) => Some(eval::json_patch(&old, &new)),
+            };
+        }
+        if p.part == DELETE && row.deleted_at.is_none() {
+            row.deleted_at = p.deleted_at;
+        }
+    }
+    Ok(row)
+}
+
+/// Groups parts (ordered by id, then `written_at`, kind) into merged calls.
+pub(crate) fn merge_all(parts: Vec<PartRow>, at: &str) -> Result<Vec<CallRow>> {
+    let mut out = Vec::new();
+    let mut cur: Vec<PartRow> = Vec::new();
+    for p in parts {
+        if cur.last().is_some_and(|l| l.id != p.id) {
+            out.push(merge(std::mem::take(&mut cur), at)?);
+        }
+        cur.push(p);
+    }
+    if !cur.is_empty() {
+        out.push(merge(cur, at)?);
+    }
+    Ok(out)
+}
+
+fn time_text(m: Option<i64>) -> Option<String> {
+    m.map(weave_types::time::format_micros)
+}
+
+/// Query fields of a merged call, as `SqliteStore` computes them in SQL.
+impl Fields for CallRow {
+    fn field(&self, path: &str) -> Val {
+        let text = |v: &Option<String>| Val::text_col(v.as_deref());
+        match path {
+            "id" => Val::text_col(Some(&self.id)),
+            "project_id" => Val::text_col(Some(&self.project_id)),
+            "op_name" => text(&self.op_name),
+            "display_name" | "summary.weave.display_name" => text(&self.display_name),
+            "trace_id" => text(&self.trace_id),
+            "parent_id" => text(&self.parent_id),
+            "thread_id" => text(&self.thread_id),
+            "turn_id" => text(&self.turn_id),
+            "started_at" => text(&time_text(self.started_at)),
+            "ended_at" => text(&time_text(self.ended_at)),
+            "deleted_at" => text(&time_text(self.deleted_at)),
+            "exception" => text(&self.exception),
+            "wb_user_id" => text(&self.wb_user_id),
+            "wb_run_id" => text(&self.wb_run_id),
+            "wb_run_step" => Val::int_col(self.wb_run_step),
+            "wb_run_step_end" => Val::int_col(self.wb_run_step_end),
+            "summary.weave.status" => Val::plain(V::Text(self.status().into())),
+            "summary.weave.latency_ms" => Val::plain(
+                match self.ended_at {
+                    None => None,
+                    Some(_) => eval::latency_ms(self.started_at, self.ended_at),
+                }
+                .map_or(V::Null, V::Int),
+            ),
+            "summary.weave.trace_name" => Val::plain(
+                self.display_name
+                    .clone()
+                    .or_else(|| eval::op_short_name(self.op_name.as_deref()))
+                    .map_or(V::Null, V::Text),
+            ),
+            _ => {
+                let mut segs = path.split('.');
+                let col = segs.next().unwrap_or("");
+                let rest: Vec<&str> = segs.collect();
+                let json = match col {
+                    "inputs" => self.inputs.as_ref(),
+                    "output" => self.output.as_ref(),
+                    "attributes" => self.attributes.as_ref(),
+                    "summary" => self.summary.as_ref(),
+                    _ => None,
+                };
+                Val {
+                    v: eval::json_extract(json, &rest),
+                    aff: Aff::None,
+                }
+            }
+        }
+    }
+}
+
+impl CallRow {
+    fn status(&self) -> &'static str {
+        if self.exception.is_some() {
+            "error"
+        } else if self.ended_at.is_none() {
+            "running"
+        } else if self.summary_error {
+            "descendant_error"
+        } else {
+            "success"
+        }
+    }
+
+    /// The call as a query answers it: JSON columns outside `columns` are empty, and
+    /// `summary.weave` is derived.
+    pub(crate) fn to_call(&self, columns: Option<&[String]>) -> CallSchema {
+        let wanted = |c: &str| columns.is_none_or(|cols| cols.iter().any(|x| x == c));
+        let map = |v: &Option<Value>, c: &str| -> Map<String, Value> {
+            if !wanted(c) {
+                return Map::new();
+            }
+            match v {
+                None | Some(Value::Null) => Map::new(),
+                Some(Value::Object(m)) => m.clone(),
+                Some(other) => {
+                    let mut m = Map::new();
+                    m.insert("value".into(), other.clone());
+                    m
+                }
+            }
+        };
+        let mut call = CallSchema {
+            id: self.id.clone(),
+            project_id: self.project_id.clone(),
+            op_name: self.op_name.clone().unwrap_or_default(),
+            display_name: self.display_name.clone(),
+            trace_id: self.trace_id.clone().unwrap_or_default(),
+            parent_id: self.parent_id.clone(),
+            thread_id: self.thread_id.clone(),
+            turn_id: self.turn_id.clone(),
+            started_at: time_text(self.started_at).unwrap_or_default(),
+            attributes: map(&self.attributes, "attributes"),
+            inputs: map(&self.inputs, "inputs"),
+            ended_at: time_text(self.ended_at),
+            exception: self.exception.clone(),
+            output: if wanted("output") {
+                self.output.clone()
+            } else {
+                None
+            },
+            summary: map(&self.summary, "summary"),
+            wb_user_id: self.wb_user_id.clone(),
+            wb_run_id: self.wb_run_id.clone(),
+            wb_run_step: self.wb_run_step,
+            wb_run_step_end: self.wb_run_step_end,
+            deleted_at: time_text(self.deleted_at),
+            expire_at: None,
+        };
+        weave_types::summary::add_summary_weave(&mut call);
+        call
+    }
+}
+
+// --- filters -----------------------------------------------------------------------------
+
+/// Start columns that are plain text: a condition on one of them holds for a merged call
+/// only if it holds for its latest start part, so ClickHouse can pre-select by it.
+const START_TEXT: [&str; 8] = [
+    "id",
+    "op_name",
+    "trace_id",
+    "parent_id",
+    "thread_id",
+    "turn_id",
+    "wb_user_id",
+    "wb_run_id",
+];
+
+/// `op LIKE '<prefix>:%' ESCAPE '\'` as SQLite has it: ASCII case-insensitive prefix.
+fn op_prefix_matches(op: &str, prefix: &str) -> bool {
+    let want: Vec<char> = prefix.chars().chain(std::iter::once(':')).collect();
+    let mut it = op.chars();
+    want.iter()
+        .all(|w| it.next().is_some_and(|c| c.eq_ignore_ascii_case(w)))
+}
+
+/// Whether a merged call passes a `CallsFilter` (the SQL of `SqliteStore`, in Rust).
+fn filter_matches(f: &CallsFilter, row: &CallRow) -> bool {
+    if let Some(ops) = &f.op_names {
+        let Some(op) = &row.op_name else {
+            return false;
+        };
+        let hit = ops.iter().any(|o| match o.strip_suffix(":*") {
+            Some(prefix) => op_prefix_matches(op, prefix),
+            None => op == o,
+        });
+        if !hit {
+            return false;
+        }
+    }
+    for (have, want) in [
+        (&row.input_refs, &f.input_refs),
+        (&row.output_refs, &f.output_refs),
+    ] {
+        if let Some(want) = want {
+            if !have.iter().any(|r| want.contains(r)) {
+                return false;
+            }
+        }
+    }
+    for (col, ids) in [
+        (Some(&row.id), &f.call_ids),
+        (row.parent_id.as_ref(), &f.parent_ids),
+        (row.trace_id.as_ref(), &f.trace_ids),
+        (row.thread_id.as_ref(), &f.thread_ids),
+        (row.turn_id.as_ref(), &f.turn_ids),
+        (row.wb_user_id.as_ref(), &f.wb_user_ids),
+        (row.wb_run_id.as_ref(), &f.wb_run_ids),
+    ] {
+        if let Some(ids) = ids {
+            if !col.is_some_and(|c| ids.contains(c)) {
+                return false;
+            }
+        }
+    }
+    if f.trace_roots_only == Some(true) && row.parent_id.is_some() {
+        return false;
+    }
+    true
+}
+
+/// The `$expr` conjuncts ClickHouse can pre-select start parts by (each a condition that a
+/// matching call's latest start part meets), appended to `sql` as ` AND ...`.
+fn push_expr(e: &Expr, sql: &mut Sql) {
+    match e {
+        Expr::And(items) => items.iter().for_each(|i| push_expr(i, sql)),
+        Expr::Eq(ab) => {
+            let (f, lit) = match (&ab.0, &ab.1) {
+                (Expr::GetField(f), Expr::Literal(l)) | (Expr::Literal(l), Expr::GetField(f)) => {
+                    (f, l)
+                }
+                _ => return,
+            };
+            if !START_TEXT.contains(&f.as_str()) {
+                return;
+            }
+            // The column has TEXT affinity: numbers compare as their text.
+            match eval::literal(lit) {
+                V::Null => {
+                    sql.push(" AND isNull(").push(f).push(")");
+                }
+                V::Text(s) => {
+                    sql.push(" AND ").push(f).push(" = ").arg(&s);
+                }
+                V::Int(i) => {
+                    sql.push(" AND ").push(f).push(" = ").arg(&i.to_string());
+                }
+                V::Real(_) => {}
+            }
+        }
+        Expr::In(b) => {
+            let (a, list) = &**b;
+            let Expr::GetField(f) = a else { return };
+            if !START_TEXT.contains(&f.as_str()) {
+                return;
+            }
+            let mut values = Vec::new();
+            for item in list {
+                match item {
+                    Expr::Literal(l) => match eval::literal(l) {
+                        V::Null => {}
+                        V::Text(s) => values.push(s),
+                        V::Int(i) => values.push(i.to_string()),
+                        V::Real(_) => return,
+                    },
+                    _ => return,
+                }
+            }
+            sql.push(" AND ").in_list(f, &values);
+        }
+        Expr::Gt(ab) | Expr::Gte(ab) | Expr::Lt(ab) | Expr::Lte(ab) => {
+            let (op, flipped) = match e {
+                Expr::Gt(_) => (">", "<"),
+                Expr::Gte(_) => (">=", "<="),
+                Expr::Lt(_) => ("<", ">"),
+                _ => ("<=", ">="),
+            };
+            let (op, lit) = match (&ab.0, &ab.1) {
+                (Expr::GetField(f), Expr::Literal(l)) if f == "started_at" => (op, l),
+                (Expr::Literal(l), Expr::GetField(f)) if f == "started_at" => (flipped, l),
+                _ => return,
+            };
+            // Stored times are canonical text, whose order is time order: a canonical
+            // literal compares the same as microseconds.
+            let Value::String(s) = lit else { return };
+            if !weave_types::time::is_canonical(s) {
+                return;
+            }
+            let Ok(m) = weave_types::time::parse_micros(s) else {
+                return;
+            };
+            if weave_types::time::format_micros(m) != *s {
+                return;
+            }
+            sql.push(" AND started_at ").push(op).push(" ").int(m);
+        }
+        Expr::Contains(c) => {
+            let Expr::GetField(f) = &c.input else { return };
+            let Expr::Literal(Value::String(s)) = &c.substr else {
+                return;
+            };
+            if !START_TEXT.contains(&f.as_str()) {
+                return;
+            }
+            // Unicode case folding finds everything SQLite's ASCII folding does (and more).
+            let func = if c.case_insensitive {
+                "positionCaseInsensitiveUTF8("
+            } else {
+                "position("
+            };
+            sql.push(" AND ")
+                .push(func)
+                .push(f)
+                .push(", ")
+                .arg(s)
+                .push(") > 0");
+        }
+        _ => {}
+    }
+}
+
+/// Which JSON columns an expression or sort key reads.
+fn heavy_of_field(path: &str, h: &mut Heavy) {
+    let col = path.split('.').next().unwrap_or("");
+    if (path.contains('.') || matches!(col, "inputs" | "output" | "attributes" | "summary"))
+        && !path.starts_with("summary.weave.")
+    {
+        h.set(col);
+    }
+}
+
+fn heavy_of_expr(e: &Expr, h: &mut Heavy) {
+    match e {
+        Expr::And(v) | Expr::Or(v) => v.iter().for_each(|x| heavy_of_expr(x, h)),
+        Expr::Not((x,)) => heavy_of_expr(x, h),
+        Expr::Eq(ab) | Expr::Gt(ab) | Expr::Gte(ab) | Expr::Lt(ab) | Expr::Lte(ab) => {
+            heavy_of_expr(&ab.0, h);
+            heavy_of_expr(&ab.1, h);
+        }
+        Expr::In(b) => {
+            heavy_of_expr(&b.0, h);
+            b.1.iter().for_each(|x| heavy_of_expr(x, h));
+        }
+        Expr::Contains(c) => {
+            heavy_of_expr(&c.input, h);
+            heavy_of_expr(&c.substr, h);
+        }
+        Expr::Convert(c) => heavy_of_expr(&c.input, h),
+        Expr::GetField(p) => heavy_of_field(p, h),
+        Expr::Literal(_) => {}
+    }
+}
+
+/// How results are ordered.
+#[derive(Debug, Clone)]
+enum Order {
+    /// `started_at` (then `id` ascending): streamed in ClickHouse's order of start parts.
+    Started { desc: bool },
+    /// By id (an empty sort list): streamed in the table's order.
+    Id,
+    /// Any other keys: every match is ranked here.
+    Keys(Vec<SortBy>),
+}
+
+/// A calls query, planned.
+#[derive(Debug, Clone)]
+pub(crate) struct Plan {
+    project_id: String,
+    /// ` AND ...` conditions on start parts.
+    push: Sql,
+    /// ` AND ...` conditions on end parts (their ids must be among the results').
+    end_push: Sql,
+    filter: Option<CallsFilter>,
+    query: Option<Expr>,
+    order: Order,
+    /// JSON columns the filter and sort read.
+    heavy_filter: Heavy,
+    /// JSON columns the answer shows.
+    heavy_out: Heavy,
+    columns: Option<Vec<String>>,
+    include_feedback: bool,
+    offset: u64,
+    limit: Option<u64>,
+}
+
+impl Plan {
+    pub(crate) fn new(
+        project_id: &str,
+        filter: Option<&CallsFilter>,
+        query: Option<&Query>,
+        sort: Option<&[SortBy]>,
+    ) -> Plan {
+        let mut push = Sql::default();
+        let mut end_push = Sql::default();
+        if let Some(f) = filter {
+            if let Some(ops) = &f.op_names {
+                if ops.is_empty() {
+                    push.push(" AND 0");
+                } else {
+                    let mut exact = Vec::new();
+                    push.push(" AND (0");
+                    for op in ops {
+                        match op.strip_suffix(":*") {
+                            Some(prefix) => {
+                                let p = format!("{}:", prefix.to_ascii_lowercase());
+                                push.push(" OR startsWith(lower(op_name), ")
+                                    .arg(&p)
+                                    .push(")");
+                            }
+                            None => exact.push(op.clone()),
+                        }
+                    }
+                    if !exact.is_empty() {
+                        push.push(" OR ").in_list("op_name", &exact);
+                    }
+                    push.push(")");
+                }
+            }
+            if let Some(refs) = &f.input_refs {
+                push.push(" AND hasAny(input_refs, ").strs(refs).push(")");
+            }
+            if let Some(refs) = &f.output_refs {
+                end_push
+                    .push(" AND hasAny(output_refs, ")
+                    .strs(refs)
+                    .push(")");
+            }
+            for (col, ids) in [
+                ("id", &f.call_ids),
+                ("parent_id", &f.parent_ids),
+                ("trace_id", &f.trace_ids),
+                ("thread_id", &f.thread_ids),
+                ("turn_id", &f.turn_ids),
+                ("wb_user_id", &f.wb_user_ids),
+                ("wb_run_id", &f.wb_run_ids),
+            ] {
+                if let Some(ids) = ids {
+                    push.push(" AND ").in_list(col, ids);
+                }
+            }
+            if f.trace_roots_only == Some(true) {
+                push.push(" AND isNull(parent_id)");
+            }
+        }
+        let mut heavy_filter = Heavy::NONE;
+        if let Some(q) = query {
+            push_expr(&q.expr, &mut push);
+            heavy_of_expr(&q.expr, &mut heavy_filter);
+        }
+        let default = [SortBy::asc("started_at")];
+        let sort = sort.unwrap_or(&default);
+        let order = match sort {
+            [] => Order::Id,
+            [s] if s.field == "started_at" => Order::Started {
+                desc: s.direction == SortDirection::Desc,
+            },
+            keys => {
+                for k in keys {
+                    heavy_of_field(&k.field, &mut heavy_filter);
+                }
+                Order::Keys(keys.to_vec())
+            }
+        };
+        Plan {
+            project_id: project_id.to_string(),
+            push,
+            end_push,
+            filter: filter.cloned(),
+            query: query.map(|q| q.expr.clone()),
+            order,
+            heavy_filter,
+            heavy_out: Heavy::ALL,
+            columns: None,
+            include_feedback: false,
+            offset: 0,
+            limit: None,
+        }
+    }
+
+    /// The plan of a `calls/stream_query`.
+    pub(crate) fn for_query(req: &CallsQueryReq) -> Plan {
+        let mut p = Plan::new(
+            &req.project_id,
+            req.filter.as_ref(),
+            req.query.as_ref(),
+            req.sort_by.as_deref(),
+        );
+        if let Some(cols) = &req.columns {
+            let mut h = Heavy::NONE;
+            for c in cols {
+                h.set(c);
+            }
+            p.heavy_out = h;
+        }
+        p.columns = req.columns.clone();
+        p.include_feedback = req.include_feedback;
+        p.offset = req.offset.unwrap_or(0);
+        p.limit = req.limit;
+        p
+    }
+
+    /// Whether a merged call is an answer.
+    fn matches(&self, row: &CallRow) -> bool {
+        row.listed()
+            && self.filter.as_ref().is_none_or(|f| filter_matches(f, row))
+            && self.query.as_ref().is_none_or(|q| eval::matches(q, row))
+    }
+
+    /// `... FROM call_parts WHERE` the candidates: the project's calls with a start part that
+    /// meets the pushed-down conditions.
+    fn candidates(&self, sql: &mut Sql) {
+        sql.push(" FROM call_parts WHERE project_id = ")
+            .arg(&self.project_id)
+            .push(" AND isNotNull(started_at)")
+            .append(&self.push);
+        if !self.end_push.is_empty() {
+            sql.push(" AND id IN (SELECT id FROM call_parts WHERE project_id = ")
+                .arg(&self.project_id)
+                .push(" AND isNotNull(ended_at)")
+                .append(&self.end_push)
+                .push(")");
+        }
+    }
+
+    fn narrows(&self) -> bool {
+        !self.push.is_empty() || !self.end_push.is_empty()
+    }
+}
+
+// --- reading -----------------------------------------------------------------------------
+
+/// The parts of `ids` (all of them, in merge order), merged.
+pub(crate) async fn fetch_rows(
+    s: &Inner,
+    project_id: &str,
+    ids: &[String],
+    heavy: Heavy,
+) -> Result<HashMap<String, CallRow>> {
+    let mut out = HashMap::new();
+    for chunk in ids.chunks(FETCH_CHUNK) {
+        let mut sql = Sql::default();
+        sql.push(&format!(
+            "SELECT {} FROM call_parts WHERE project_id = ",
+            heavy.select()
+        ))
+        .arg(project_id)
+        .push(" AND ")
+        .in_list("id", chunk)
+        .push(" ORDER BY id, written_at, part");
+        let parts: Vec<PartRow> = s.conn.fetch_all(&sql).await?;
+        for row in merge_all(parts, &s.conn.at)? {
+            out.insert(row.id.clone(), row);
+        }
+    }
+    Ok(out)
+}
+
+/// Ids per phase-two query.
+const FETCH_CHUNK: usize = 1000;
+/// Start parts per phase-one page after the first.
+const PAGE: u64 = 10_000;
+
+#[derive(clickhouse::Row, Deserialize)]
+struct StartKey {
+    started_at: i64,
+    id: String,
+}
+
+/// Streams merged parts ordered by id.
+struct PartStream {
+    cursor: super::conn::Cursor<PartRow>,
+    carry: Option<PartRow>,
+    done: bool,
+}
+
+impl PartStream {
+    /// The next merged call, `None` at the end.
+    async fn next(&mut self, at: &str) -> Result<Option<CallRow>> {
+        if self.done {
+            return Ok(None);
+        }
+        let mut parts: Vec<PartRow> = self.carry.take().into_iter().collect();
+        loop {
+            match self.cursor.next().await? {
+                Some(p) => {
+                    if parts.last().is_some_and(|l| l.id != p.id) {
+                        self.carry = Some(p);
+                        return merge(parts, at).map(Some);
+                    }
+                    parts.push(p);
+                }
+                None => {
+                    self.done = true;
+                    if parts.is_empty() {
+                        return Ok(None);
+                    }
+                    return merge(parts, at).map(Some);
+                }
+            }
+        }
+    }
+}
+
+/// Streams a plan's candidates, merged, in id order, with the JSON columns `heavy`.
+fn stream_by_id(s: &Inner, plan: &Plan, heavy: Heavy) -> Result<PartStream> {
+    let mut sql = Sql::default();
+    sql.push(&format!(
+        "SELECT {} FROM call_parts WHERE project_id = ",
+        heavy.select()
+    ))
+    .arg(&plan.project_id);
+    if plan.narrows() {
+        let mut sub = Sql::new("SELECT id");
+        plan.candidates(&mut sub);
+        sql.push(" AND id IN (").append(&sub).push(")");
+    }
+    sql.push(" ORDER BY id, written_at, part");
+    Ok(PartStream {
+        cursor: s.conn.fetch(&sql)?,
+        carry: None,
+        done: false,
+    })
+}
+
+enum State {
+    Started {
+        desc: bool,
+        /// Position after the last start part read.
+        after: Option<(i64, String)>,
+        exhausted: bool,
+        queue: VecDeque<(i64, String)>,
+    },
+    Id(Box<PartStream>),
+    /// Ranked ids, to fetch and emit in order.
+    Ranked(VecDeque<String>),
+}
+
+/// A running calls query: yields batches of answers.
+pub(crate) struct CallCursor {
+    plan: Plan,
+    state: State,
+    skipped: u64,
+    emitted: u64,
+    done: bool,
+}
+
+impl CallCursor {
+    /// Starts a query (the first ClickHouse request runs here, so that an unreachable
+    /// store is an error of the query, not of its stream).
+    pub(crate) async fn start(s: &Inner, plan: Plan) -> Result<CallCursor> {
+        let state = match &plan.order {
+            Order::Started { desc } => State::Started {
+                desc: *desc,
+                after: None,
+                exhausted: false,
+                queue: VecDeque::new(),
+            },
+            Order::Id => State::Id(Box::new(stream_by_id(
+                s,
+                &plan,
+                plan.heavy_filter.union(plan.heavy_out),
+            )?)),
+            Order::Keys(keys) => {
+                let mut stream = stream_by_id(s, &plan, plan.heavy_filter)?;
+                let mut ranked: Vec<(Vec<V>, String)> = Vec::new();
+                while let Some(row) = stream.next(&s.conn.at).await? {
+                    if plan.matches(&row) {
+                        let k = keys.iter().map(|k| row.field(&k.field).v).collect();
+                        ranked.push((k, row.id.clone()));
+                    }
+                }
+                let tie = keys.last().is_some_and(|k| k.field != "id");
+                ranked.sort_by(|(ka, ia), (kb, ib)| {
+                    for (i, k) in keys.iter().enumerate() {
+                        let o = eval::compare(&ka[i], &kb[i]);
+                        let o = if k.direction == SortDirection::Desc {
+                            o.reverse()
+                        } else {
+                            o
+                        };
+                        if o != std::cmp::Ordering::Equal {
+                            return o;
+                        }
+                    }
+                    if tie {
+                        ia.cmp(ib)
+                    } else {
+                        std::cmp::Ordering::Equal
+                    }
+                });
+                let from = plan.offset.min(ranked.len() as u64) as usize;
+                let to = match plan.limit {
+                    Some(l) => (from as u64).saturating_add(l).min(ranked.len() as u64) as usize,
+                    None => ranked.len(),
+                };
+                State::Ranked(ranked.drain(from..to).map(|(_, id)| id).collect())
+            }
+        };
+        let mut c = CallCursor {
+            plan,
+            state,
+            skipped: 0,
+            emitted: 0,
+            done: false,
+        };
+        if matches!(c.state, State::Ranked(_)) {
+            // Offset and limit were applied when ranking.
+            c.skipped = c.plan.offset;
+        }
+        if let State::Started { .. } = c.state {
+            c.fill_started(s).await?;
+        }
+        Ok(c)
+    }
+
+    fn limit_reached(&self) -> bool {
+        self.plan.limit.is_some_and(|l| self.emitted >= l)
+    }
+
+    /// Reads the next page of start parts (Started order).
+    async fn fill_started(&mut self, s: &Inner) -> Result<()> {
+        let State::Started {
+            desc,
+            after,
+            exhausted,
+            queue,
+        } = &mut self.state
+        else {
+            return Ok(());
+        };
+        if *exhausted || !queue.is_empty() {
+            return Ok(());
+        }
+        let page = if after.is_none() {
+            match self.plan.limit {
+                Some(l) => (self.plan.offset.saturating_add(l))
+                    .saturating_mul(2)
+                    .clamp(64, PAGE),
+                None => PAGE,
+            }
+        } else {
+            PAGE
+        };
+        let mut sql = Sql::new("SELECT assumeNotNull(started_at) AS started_at, id");
+        self.plan.candidates(&mut sql);
+        if let Some((k, id)) = after {
+            let cmp = if *desc { "<" } else { ">" };
+            sql.push(&format!(" AND (started_at {cmp} "))
+                .int(*k)
+                .push(" OR (started_at = ")
+                .int(*k)
+                .push(" AND id > ")
+                .arg(id)
+                .push("))");
+        }
+        let dir = if *desc { "DESC" } else { "ASC" };
+        sql.push(&format!(" ORDER BY started_at {dir}, id ASC LIMIT "))
+            .int(page as i64);
+        let keys: Vec<StartKey> = s.conn.fetch_all(&sql).await?;
+        if (keys.len() as u64) < page {
+            *exhausted = true;
+        }
+        if let Some(last) = keys.last() {
+            *after = Some((last.started_at, last.id.clone()));
+        }
+        let mut prev: Option<(i64, String)> = None;
+        for k in keys {
+            let key = (k.started_at, k.id);
+            if prev.as_ref() != Some(&key) {
+                queue.push_back(key.clone());
+                prev = Some(key);
+            }
+        }
+        Ok(())
+    }
+
+    /// The next batch of answers; `None` when the query is done.
+    pub(crate) async fn next_batch(&mut self, s: &Inner) -> Result<Option<Vec<CallSchema>>> {
+        loop {
+            if self.done || self.limit_reached() {
+                self.done = true;
+                return Ok(None);
+            }
+            let heavy = self.plan.heavy_filter.union(self.plan.heavy_out);
+            let mut rows: Vec<CallRow> = Vec::new();
+            match &mut self.state {
+                State::Started { .. } => {
+                    self.fill_started(s).await?;
+                    let State::Started { queue, .. } = &mut self.state else {
+                        unreachable!("state checked above")
+                    };
+                    if queue.is_empty() {
+                        self.done = true;
+                        return Ok(None);
+                    }
+                    let n = queue.len().min(FETCH_CHUNK);
+                    let chunk: Vec<(i64, String)> = queue.drain(..n).collect();
+                    let mut ids: Vec<String> = chunk.iter().map(|(_, id)| id.clone()).collect();
+                    ids.sort();
+                    ids.dedup();
+                    let mut merged = fetch_rows(s, &self.plan.project_id, &ids, heavy).await?;
+                    if merged.len() != ids.len() {
+                        return Err(StoreError::Backend {
+                            store: s.conn.at.to_string(),
+                            source: format!(
+                                "ClickHouse returned the parts of {} of {} calls it listed",
+                                merged.len(),
+                                ids.len()
+                            )
+                            .into(),
+                        });
+                    }
+                    for (k, id) in chunk {
+                        // A call is answered at the position of its latest start.
+                        let at_latest = merged.get(&id).is_some_and(|r| r.started_at == Some(k));
+                        if at_latest {
+                            if let Some(r) = merged.remove(&id) {
+                                rows.push(r);
+                            }
+                        }
+                    }
+                }
+                State::Id(stream) => {
+                    while rows.len() < FETCH_CHUNK {
+                        match stream.next(&s.conn.at).await? {
+                            Some(r) => rows.push(r),
+                            None => break,
+                        }
+                    }
+                    if rows.is_empty() {
+                        self.done = true;
+                        return Ok(None);
+                    }
+                }
+                State::Ranked(ids) => {
+                    if ids.is_empty() {
+                        self.done = true;
+                        return Ok(None);
+                    }
+                    let n = ids.len().min(FETCH_CHUNK);
+                    let page: Vec<String> = ids.drain(..n).collect();
+                    let mut merged = fetch_rows(s, &self.plan.project_id, &page, heavy).await?;
+                    // Ranked rows matched already (and are re-checked below, as they may
+                    // have changed since).
+                    rows.extend(page.iter().filter_map(|id| merged.remove(id)));
+                }
+            }
+            let mut out = Vec::new();
+            for r in rows {
+                if self.limit_reached() {
+                    break;
+                }
+                if !self.plan.matches(&r) {
+                    continue;
+                }
+                if self.skipped < self.plan.offset {
+                    self.skipped += 1;
+                    continue;
+                }
+                self.emitted += 1;
+                out.push(r.to_call(self.plan.columns.as_deref()));
+            }
+            if out.is_empty() {
+                continue;
+            }
+            if self.plan.include_feedback {
+                super::feedback::attach(s, &self.plan.project_id, &mut out).await?;
+            }
+            return Ok(Some(out));
+        }
+    }
+}
+
+/// `calls/query_stats`: the number of matches (at most `limit`).
+pub(crate) async fn count(s: &Inner, plan: &Plan, limit: Option<u64>) -> Result<u64> {
+    let mut stream = stream_by_id(s, plan, plan.heavy_filter)?;
+    let mut n = 0u64;
+    while let Some(row) = stream.next(&s.conn.at).await? {
+        if limit.is_some_and(|l| n >= l) {
+            break;
+        }
+        if plan.matches(&row) {
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+/// One listed call, merged from all its parts.
+pub(crate) async fn read(s: &Inner, project_id: &str, id: &str) -> Result<Option<CallRow>> {
+    let mut rows = fetch_rows(s, project_id, &[id.to_string()], Heavy::ALL).await?;
+    Ok(rows.remove(id).filter(CallRow::listed))
+}
+
+/// Calls and all their descendants (by merged `parent_id`), among the project's calls.
+pub(crate) async fn with_descendants(
+    s: &Inner,
+    project_id: &str,
+    ids: &[String],
+) -> Result<Vec<CallRow>> {
+    let mut seen: std::collections::HashSet<String> = ids.iter().cloned().collect();
+    let mut frontier: Vec<String> = seen.iter().cloned().collect();
+    let mut found: Vec<CallRow> = fetch_rows(s, project_id, &frontier, Heavy::NONE)
+        .await?
+        .into_values()
+        .collect();
+    while !frontier.is_empty() {
+        let mut next = Vec::new();
+        for chunk in frontier.chunks(FETCH_CHUNK) {
+            let mut sql = Sql::new("SELECT DISTINCT id FROM call_parts WHERE project_id = ");
+            sql.arg(project_id)
+                .push(" AND ")
+                .in_list("parent_id", chunk);
+            #[derive(clickhouse::Row, Deserialize)]
+            struct Id {
+                id: String,
+            }
+            let kids: Vec<Id> = s.conn.fetch_all(&sql).await?;
+            let kids: Vec<String> = kids
+                .into_iter()
+                .map(|k| k.id)
+                .filter(|k| !seen.contains(k))
+                .collect();
+            let rows = fetch_rows(s, project_id, &kids, Heavy::NONE).await?;
+            for (id, row) in rows {
+                // The merged parent decides (an earlier start may have named another).
+                if row.parent_id.as_ref().is_some_and(|p| chunk.contains(p))
+                    && seen.insert(id.clone())
+                {
+                    next.push(id);
+                    found.push(row);
+                }
+            }
+        }
+        frontier = next;
+    }
+    Ok(found)
+}
+
+/// Listed calls of a project whose id lies in `[lo, hi)`, in id order, at most `limit`.
+pub(crate) async fn ids_in_range(
+    s: &Inner,
+    project_id: &str,
+    lo: &str,
+    hi: &str,
+    limit: u64,
+) -> Result<Vec<CallKey>> {
+    let mut sql = Sql::default();
+    sql.push(&format!(
+        "SELECT {} FROM call_parts WHERE project_id = ",
+        Heavy::NONE.select()
+    ))
+    .arg(project_id)
+    .push(" AND id >= ")
+    .arg(lo)
+    .push(" AND id < ")
+    .arg(hi)
+    .push(" ORDER BY id, written_at, part");
+    let mut stream = PartStream {
+        cursor: s.conn.fetch(&sql)?,
+        carry: None,
+        done: false,
+    };
+    let mut out = Vec::new();
+    while (out.len() as u64) < limit {
+        match stream.next(&s.conn.at).await? {
+            Some(r) if r.listed() => out.push(CallKey {
+                project_id: project_id.to_string(),
+                id: r.id,
+            }),
+            Some(_) => {}
+            None => break,
+        }
+    }
+    Ok(out)
+}
+
+/// The ids just before and after `id` among all of a project's call rows.
+pub(crate) async fn neighbors(s: &Inner, project_id: &str, id: &str) -> Result<CallIdNeighbors> {
+    #[derive(clickhouse::Row, Deserialize)]
+    struct Id {
+        id: String,
+    }
+    let one = |op: &str, dir: &str| {
+        let mut sql = Sql::new("SELECT id FROM call_parts WHERE project_id = ");
+        sql.arg(project_id)
+            .push(&format!(" AND id {op} "))
+            .arg(id)
+            .push(&format!(" ORDER BY id {dir} LIMIT 1"));
+        sql
+    };
+    let before: Vec<Id> = s.conn.fetch_all(&one("<", "DESC")).await?;
+    let after: Vec<Id> = s.conn.fetch_all(&one(">", "ASC")).await?;
+    Ok(CallIdNeighbors {
+        before: before.into_iter().next().map(|i| i.id),
+        after: after.into_iter().next().map(|i| i.id),
+    })
+}

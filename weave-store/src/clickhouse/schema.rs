@@ -1,0 +1,220 @@
+//! The ClickHouse schema and its versioned migrations (table `weave_schema`), written in the
+//! SQL subset that ClickHouse 18.16 and current releases both accept: no `DateTime64`
+//! (times are `Int64` microseconds), JSON as `String`, no `Map`/`Bool`/`JSON` types, no
+//! `LowCardinality`, no `SimpleAggregateFunction`, no data-skipping indexes.
+//!
+//! Layout, in W&B Weave's manner:
+//! - `call_parts`: every start, end, complete call, rename/attribute update and delete mark
+//!   is one row ("part"), never updated; a call is all parts with its `(project_id, id)`,
+//!   merged when read, in `written_at` order, with `SqliteStore`'s upsert rules. So a start
+//!   and its end can arrive in any order, from any replica, any number of times. Ordered by
+//!   `(project_id, id)`: call ids are UUIDv7 (time-ordered), so a project's calls are one
+//!   range of the primary key, a trace's calls lie close together, and merging a page of
+//!   calls reads a few small granules. No partitioning: every read is "this project, these
+//!   ids", which the primary key prunes; time partitions would spread one call's parts over
+//!   partitions without pruning anything.
+//! - `objects`: one row per `obj/create`, ordered by `(project_id, object_id, digest)`;
+//!   a version's `created_at` is its first row's, `latest` the digest created last, and
+//!   `version_index` the order of first creation (computed when read: 18.16 has no
+//!   window functions).
+//! - `tables`, `table_rows`, `files`: content-addressed, `ReplacingMergeTree` by
+//!   `(project_id, digest)` (duplicates are identical, merges drop them).
+//! - `feedback`: ordered by `(project_id, weave_ref, id)`: the feedback on a call is a range.
+//! - `projects`: the projects that have data.
+
+use super::conn::{ClickHouseOptions, Conn, Sql};
+use crate::error::{Result, StoreError};
+
+/// Each entry moves the schema from version `i` to `i + 1`; every statement is idempotent
+/// (`IF NOT EXISTS`), so replicas starting together can both run it.
+const MIGRATIONS: &[&[&str]] = &[&[
+    "CREATE TABLE IF NOT EXISTS call_parts (
+        project_id String,
+        id String,
+        written_at Int64,
+        part UInt8,
+        op_name Nullable(String),
+        display_name Nullable(String),
+        trace_id Nullable(String),
+        parent_id Nullable(String),
+        thread_id Nullable(String),
+        turn_id Nullable(String),
+        started_at Nullable(Int64),
+        inputs Nullable(String),
+        input_refs Array(String),
+        attributes Nullable(String),
+        otel_dump Nullable(String),
+        wb_user_id Nullable(String),
+        wb_run_id Nullable(String),
+        wb_run_step Nullable(Int64),
+        ended_at Nullable(Int64),
+        output Nullable(String),
+        output_refs Array(String),
+        exception Nullable(String),
+        summary Nullable(String),
+        summary_error UInt8,
+        wb_run_step_end Nullable(Int64),
+        deleted_at Nullable(Int64)
+    ) ENGINE = MergeTree ORDER BY (project_id, id) SETTINGS index_granularity = 1024",
+    "CREATE TABLE IF NOT EXISTS objects (
+        project_id String,
+        object_id String,
+        digest String,
+        created_at Int64,
+        kind String,
+        base_object_class Nullable(String),
+        leaf_object_class Nullable(String),
+        val String,
+        wb_user_id Nullable(String)
+    ) ENGINE = MergeTree ORDER BY (project_id, object_id, digest)",
+    "CREATE TABLE IF NOT EXISTS tables (
+        project_id String,
+        digest String,
+        row_digests Array(String),
+        created_at Int64
+    ) ENGINE = ReplacingMergeTree ORDER BY (project_id, digest)",
+    "CREATE TABLE IF NOT EXISTS table_rows (
+        project_id String,
+        digest String,
+        val String
+    ) ENGINE = ReplacingMergeTree ORDER BY (project_id, digest)",
+    "CREATE TABLE IF NOT EXISTS files (
+        project_id String,
+        digest String,
+        content String,
+        created_at Int64
+    ) ENGINE = ReplacingMergeTree ORDER BY (project_id, digest)",
+    "CREATE TABLE IF NOT EXISTS feedback (
+        project_id String,
+        weave_ref String,
+        id String,
+        creator Nullable(String),
+        wb_user_id String,
+        created_at Int64,
+        feedback_type String,
+        payload String,
+        annotation_ref Nullable(String),
+        runnable_ref Nullable(String),
+        call_ref Nullable(String),
+        trigger_ref Nullable(String)
+    ) ENGINE = MergeTree ORDER BY (project_id, weave_ref, id)",
+    "CREATE TABLE IF NOT EXISTS projects (
+        project_id String
+    ) ENGINE = ReplacingMergeTree ORDER BY project_id",
+]];
+
+/// The schema version this build writes.
+pub const CLICKHOUSE_SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+
+/// Tables this schema creates (a database holding one of them without `weave_schema` was
+/// not made by weave).
+const OURS: &[&str] = &[
+    "call_parts",
+    "objects",
+    "tables",
+    "table_rows",
+    "files",
+    "feedback",
+    "projects",
+];
+
+#[derive(clickhouse::Row, serde::Deserialize)]
+struct Name {
+    name: String,
+}
+
+#[derive(clickhouse::Row, serde::Deserialize)]
+struct Version {
+    version: u32,
+}
+
+#[derive(clickhouse::Row, serde::Serialize)]
+struct Applied {
+    version: u32,
+    applied_at: i64,
+    weave_version: String,
+}
+
+fn schema_err(conn: &Conn, reason: String) -> StoreError {
+    StoreError::Schema {
+        store: conn.at.to_string(),
+        reason,
+    }
+}
+
+/// The schema version of the database (0: none).
+pub(crate) async fn version(conn: &Conn, database: &str) -> Result<u32> {
+    let mut q = Sql::new("SELECT name FROM system.tables WHERE database = ");
+    q.arg(database);
+    let tables: Vec<String> = conn
+        .fetch_all::<Name>(&q)
+        .await?
+        .into_iter()
+        .map(|n| n.name)
+        .collect();
+    if !tables.iter().any(|t| t == "weave_schema") {
+        if let Some(t) = tables.iter().find(|t| OURS.contains(&t.as_str())) {
+            return Err(schema_err(
+                conn,
+                format!(
+                    "database `{database}` has a table `{t}` that weave did not create \
+                     (no weave_schema table): use another database"
+                ),
+            ));
+        }
+        return Ok(0);
+    }
+    let v = conn
+        .fetch_all::<Version>(&Sql::new(
+            "SELECT toUInt32(max(version)) AS version FROM weave_schema",
+        ))
+        .await?;
+    Ok(v.first().map_or(0, |v| v.version))
+}
+
+/// Creates the database and brings its schema up to date; refuses a newer schema.
+pub(crate) async fn migrate(opts: &ClickHouseOptions, conn: &Conn) -> Result<()> {
+    let admin = Conn::new(opts, false);
+    admin
+        .execute(&Sql::new(&format!(
+            "CREATE DATABASE IF NOT EXISTS `{}`",
+            opts.database
+        )))
+        .await?;
+    let current = version(conn, &opts.database).await?;
+    if current > CLICKHOUSE_SCHEMA_VERSION {
+        return Err(schema_err(
+            conn,
+            format!(
+                "schema version {current} is newer than this weave understands \
+                 ({CLICKHOUSE_SCHEMA_VERSION}): upgrade weave"
+            ),
+        ));
+    }
+    if current == CLICKHOUSE_SCHEMA_VERSION {
+        return Ok(());
+    }
+    conn.execute(&Sql::new(
+        "CREATE TABLE IF NOT EXISTS weave_schema (
+            version UInt32,
+            applied_at Int64,
+            weave_version String
+        ) ENGINE = MergeTree ORDER BY version",
+    ))
+    .await?;
+    for (i, statements) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        for s in *statements {
+            conn.execute(&Sql::new(s)).await?;
+        }
+        conn.insert(
+            "weave_schema",
+            &[Applied {
+                version: i as u32 + 1,
+                applied_at: super::now_micros(),
+                weave_version: env!("CARGO_PKG_VERSION").to_string(),
+            }],
+        )
+        .await?;
+    }
+    Ok(())
+}
