@@ -669,6 +669,177 @@ mod tests {
             .unwrap()
     }
 
+    /// Fields of the test table: `txt` (TEXT), `num` (INTEGER), `j.<path>` (JSON text).
+    struct Row {
+        txt: Option<&'static str>,
+        num: Option<i64>,
+        j: Value,
+    }
+
+    impl Fields for Row {
+        fn field(&self, path: &str) -> Val {
+            match path {
+                "txt" => Val::text_col(self.txt),
+                "num" => Val::int_col(self.num),
+                p => {
+                    let segs: Vec<&str> = p.split('.').skip(1).collect();
+                    Val::plain(json_extract(Some(&self.j), &segs))
+                }
+            }
+        }
+    }
+
+    struct SqlCols;
+    impl crate::sqlite::query::Fields for SqlCols {
+        fn field(
+            &self,
+            path: &str,
+            sql: &mut crate::sqlite::query::Sql,
+            at: &str,
+        ) -> crate::Result<String> {
+            match path {
+                "txt" | "num" => Ok(path.to_string()),
+                p => {
+                    let segs: Vec<&str> = p.split('.').skip(1).collect();
+                    let jp = crate::sqlite::query::json_path(&segs, p, at)?;
+                    Ok(format!("json_extract(j, {})", sql.param(jp)))
+                }
+            }
+        }
+    }
+
+    /// Every operator on every pair of operands from a pool (columns with TEXT and
+    /// INTEGER affinity, JSON paths, literals of every kind, every `$convert`), on every
+    /// row: the evaluator answers what SQLite answers for the SQL `SqliteStore` compiles.
+    #[test]
+    fn every_operator_on_every_operand_like_sqlite() {
+        use weave_types::query::{Contains, Convert};
+        let rows = [
+            (Some("3"), Some(3), serde_json::json!({"v": 3})),
+            (Some("abc"), Some(0), serde_json::json!({"v": "3"})),
+            (Some("0.5"), None, serde_json::json!({"v": 0.5})),
+            (Some(""), Some(-2), serde_json::json!({"v": ""})),
+            (Some(" 3 "), Some(7), serde_json::json!({"v": true})),
+            (Some("1e3"), Some(1000), serde_json::json!({"v": null})),
+            (None, Some(1), serde_json::json!({"v": {"w": 1}})),
+            (Some("false"), Some(0), serde_json::json!({"v": "false"})),
+            (Some("Hello World"), None, serde_json::json!({"v": "hello"})),
+            (Some("7"), Some(3), serde_json::json!({"v": 1e20})),
+            (Some("1.0"), Some(1), serde_json::json!({"v": [1, 2]})),
+            (Some("-0"), Some(0), serde_json::json!({"v": 1.0})),
+        ];
+        let c = Connection::open_in_memory().unwrap();
+        c.execute_batch("CREATE TABLE t (k INTEGER PRIMARY KEY, txt TEXT, num INTEGER, j TEXT)")
+            .unwrap();
+        for (i, (txt, num, j)) in rows.iter().enumerate() {
+            c.execute(
+                "INSERT INTO t VALUES (?1, ?2, ?3, ?4)",
+                rusqlite::params![i as i64, txt, num, j.to_string()],
+            )
+            .unwrap();
+        }
+        let lits = [
+            serde_json::json!(null),
+            serde_json::json!(true),
+            serde_json::json!(false),
+            serde_json::json!(3),
+            serde_json::json!(0),
+            serde_json::json!(0.5),
+            serde_json::json!(1e20),
+            serde_json::json!("3"),
+            serde_json::json!("0.5"),
+            serde_json::json!("abc"),
+            serde_json::json!(""),
+            serde_json::json!("HELLO"),
+            serde_json::json!(" 3 "),
+            serde_json::json!({"w": 1}),
+        ];
+        let fields = ["txt", "num", "j.v", "j.v.w"];
+        let mut pool: Vec<Expr> = fields.iter().map(|f| Expr::field(*f)).collect();
+        pool.extend(lits.iter().map(|l| Expr::Literal(l.clone())));
+        for f in ["txt", "num", "j.v"] {
+            for to in [
+                CastTo::Double,
+                CastTo::Int,
+                CastTo::String,
+                CastTo::Bool,
+                CastTo::Exists,
+            ] {
+                pool.push(Expr::Convert(Box::new(Convert {
+                    input: Expr::field(f),
+                    to,
+                })));
+            }
+        }
+        let mut exprs = Vec::new();
+        for a in &pool {
+            for b in &pool {
+                let ab = Box::new((a.clone(), b.clone()));
+                exprs.push(Expr::Eq(ab.clone()));
+                exprs.push(Expr::Gt(ab.clone()));
+                exprs.push(Expr::Gte(ab.clone()));
+                exprs.push(Expr::Lt(ab.clone()));
+                exprs.push(Expr::Lte(ab));
+                for ci in [false, true] {
+                    exprs.push(Expr::Contains(Box::new(Contains {
+                        input: a.clone(),
+                        substr: b.clone(),
+                        case_insensitive: ci,
+                    })));
+                }
+            }
+            exprs.push(Expr::In(Box::new((
+                a.clone(),
+                lits.iter()
+                    .take(5)
+                    .map(|l| Expr::Literal(l.clone()))
+                    .collect(),
+            ))));
+            exprs.push(Expr::In(Box::new((
+                a.clone(),
+                lits.iter()
+                    .skip(5)
+                    .map(|l| Expr::Literal(l.clone()))
+                    .collect(),
+            ))));
+            exprs.push(Expr::negate(Expr::In(Box::new((
+                a.clone(),
+                vec![Expr::literal(3), Expr::Literal(Value::Null)],
+            )))));
+        }
+        let mut checked = 0;
+        for e in &exprs {
+            let mut sql = crate::sqlite::query::Sql::default();
+            let cond = crate::sqlite::query::compile(e, &SqlCols, &mut sql, "query").unwrap();
+            let mut st = c
+                .prepare_cached(&format!(
+                    "SELECT k, CASE WHEN ({cond}) THEN 1 WHEN NOT ({cond}) THEN 0 END FROM t ORDER BY k"
+                ))
+                .unwrap();
+            let want: Vec<Option<i64>> = st
+                .query_map(rusqlite::params_from_iter(sql.params.iter()), |r| r.get(1))
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap();
+            for (i, (txt, num, j)) in rows.iter().enumerate() {
+                let row = Row {
+                    txt: *txt,
+                    num: *num,
+                    j: j.clone(),
+                };
+                let got = truth(&eval(e, &row).v).map(|b| b as i64);
+                assert_eq!(
+                    got,
+                    want[i],
+                    "{} on row {i} ({txt:?}, {num:?}, {j})",
+                    serde_json::to_string(e).unwrap()
+                );
+                checked += 1;
+            }
+        }
+        assert!(checked > 90_000, "{checked}");
+    }
+
     #[test]
     fn reals_print_like_sqlite() {
         for r in [
