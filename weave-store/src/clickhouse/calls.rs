@@ -752,11 +752,42 @@ enum Order {
     Keys(Vec<SortBy>),
 }
 
+/// A condition on one key of `call_keys` (the index of start parts by trace, parent and
+/// op): some keys exactly, or key prefixes.
+#[derive(Debug, Clone)]
+struct KeyCond {
+    /// 1: trace id, 2: parent id (`''` for roots), 3: lower-case op name.
+    kind: i64,
+    exact: Vec<String>,
+    prefixes: Vec<String>,
+}
+
+impl KeyCond {
+    fn sql(&self, sql: &mut Sql) {
+        sql.push(" AND kind = ").int(self.kind).push(" AND (0");
+        if !self.exact.is_empty() {
+            sql.push(" OR ").in_list("key", &self.exact);
+        }
+        for p in &self.prefixes {
+            // All keys starting with `p` (which ends with `:`): [p, p with `;` for `:`).
+            let upper = format!("{};", &p[..p.len() - 1]);
+            sql.push(" OR (key >= ")
+                .arg(p)
+                .push(" AND key < ")
+                .arg(&upper)
+                .push(")");
+        }
+        sql.push(")");
+    }
+}
+
 /// A calls query, planned.
 #[derive(Debug, Clone)]
 pub(crate) struct Plan {
     project_id: String,
-    /// ` AND ...` conditions on start parts.
+    /// The index condition phase one starts from, if any.
+    key: Option<KeyCond>,
+    /// ` AND ...` conditions on start parts (besides `key`).
     push: Sql,
     /// ` AND ...` conditions on end parts (their ids must be among the results').
     end_push: Sql,
@@ -782,29 +813,72 @@ impl Plan {
     ) -> Plan {
         let mut push = Sql::default();
         let mut end_push = Sql::default();
+        let mut key = None;
         if let Some(f) = filter {
-            if let Some(ops) = &f.op_names {
-                if ops.is_empty() {
-                    push.push(" AND 0");
-                } else {
-                    let mut exact = Vec::new();
-                    push.push(" AND (0");
-                    for op in ops {
-                        match op.strip_suffix(":*") {
-                            Some(prefix) => {
-                                let p = format!("{}:", prefix.to_ascii_lowercase());
-                                push.push(" OR startsWith(lower(op_name), ")
-                                    .arg(&p)
-                                    .push(")");
-                            }
-                            None => exact.push(op.clone()),
-                        }
-                    }
-                    if !exact.is_empty() {
-                        push.push(" OR ").in_list("op_name", &exact);
-                    }
-                    push.push(")");
+            // One indexed condition becomes the key (the most selective kind first); the
+            // others are checked on the start parts.
+            let mut keys: Vec<(KeyCond, Sql)> = Vec::new();
+            for (kind, ids) in [(1, &f.trace_ids), (2, &f.parent_ids)] {
+                if let Some(ids) = ids {
+                    let col = if kind == 1 { "trace_id" } else { "parent_id" };
+                    let mut s = Sql::default();
+                    s.push(" AND ").in_list(col, ids);
+                    keys.push((
+                        KeyCond {
+                            kind,
+                            exact: ids.clone(),
+                            prefixes: Vec::new(),
+                        },
+                        s,
+                    ));
                 }
+            }
+            if let Some(ops) = &f.op_names {
+                let mut s = Sql::default();
+                let (mut exact, mut prefixes) = (Vec::new(), Vec::new());
+                s.push(" AND (0");
+                for op in ops {
+                    match op.strip_suffix(":*") {
+                        Some(prefix) => {
+                            let p = format!("{}:", prefix.to_ascii_lowercase());
+                            s.push(" OR startsWith(lower(op_name), ").arg(&p).push(")");
+                            prefixes.push(p);
+                        }
+                        None => exact.push(op.clone()),
+                    }
+                }
+                if !exact.is_empty() {
+                    s.push(" OR ").in_list("op_name", &exact);
+                }
+                s.push(")");
+                let lower = exact.iter().map(|e| e.to_ascii_lowercase()).collect();
+                keys.push((
+                    KeyCond {
+                        kind: 3,
+                        exact: lower,
+                        prefixes,
+                    },
+                    s,
+                ));
+            }
+            if f.trace_roots_only == Some(true) {
+                let mut s = Sql::default();
+                s.push(" AND isNull(parent_id)");
+                keys.push((
+                    KeyCond {
+                        kind: 2,
+                        exact: vec![String::new()],
+                        prefixes: Vec::new(),
+                    },
+                    s,
+                ));
+            }
+            let mut keys = keys.into_iter();
+            if let Some((k, _)) = keys.next() {
+                key = Some(k);
+            }
+            for (_, s) in keys {
+                push.append(&s);
             }
             if let Some(refs) = &f.input_refs {
                 push.push(" AND hasAny(input_refs, ").strs(refs).push(")");
@@ -817,8 +891,6 @@ impl Plan {
             }
             for (col, ids) in [
                 ("id", &f.call_ids),
-                ("parent_id", &f.parent_ids),
-                ("trace_id", &f.trace_ids),
                 ("thread_id", &f.thread_ids),
                 ("turn_id", &f.turn_ids),
                 ("wb_user_id", &f.wb_user_ids),
@@ -827,9 +899,6 @@ impl Plan {
                 if let Some(ids) = ids {
                     push.push(" AND ").in_list(col, ids);
                 }
-            }
-            if f.trace_roots_only == Some(true) {
-                push.push(" AND isNull(parent_id)");
             }
         }
         let mut heavy_filter = Heavy::NONE;
@@ -853,6 +922,7 @@ impl Plan {
         };
         Plan {
             project_id: project_id.to_string(),
+            key,
             push,
             end_push,
             filter: filter.cloned(),
@@ -896,24 +966,41 @@ impl Plan {
             && self.query.as_ref().is_none_or(|q| eval::matches(q, row))
     }
 
-    /// `... FROM call_parts WHERE` the candidates: the project's calls with a start part that
-    /// meets the pushed-down conditions.
+    /// `... FROM ... WHERE` the candidates' start parts, with columns `started_at` and `id`:
+    /// from the index when there is a key condition, else from the project's start parts;
+    /// either way meeting every pushed-down condition.
     fn candidates(&self, sql: &mut Sql) {
-        sql.push(" FROM call_parts WHERE project_id = ")
-            .arg(&self.project_id)
-            .push(" AND isNotNull(started_at)")
-            .append(&self.push);
+        match &self.key {
+            Some(k) => {
+                sql.push(" FROM call_keys WHERE project_id = ")
+                    .arg(&self.project_id);
+                k.sql(sql);
+                if !self.push.is_empty() {
+                    sql.push(" AND id IN (SELECT id FROM call_parts WHERE project_id = ")
+                        .arg(&self.project_id)
+                        .push(" AND part IN (1, 3)")
+                        .append(&self.push)
+                        .push(")");
+                }
+            }
+            None => {
+                sql.push(" FROM call_parts WHERE project_id = ")
+                    .arg(&self.project_id)
+                    .push(" AND part IN (1, 3)")
+                    .append(&self.push);
+            }
+        }
         if !self.end_push.is_empty() {
             sql.push(" AND id IN (SELECT id FROM call_parts WHERE project_id = ")
                 .arg(&self.project_id)
-                .push(" AND isNotNull(ended_at)")
+                .push(" AND part IN (2, 3)")
                 .append(&self.end_push)
                 .push(")");
         }
     }
 
     fn narrows(&self) -> bool {
-        !self.push.is_empty() || !self.end_push.is_empty()
+        self.key.is_some() || !self.push.is_empty() || !self.end_push.is_empty()
     }
 }
 
@@ -952,7 +1039,8 @@ const PAGE: u64 = 10_000;
 
 #[derive(clickhouse::Row, Deserialize)]
 struct StartKey {
-    started_at: i64,
+    /// `started_at` (aliased: an alias named like a column would hide it in `WHERE`).
+    at: i64,
     id: String,
 }
 
@@ -1131,7 +1219,7 @@ impl CallCursor {
         } else {
             PAGE
         };
-        let mut sql = Sql::new("SELECT assumeNotNull(started_at) AS started_at, id");
+        let mut sql = Sql::new("SELECT assumeNotNull(started_at) AS at, id");
         self.plan.candidates(&mut sql);
         if let Some((k, id)) = after {
             let cmp = if *desc { "<" } else { ">" };
@@ -1151,11 +1239,11 @@ impl CallCursor {
             *exhausted = true;
         }
         if let Some(last) = keys.last() {
-            *after = Some((last.started_at, last.id.clone()));
+            *after = Some((last.at, last.id.clone()));
         }
         let mut prev: Option<(i64, String)> = None;
         for k in keys {
-            let key = (k.started_at, k.id);
+            let key = (k.at, k.id);
             if prev.as_ref() != Some(&key) {
                 queue.push_back(key.clone());
                 prev = Some(key);

@@ -21,14 +21,24 @@
 //!   `(project_id, digest)` (duplicates are identical, merges drop them).
 //! - `feedback`: ordered by `(project_id, weave_ref, id)`: the feedback on a call is a range.
 //! - `projects`: the projects that have data.
+//! - `call_keys` (schema 2): every start part once per key, `(kind, key)` = `(1, trace_id)`,
+//!   `(2, parent_id or '' for a root)`, `(3, lower(op_name))`, ordered by
+//!   `(project_id, kind, key, started_at, id)`, kept by a materialized view: a project's
+//!   roots, a trace's calls, an evaluation's rows (its children) and an op's calls are each
+//!   one range of it, already in time order. Queries take their candidates from it.
+//!
+//! In `SELECT`s, an alias must not reuse a column's name: 18.16 resolves the name in `WHERE`
+//! to the alias (`assumeNotNull(started_at) AS started_at ... WHERE isNotNull(started_at)`
+//! is always true there).
 
 use super::conn::{ClickHouseOptions, Conn, Sql};
 use crate::error::{Result, StoreError};
 
 /// Each entry moves the schema from version `i` to `i + 1`; every statement is idempotent
 /// (`IF NOT EXISTS`), so replicas starting together can both run it.
-const MIGRATIONS: &[&[&str]] = &[&[
-    "CREATE TABLE IF NOT EXISTS call_parts (
+const MIGRATIONS: &[&[&str]] = &[
+    &[
+        "CREATE TABLE IF NOT EXISTS call_parts (
         project_id String,
         id String,
         written_at Int64,
@@ -56,7 +66,7 @@ const MIGRATIONS: &[&[&str]] = &[&[
         wb_run_step_end Nullable(Int64),
         deleted_at Nullable(Int64)
     ) ENGINE = MergeTree ORDER BY (project_id, id) SETTINGS index_granularity = 1024",
-    "CREATE TABLE IF NOT EXISTS objects (
+        "CREATE TABLE IF NOT EXISTS objects (
         project_id String,
         object_id String,
         digest String,
@@ -67,24 +77,24 @@ const MIGRATIONS: &[&[&str]] = &[&[
         val String,
         wb_user_id Nullable(String)
     ) ENGINE = MergeTree ORDER BY (project_id, object_id, digest)",
-    "CREATE TABLE IF NOT EXISTS tables (
+        "CREATE TABLE IF NOT EXISTS tables (
         project_id String,
         digest String,
         row_digests Array(String),
         created_at Int64
     ) ENGINE = ReplacingMergeTree ORDER BY (project_id, digest)",
-    "CREATE TABLE IF NOT EXISTS table_rows (
+        "CREATE TABLE IF NOT EXISTS table_rows (
         project_id String,
         digest String,
         val String
     ) ENGINE = ReplacingMergeTree ORDER BY (project_id, digest)",
-    "CREATE TABLE IF NOT EXISTS files (
+        "CREATE TABLE IF NOT EXISTS files (
         project_id String,
         digest String,
         content String,
         created_at Int64
     ) ENGINE = ReplacingMergeTree ORDER BY (project_id, digest)",
-    "CREATE TABLE IF NOT EXISTS feedback (
+        "CREATE TABLE IF NOT EXISTS feedback (
         project_id String,
         weave_ref String,
         id String,
@@ -98,10 +108,35 @@ const MIGRATIONS: &[&[&str]] = &[&[
         call_ref Nullable(String),
         trigger_ref Nullable(String)
     ) ENGINE = MergeTree ORDER BY (project_id, weave_ref, id)",
-    "CREATE TABLE IF NOT EXISTS projects (
+        "CREATE TABLE IF NOT EXISTS projects (
         project_id String
     ) ENGINE = ReplacingMergeTree ORDER BY project_id",
-]];
+    ],
+    &[
+        // 2: `call_keys`, the start parts indexed by trace, parent and op, kept by a
+        // materialized view, and filled from the parts already stored (a part indexed twice,
+        // by the view and the fill, is harmless: keys only select candidates).
+        "CREATE TABLE IF NOT EXISTS call_keys (
+        project_id String,
+        kind UInt8,
+        key String,
+        started_at Int64,
+        id String
+    ) ENGINE = MergeTree ORDER BY (project_id, kind, key, started_at, id)",
+        "CREATE MATERIALIZED VIEW IF NOT EXISTS call_keys_mv TO call_keys AS
+        SELECT project_id, k.1 AS kind, k.2 AS key, assumeNotNull(started_at) AS started_at, id
+        FROM call_parts
+        ARRAY JOIN [(toUInt8(1), ifNull(trace_id, '')), (toUInt8(2), ifNull(parent_id, '')),
+                    (toUInt8(3), lower(ifNull(op_name, '')))] AS k
+        WHERE part IN (1, 3)",
+        "INSERT INTO call_keys
+        SELECT project_id, k.1 AS kind, k.2 AS key, assumeNotNull(started_at) AS started_at, id
+        FROM call_parts
+        ARRAY JOIN [(toUInt8(1), ifNull(trace_id, '')), (toUInt8(2), ifNull(parent_id, '')),
+                    (toUInt8(3), lower(ifNull(op_name, '')))] AS k
+        WHERE part IN (1, 3)",
+    ],
+];
 
 /// The schema version this build writes.
 pub const CLICKHOUSE_SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
@@ -110,6 +145,7 @@ pub const CLICKHOUSE_SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 /// not made by weave).
 const OURS: &[&str] = &[
     "call_parts",
+    "call_keys",
     "objects",
     "tables",
     "table_rows",
@@ -174,6 +210,11 @@ pub(crate) async fn version(conn: &Conn, database: &str) -> Result<u32> {
 
 /// Creates the database and brings its schema up to date; refuses a newer schema.
 pub(crate) async fn migrate(opts: &ClickHouseOptions, conn: &Conn) -> Result<()> {
+    migrate_to(opts, conn, CLICKHOUSE_SCHEMA_VERSION).await
+}
+
+/// Creates the database and brings its schema to version `target`.
+async fn migrate_to(opts: &ClickHouseOptions, conn: &Conn, target: u32) -> Result<()> {
     let admin = Conn::new(opts, false);
     admin
         .execute(&Sql::new(&format!(
@@ -191,7 +232,7 @@ pub(crate) async fn migrate(opts: &ClickHouseOptions, conn: &Conn) -> Result<()>
             ),
         ));
     }
-    if current == CLICKHOUSE_SCHEMA_VERSION {
+    if current >= target {
         return Ok(());
     }
     conn.execute(&Sql::new(
@@ -202,7 +243,12 @@ pub(crate) async fn migrate(opts: &ClickHouseOptions, conn: &Conn) -> Result<()>
         ) ENGINE = MergeTree ORDER BY version",
     ))
     .await?;
-    for (i, statements) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+    for (i, statements) in MIGRATIONS
+        .iter()
+        .enumerate()
+        .take(target as usize)
+        .skip(current as usize)
+    {
         for s in *statements {
             conn.execute(&Sql::new(s)).await?;
         }
@@ -217,4 +263,70 @@ pub(crate) async fn migrate(opts: &ClickHouseOptions, conn: &Conn) -> Result<()>
         .await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::clickhouse::{calls, ClickHouseServer, ClickHouseStore};
+    use crate::TraceStore;
+    use weave_types::*;
+
+    /// A database at schema 1 with calls in it: opening it upgrades it, and the calls
+    /// stored before are found through the index schema 2 adds.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn version_1_is_upgraded_with_its_calls_indexed() {
+        let server = ClickHouseServer::start().unwrap();
+        let opts = ClickHouseOptions::from_url(&server.store_url("old")).unwrap();
+        let conn = Conn::new(&opts, true);
+        migrate_to(&opts, &conn, 1).await.unwrap();
+        assert_eq!(version(&conn, "old").await.unwrap(), 1);
+        let mut part = calls::complete_part(
+            &CompleteCallSchemaForInsert {
+                project_id: "e/p".into(),
+                id: "c1".into(),
+                trace_id: "t1".into(),
+                op_name: "weave:///e/p/op/f:d".into(),
+                started_at: "2026-01-01T00:00:01Z".into(),
+                ended_at: "2026-01-01T00:00:02Z".into(),
+                ..Default::default()
+            },
+            "c",
+        )
+        .unwrap();
+        part.written_at = 1;
+        conn.insert("call_parts", &[part]).await.unwrap();
+
+        let s: Arc<dyn TraceStore> = Arc::new(ClickHouseStore::open_with(opts).await.unwrap());
+        assert_eq!(
+            version(&conn, "old").await.unwrap(),
+            CLICKHOUSE_SCHEMA_VERSION
+        );
+        for filter in [
+            CallsFilter {
+                trace_ids: Some(vec!["t1".into()]),
+                ..Default::default()
+            },
+            CallsFilter {
+                trace_roots_only: Some(true),
+                ..Default::default()
+            },
+            CallsFilter {
+                op_names: Some(vec!["weave:///e/p/op/f:*".into()]),
+                ..Default::default()
+            },
+        ] {
+            let got = s
+                .calls_query_vec(CallsQueryReq {
+                    project_id: "e/p".into(),
+                    filter: Some(filter.clone()),
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            assert_eq!(got.len(), 1, "{filter:?}");
+        }
+    }
 }
