@@ -1349,8 +1349,90 @@ impl CallCursor {
     }
 }
 
-/// `calls/query_stats`: the number of matches (at most `limit`).
+/// The merged start and end columns a filter reads, per call, in SQL: `s` is the latest
+/// start part's `(parent_id, trace_id, op_name, thread_id, turn_id, wb_user_id, wb_run_id,
+/// input_refs)`, `e` the latest end part's `(output_refs)` (tuples keep their NULLs, where
+/// `argMax` alone would skip them), as `merge` takes them.
+const MERGED_FILTER_COLUMNS: &str = "argMaxIf(tuple(parent_id, trace_id, op_name, thread_id, \
+    turn_id, wb_user_id, wb_run_id, input_refs), tuple(written_at, part), part IN (1, 3)) AS s, \
+    argMaxIf(tuple(output_refs), tuple(written_at, part), part IN (2, 3)) AS e, \
+    countIf(part IN (1, 3)) AS starts, countIf(part = 5) AS deletes";
+
+/// A `CallsFilter` on the merged columns of [`MERGED_FILTER_COLUMNS`], exactly as
+/// `filter_matches` decides it.
+fn merged_filter(f: &CallsFilter, sql: &mut Sql) {
+    if let Some(ops) = &f.op_names {
+        let exact: Vec<String> = ops.iter().filter(|o| !o.ends_with(":*")).cloned().collect();
+        sql.push(" AND (0");
+        for op in ops {
+            if let Some(prefix) = op.strip_suffix(":*") {
+                let p = format!("{}:", prefix.to_ascii_lowercase());
+                sql.push(" OR startsWith(lower(ifNull(tupleElement(s, 3), '')), ")
+                    .arg(&p)
+                    .push(")");
+            }
+        }
+        if !exact.is_empty() {
+            sql.push(" OR ").in_list("tupleElement(s, 3)", &exact);
+        }
+        sql.push(")");
+    }
+    if let Some(refs) = &f.input_refs {
+        sql.push(" AND hasAny(tupleElement(s, 8), ")
+            .strs(refs)
+            .push(")");
+    }
+    if let Some(refs) = &f.output_refs {
+        sql.push(" AND hasAny(tupleElement(e, 1), ")
+            .strs(refs)
+            .push(")");
+    }
+    for (col, ids) in [
+        ("id", &f.call_ids),
+        ("tupleElement(s, 1)", &f.parent_ids),
+        ("tupleElement(s, 2)", &f.trace_ids),
+        ("tupleElement(s, 4)", &f.thread_ids),
+        ("tupleElement(s, 5)", &f.turn_ids),
+        ("tupleElement(s, 6)", &f.wb_user_ids),
+        ("tupleElement(s, 7)", &f.wb_run_ids),
+    ] {
+        if let Some(ids) = ids {
+            sql.push(" AND ifNull(").in_list(col, ids).push(", 0)");
+        }
+    }
+    if f.trace_roots_only == Some(true) {
+        sql.push(" AND isNull(tupleElement(s, 1))");
+    }
+}
+
+/// `calls/query_stats`: the number of matches (at most `limit`). Without `$expr`, ClickHouse
+/// merges and counts (a filter is exact in SQL); with one, matches are decided here.
 pub(crate) async fn count(s: &Inner, plan: &Plan, limit: Option<u64>) -> Result<u64> {
+    if plan.query.is_none() {
+        let mut sql = Sql::new("SELECT toUInt64(count()) AS n FROM (SELECT id, ");
+        sql.push(MERGED_FILTER_COLUMNS)
+            .push(" FROM call_parts WHERE project_id = ")
+            .arg(&plan.project_id);
+        if plan.narrows() {
+            let mut sub = Sql::new("SELECT id");
+            plan.candidates(&mut sub);
+            sql.push(" AND id IN (").append(&sub).push(")");
+        }
+        sql.push(" GROUP BY id HAVING starts > 0 AND deletes = 0");
+        if let Some(f) = &plan.filter {
+            merged_filter(f, &mut sql);
+        }
+        if let Some(l) = limit {
+            sql.push(" LIMIT ").int(l.min(i64::MAX as u64) as i64);
+        }
+        sql.push(")");
+        #[derive(clickhouse::Row, Deserialize)]
+        struct N {
+            n: u64,
+        }
+        let n: Vec<N> = s.conn.fetch_all(&sql).await?;
+        return Ok(n.first().map_or(0, |n| n.n));
+    }
     let mut stream = stream_by_id(s, plan, plan.heavy_filter)?;
     let mut n = 0u64;
     while let Some(row) = stream.next(&s.conn.at).await? {
