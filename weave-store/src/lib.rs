@@ -14,12 +14,14 @@
 
 #[cfg(feature = "clickhouse")]
 pub mod clickhouse;
+pub mod copy;
 mod error;
 mod sqlite;
 mod store;
 
 #[cfg(feature = "clickhouse")]
 pub use clickhouse::{ClickHouseOptions, ClickHouseServer, ClickHouseStore};
+pub use copy::{copy_project, CopyReport};
 pub use error::{Result, StoreError};
 pub use sqlite::{SqliteStore, Writer, SCHEMA_VERSION};
 pub use store::{CallIdNeighbors, CallIdPrefixReq, CallKey, CallStream, TraceStore};
