@@ -322,3 +322,25 @@ async fn large_values_and_binary_files_round_trip() {
         .unwrap();
     assert_eq!(back.content, bytes);
 }
+
+#[test]
+fn a_store_opened_without_a_runtime_works_on_another() {
+    let server = ClickHouseServer::start().unwrap();
+    let s = ClickHouseStore::open_blocking(&server.store_url("b")).unwrap();
+    for _ in 0..2 {
+        // Two runtimes in turn, as a test helper and then a test would.
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            s.calls_complete(CallsCompleteReq {
+                batch: vec![complete("x", None)],
+            })
+            .await
+            .unwrap();
+            assert_eq!(s.calls_query_vec(all()).await.unwrap().len(), 1);
+        });
+    }
+}

@@ -291,6 +291,33 @@ impl ClickHouseStore {
         })
     }
 
+    /// [`open`](Self::open) for callers without a runtime (or inside one that must not
+    /// block): opens on a thread of its own. The store then works on any tokio runtime.
+    pub fn open_blocking(url: &str) -> Result<ClickHouseStore> {
+        let opts = ClickHouseOptions::from_url(url)?;
+        let at = opts.display_url();
+        std::thread::scope(|scope| {
+            scope
+                .spawn(move || {
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .map_err(|e| StoreError::Backend {
+                            store: at.clone(),
+                            source: Box::new(e),
+                        })?;
+                    rt.block_on(Self::open_with(opts))
+                })
+                .join()
+                .unwrap_or_else(|_| {
+                    Err(StoreError::Backend {
+                        store: url.to_string(),
+                        source: "opening the store panicked".into(),
+                    })
+                })
+        })
+    }
+
     /// The store, for messages: `clickhouse://[user@]host:port/database`.
     pub fn location(&self) -> &str {
         &self.inner.conn.at
