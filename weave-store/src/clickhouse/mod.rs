@@ -4,8 +4,9 @@
 //!
 //! - [`conn`]: the HTTP connection (the `clickhouse` crate), bound values, errors;
 //! - [`schema`]: tables and versioned migrations;
-//! - `calls`: call parts, their merge, and queries; `eval`: `$expr` with SQLite's
-//!   semantics; `objects`, `tables`, `feedback`: the rest of the interface;
+//! - `calls`: call parts and their merge; `query`: calls queries (ClickHouse narrows, Rust
+//!   decides); `eval`: `$expr` with SQLite's semantics; `objects`, `tables`, `feedback`:
+//!   the rest of the interface;
 //! - [`process`]: a throwaway `clickhouse-server` for tests and trials.
 //!
 //! Writes of call parts are group-committed: concurrent requests share one `INSERT`
@@ -19,6 +20,7 @@ mod eval;
 mod feedback;
 mod objects;
 pub mod process;
+mod query;
 pub mod schema;
 mod tables;
 
@@ -38,8 +40,9 @@ pub use schema::CLICKHOUSE_SCHEMA_VERSION;
 
 use crate::error::{Result, StoreError};
 use crate::store::{CallIdNeighbors, CallIdPrefixReq, CallKey, CallStream, TraceStore};
-use calls::{CallCursor, PartRow, Plan};
+use calls::PartRow;
 use conn::{Conn, Sql};
+use query::{CallCursor, Plan};
 
 /// Most call parts in one `INSERT`.
 const MAX_INSERT_ROWS: usize = 20_000;
@@ -423,7 +426,7 @@ impl TraceStore for ClickHouseStore {
             req.query.as_ref(),
             None,
         );
-        let count = calls::count(&self.inner, &plan, req.limit).await?;
+        let count = query::count(&self.inner, &plan, req.limit).await?;
         Ok(CallsQueryStatsRes {
             count,
             total_storage_size_bytes: Some(0),
