@@ -622,10 +622,11 @@ pub(crate) async fn with_descendants(
     while !frontier.is_empty() {
         let mut next = Vec::new();
         for chunk in frontier.chunks(FETCH_CHUNK) {
-            let mut sql = Sql::new("SELECT DISTINCT id FROM call_parts WHERE project_id = ");
+            // Children by the index of start parts by parent (one range per parent).
+            let mut sql = Sql::new("SELECT DISTINCT id FROM call_keys WHERE project_id = ");
             sql.arg(project_id)
-                .push(" AND ")
-                .in_list("parent_id", chunk);
+                .push(" AND kind = 2 AND ")
+                .in_list("key", chunk);
             #[derive(clickhouse::Row, Deserialize)]
             struct Id {
                 id: String,
