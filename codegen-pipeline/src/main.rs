@@ -333,24 +333,38 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             println!("  {:<22} {r}", "  rejected");
         }
     }
+    if let Some(url) = client.trace_server_url() {
+        // Traces went to a trace server: the local store has none of them.
+        println!("\nTraces: sent to {url} (project {})", client.project_id());
+        if let Some(id) = &results.call_id {
+            println!("Evaluation call: {id}");
+        }
+        return Ok(());
+    }
+    // The run's root call, by the id the evaluation returned: its summary has the tokens.
     let store = client.store()?;
-    let root = store
-        .calls(&weave::store::CallFilter {
-            op_name: Some("Evaluation.evaluate".into()),
-            limit: Some(1),
-            ..Default::default()
-        })?
-        .into_iter()
-        .next();
+    let root = match &results.call_id {
+        Some(id) => {
+            use weave::store::TraceStore as _;
+            futures::executor::block_on(store.call_read(weave::types::CallReadReq {
+                project_id: client.project_id(),
+                id: id.clone(),
+                ..Default::default()
+            }))?
+            .call
+        }
+        None => None,
+    };
     if let Some(root) = &root {
-        let usage = &root.summary["usage"];
-        let total: u64 = usage
-            .as_object()
+        let total: u64 = root
+            .summary
+            .get("usage")
+            .and_then(|u| u.as_object())
             .map(|m| m.values().filter_map(|u| u["total_tokens"].as_u64()).sum())
             .unwrap_or(0);
         println!("  {:<22} {}", "tokens", total);
     }
-    let db = client.db_path().display().to_string();
+    let db = store.path().display().to_string();
     println!("\nTraces: {db} (project {})", client.project_id());
     if let Some(root) = root {
         println!("Inspect: weave --db {db} trace {}", &root.id);

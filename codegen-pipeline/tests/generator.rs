@@ -206,7 +206,7 @@ async fn structured_output_is_parsed() {
         }
     );
     assert_eq!(
-        generation.code.to_python(),
+        codegen_pipeline::formatter::assemble("", "add", &generation.code).code,
         "def add(a: int, b: int) -> int:\n    \"\"\"Return the sum of a and b.\"\"\"\n    return a + b\n"
     );
     assert_eq!(generation.model, SERVED_MODEL);
@@ -221,6 +221,7 @@ async fn usage_is_returned() {
     assert_eq!(
         generation.usage,
         Some(Usage {
+            requests: 1,
             prompt_tokens: 120,
             completion_tokens: 45,
             total_tokens: 165,

@@ -10,6 +10,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use weave::store::TraceStore as _;
+
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -1282,11 +1284,16 @@ fn the_mode_and_placement_are_recorded_on_the_call() {
     });
     client.flush();
     let store = client.store().unwrap();
-    let mut calls = store
-        .calls(&weave::store::CallFilter {
-            op_name: Some("traced_generate".into()),
+    let project = client.project_id();
+    let mut calls =
+        futures::executor::block_on(store.calls_query_vec(weave::types::CallsQueryReq {
+            project_id: project.clone(),
+            filter: Some(weave::types::CallsFilter {
+                op_names: Some(vec![format!("weave:///{project}/op/traced_generate:*")]),
+                ..Default::default()
+            }),
             ..Default::default()
-        })
+        }))
         .unwrap();
     calls.sort_by(|a, b| a.started_at.cmp(&b.started_at));
     assert_eq!(calls.len(), 2);

@@ -75,14 +75,16 @@ fn call(
         attributes: json!({"weave": {"client_version": "0.54.0", "source": "python-sdk"}})
             .as_object()
             .cloned()
-            .unwrap_or_default(),
+            .unwrap_or_default()
+            .into(),
         inputs: inputs.as_object().cloned().unwrap_or_default(),
         output,
         summary: json!({"status_counts": {"success": 1, "error": 0},
                         "usage": {"gpt-4o": {"requests": 1, "prompt_tokens": 120}}})
         .as_object()
         .cloned()
-        .unwrap_or_default(),
+        .unwrap_or_default()
+        .into(),
         ..Default::default()
     }
 }

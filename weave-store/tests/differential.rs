@@ -137,7 +137,7 @@ fn op() -> impl Strategy<Value = Op> {
                 trace_id: Some(trace.to_string()),
                 parent_id: parent,
                 started_at: at,
-                attributes: attrs,
+                attributes: attrs.into(),
                 inputs,
                 wb_run_step: step,
                 ..Default::default()
@@ -158,7 +158,7 @@ fn op() -> impl Strategy<Value = Op> {
                 ended_at: at,
                 exception,
                 output,
-                summary,
+                summary: summary.into(),
                 ..Default::default()
             },
         )

@@ -47,3 +47,27 @@ fn works_without_a_runtime() {
         assert_eq!(got.len(), 1);
     });
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocking_on_the_store_inside_a_tokio_task_terminates() {
+    // A caller that blocks on the store's futures from inside a tokio task (a sync helper
+    // called from async code) must not spin on tokio's cooperative budget.
+    let dir = tempfile::tempdir().unwrap();
+    let s = SqliteStore::create(dir.path().join("t.db")).unwrap();
+    let batch: Vec<_> = (0..1000).map(|i| complete(&format!("c{i:05}"))).collect();
+    s.calls_complete(CallsCompleteReq { batch }).await.unwrap();
+    for _ in 0..3 {
+        let got = futures::executor::block_on(s.calls_query_vec(CallsQueryReq {
+            project_id: P.into(),
+            ..Default::default()
+        }))
+        .unwrap();
+        assert_eq!(got.len(), 1000);
+        let n = futures::executor::block_on(s.calls_query_stats(CallsQueryStatsReq {
+            project_id: P.into(),
+            ..Default::default()
+        }))
+        .unwrap();
+        assert_eq!(n.count, 1000);
+    }
+}

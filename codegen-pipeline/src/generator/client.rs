@@ -64,16 +64,9 @@ impl ChatMessage {
     }
 }
 
-/// Token usage reported by the server for one request.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Usage {
-    /// Tokens in the prompt.
-    pub prompt_tokens: u64,
-    /// Tokens in the completion.
-    pub completion_tokens: u64,
-    /// Total tokens billed (the sum of the above when the server does not report it).
-    pub total_tokens: u64,
-}
+/// Token usage reported by the server for one request: weave's own `Usage` (one request;
+/// total tokens are the sum of the others when the server does not report them).
+pub use weave::Usage;
 
 /// A chat completion's first choice, as received.
 #[derive(Debug, Clone)]
@@ -177,7 +170,8 @@ impl From<RawUsage> for Usage {
     fn from(raw: RawUsage) -> Self {
         let prompt_tokens = raw.prompt_tokens.unwrap_or(0);
         let completion_tokens = raw.completion_tokens.unwrap_or(0);
-        Self {
+        Usage {
+            requests: 1,
             prompt_tokens,
             completion_tokens,
             total_tokens: raw

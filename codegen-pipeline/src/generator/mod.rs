@@ -10,7 +10,12 @@
 //! let generation = generator
 //!     .generate("def add(a: int, b: int) -> int:\n    \"\"\"Add two numbers.\"\"\"\n")
 //!     .await?;
-//! println!("{}", generation.code.to_python());
+//! let program = codegen_pipeline::formatter::assemble(
+//!     "def add(a: int, b: int) -> int:\n",
+//!     "add",
+//!     &generation.code,
+//! );
+//! println!("{}", program.code);
 //! # Ok(())
 //! # }
 //! ```
@@ -92,56 +97,6 @@ pub struct GeneratedCode {
     /// The Python statements of the function body that implement the logic, without the
     /// signature and the docstring, indented by four spaces as inside the function.
     pub code_logic: String,
-}
-
-impl GeneratedCode {
-    /// Assembles the parts into the source of the function: the signature, then the docstring
-    /// and the body. A docstring or body whose first line is not indented is indented by four
-    /// spaces; a function with neither gets a `pass` body.
-    pub fn to_python(&self) -> String {
-        let mut source = self.function_signature.trim().to_owned();
-        source.push('\n');
-        let mut has_body = false;
-        for block in [
-            &self.function_args_with_docstring_within_triple_quotes,
-            &self.code_logic,
-        ] {
-            if let Some(block) = indent_block(block) {
-                source.push_str(&block);
-                source.push('\n');
-                has_body = true;
-            }
-        }
-        if !has_body {
-            source.push_str("    pass\n");
-        }
-        source
-    }
-}
-
-/// Drops leading blank lines and trailing whitespace; if the first line is not indented, indents
-/// every non-empty line by four spaces. `None` for a blank block.
-fn indent_block(block: &str) -> Option<String> {
-    let lines: Vec<&str> = block
-        .trim_end()
-        .lines()
-        .skip_while(|l| l.trim().is_empty())
-        .collect();
-    let first = lines.first()?;
-    if first.starts_with([' ', '\t']) {
-        return Some(lines.join("\n"));
-    }
-    let indented: Vec<String> = lines
-        .iter()
-        .map(|l| {
-            if l.trim().is_empty() {
-                String::new()
-            } else {
-                format!("    {l}")
-            }
-        })
-        .collect();
-    Some(indented.join("\n"))
 }
 
 /// The result of one successful generation.
@@ -521,44 +476,6 @@ fn add_attempts(error: GeneratorError, earlier: u32) -> GeneratorError {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn code(sig: &str, doc: &str, logic: &str) -> GeneratedCode {
-        GeneratedCode {
-            function_signature: sig.into(),
-            function_args_with_docstring_within_triple_quotes: doc.into(),
-            code_logic: logic.into(),
-        }
-    }
-
-    #[test]
-    fn to_python_keeps_indented_parts() {
-        let c = code(
-            "def add(a: int, b: int) -> int:",
-            "    \"\"\"Add.\"\"\"",
-            "    s = a + b\n    return s\n",
-        );
-        assert_eq!(
-            c.to_python(),
-            "def add(a: int, b: int) -> int:\n    \"\"\"Add.\"\"\"\n    s = a + b\n    return s\n"
-        );
-    }
-
-    #[test]
-    fn to_python_indents_unindented_parts() {
-        let c = code(
-            "def f(x):\n",
-            "\"\"\"Doc.\"\"\"",
-            "\nif x:\n    return 1\n\nreturn 0",
-        );
-        assert_eq!(
-            c.to_python(),
-            "def f(x):\n    \"\"\"Doc.\"\"\"\n    if x:\n        return 1\n\n    return 0\n"
-        );
-        assert_eq!(
-            code("def g():", "", " ").to_python(),
-            "def g():\n    pass\n"
-        );
-    }
 
     #[test]
     fn generated_code_schema_is_strict() {

@@ -126,6 +126,7 @@ impl StreamedReply {
             let prompt_tokens = get("prompt_tokens").unwrap_or(0);
             let completion_tokens = get("completion_tokens").unwrap_or(0);
             self.usage = Some(Usage {
+                requests: 1,
                 prompt_tokens,
                 completion_tokens,
                 total_tokens: get("total_tokens")

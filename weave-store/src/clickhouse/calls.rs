@@ -176,7 +176,7 @@ fn map_refs(m: &Map<String, Value>) -> Vec<String> {
 
 /// A timestamp field as microseconds, with `SqliteStore`'s error for bad text.
 fn micros(s: &str, field: &str) -> Result<i64> {
-    let canonical = crate::sqlite::time(s, field)?;
+    let canonical = crate::sqlite::time(s, "", field)?.into_owned();
     weave_types::time::parse_micros(&canonical)
         .map_err(|e| StoreError::invalid(field, e.to_string()))
 }
@@ -202,7 +202,7 @@ fn start_fields(p: &mut PartRow, s: &StartedCallSchemaForInsert, started_at: i64
 }
 
 fn end_fields(p: &mut PartRow, e: &EndedCallSchemaForInsert, ended_at: i64) {
-    let summary = Value::Object(e.summary.clone());
+    let summary = Value::Object((*e.summary).clone());
     p.ended_at = Some(ended_at);
     p.output = Some(json_text(&e.output));
     p.output_refs = refs_of(&e.output);
@@ -218,7 +218,7 @@ pub(crate) fn start_part(
     at: &str,
 ) -> Result<(PartRow, CallStartRes)> {
     crate::sqlite::check_project(&s.project_id, &format!("{at}.project_id"))?;
-    crate::sqlite::non_empty(&s.op_name, &format!("{at}.op_name"))?;
+    crate::sqlite::non_empty(&s.op_name, "", &format!("{at}.op_name"))?;
     let started_at = micros(&s.started_at, &format!("{at}.started_at"))?;
     let id =
         s.id.clone()
@@ -243,7 +243,7 @@ pub(crate) fn start_part(
 /// An end's part.
 pub(crate) fn end_part(e: &EndedCallSchemaForInsert, at: &str) -> Result<PartRow> {
     crate::sqlite::check_project(&e.project_id, &format!("{at}.project_id"))?;
-    crate::sqlite::non_empty(&e.id, &format!("{at}.id"))?;
+    crate::sqlite::non_empty(&e.id, "", &format!("{at}.id"))?;
     let ended_at = micros(&e.ended_at, &format!("{at}.ended_at"))?;
     let mut p = PartRow {
         project_id: e.project_id.clone(),
@@ -258,9 +258,9 @@ pub(crate) fn end_part(e: &EndedCallSchemaForInsert, at: &str) -> Result<PartRow
 /// A finished call's part (start and end in one row).
 pub(crate) fn complete_part(c: &CompleteCallSchemaForInsert, at: &str) -> Result<PartRow> {
     crate::sqlite::check_project(&c.project_id, &format!("{at}.project_id"))?;
-    crate::sqlite::non_empty(&c.id, &format!("{at}.id"))?;
-    crate::sqlite::non_empty(&c.trace_id, &format!("{at}.trace_id"))?;
-    crate::sqlite::non_empty(&c.op_name, &format!("{at}.op_name"))?;
+    crate::sqlite::non_empty(&c.id, "", &format!("{at}.id"))?;
+    crate::sqlite::non_empty(&c.trace_id, "", &format!("{at}.trace_id"))?;
+    crate::sqlite::non_empty(&c.op_name, "", &format!("{at}.op_name"))?;
     let started_at = micros(&c.started_at, &format!("{at}.started_at"))?;
     let ended_at = micros(&c.ended_at, &format!("{at}.ended_at"))?;
     let (s, e) = c.clone().split();
@@ -279,7 +279,7 @@ pub(crate) fn complete_part(c: &CompleteCallSchemaForInsert, at: &str) -> Result
 /// An update's part; `None` when it changes nothing.
 pub(crate) fn update_part(u: &CallUpdateReq) -> Result<Option<PartRow>> {
     crate::sqlite::check_project(&u.project_id, "project_id")?;
-    crate::sqlite::non_empty(&u.call_id, "call_id")?;
+    crate::sqlite::non_empty(&u.call_id, "", "call_id")?;
     if u.display_name.is_none() && u.attributes.is_none() {
         return Ok(None);
     }

@@ -28,6 +28,7 @@ struct ObjectRow {
     leaf_object_class: Option<String>,
     val: String,
     wb_user_id: Option<String>,
+    metadata: Option<String>,
 }
 
 /// A version, aggregated over its rows.
@@ -42,6 +43,7 @@ struct VersionRow {
     leaf_object_class: Option<String>,
     val: String,
     wb_user_id: Option<String>,
+    metadata: Option<String>,
 }
 
 /// Versions of a project's objects (optionally only `object_ids`), with their index and
@@ -57,7 +59,8 @@ async fn versions(
         "SELECT object_id, digest, min(created_at) AS first, max(created_at) AS last, \
          any(kind) AS kind, any(base_object_class) AS base_object_class, \
          any(leaf_object_class) AS leaf_object_class, {val} AS val, \
-         any(wb_user_id) AS wb_user_id FROM objects WHERE project_id = "
+         any(wb_user_id) AS wb_user_id, argMax(metadata, created_at) AS metadata \
+         FROM objects WHERE project_id = "
     ));
     sql.arg(project_id);
     if let Some(ids) = object_ids {
@@ -85,6 +88,16 @@ async fn versions(
             } else {
                 Value::Null
             };
+            let metadata = v
+                .metadata
+                .as_deref()
+                .map(serde_json::from_str)
+                .transpose()
+                .map_err(|e| StoreError::Backend {
+                    store: s.conn.at.to_string(),
+                    source: format!("stored metadata of object {} is invalid: {e}", v.object_id)
+                        .into(),
+                })?;
             out.push(ObjSchema {
                 project_id: project_id.to_string(),
                 is_latest: (latest.as_deref() == Some(v.digest.as_str())) as i64,
@@ -97,6 +110,7 @@ async fn versions(
                 base_object_class: v.base_object_class,
                 leaf_object_class: v.leaf_object_class,
                 wb_user_id: v.wb_user_id,
+                metadata,
                 val,
             });
         }
@@ -133,7 +147,15 @@ pub(crate) async fn create(s: &Inner, o: &ObjSchemaForInsert, at: &str) -> Resul
     let already_latest = existing
         .iter()
         .any(|v| v.digest == digest && v.is_latest == 1);
-    if !already_latest {
+    // Metadata is not hashed: an identical version created again with other metadata
+    // takes it (a row more; the version's metadata is its last row's that has some).
+    let new_metadata = o.metadata.as_ref().is_some_and(|m| {
+        existing
+            .iter()
+            .find(|v| v.digest == digest)
+            .is_none_or(|v| v.metadata.as_ref() != Some(m))
+    });
+    if !already_latest || new_metadata {
         let (base, leaf) = weave_types::obj::object_classes(&o.val);
         s.conn
             .insert(
@@ -148,6 +170,7 @@ pub(crate) async fn create(s: &Inner, o: &ObjSchemaForInsert, at: &str) -> Resul
                     leaf_object_class: leaf,
                     val: o.val.to_string(),
                     wb_user_id: o.wb_user_id.clone(),
+                    metadata: o.metadata.as_ref().map(Value::to_string),
                 }],
             )
             .await?;

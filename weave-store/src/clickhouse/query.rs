@@ -226,7 +226,7 @@ fn heavy_of_expr(e: &Expr, h: &mut Heavy) {
 /// How results are ordered.
 #[derive(Debug, Clone)]
 enum Order {
-    /// `started_at` (then `id` ascending): streamed in ClickHouse's order of start parts.
+    /// `started_at` (then `id`, the same way): streamed in ClickHouse's order of start parts.
     Started { desc: bool },
     /// By id (an empty sort list): streamed in the table's order.
     Id,
@@ -561,7 +561,9 @@ impl CallCursor {
                         ranked.push((k, row.id.clone()));
                     }
                 }
-                let tie = keys.last().is_some_and(|k| k.field != "id");
+                // The id breaks ties in the direction of the last key (as in SQLite), so
+                // that a descending list is the ascending one reversed.
+                let tie = keys.last().filter(|k| k.field != "id").map(|k| k.direction);
                 ranked.sort_by(|(ka, ia), (kb, ib)| {
                     for (i, k) in keys.iter().enumerate() {
                         let o = eval::compare(&ka[i], &kb[i]);
@@ -574,10 +576,10 @@ impl CallCursor {
                             return o;
                         }
                     }
-                    if tie {
-                        ia.cmp(ib)
-                    } else {
-                        std::cmp::Ordering::Equal
+                    match tie {
+                        Some(SortDirection::Desc) => ib.cmp(ia),
+                        Some(_) => ia.cmp(ib),
+                        None => std::cmp::Ordering::Equal,
                     }
                 });
                 let from = plan.offset.min(ranked.len() as u64) as usize;
@@ -641,12 +643,12 @@ impl CallCursor {
                 .int(*k)
                 .push(" OR (started_at = ")
                 .int(*k)
-                .push(" AND id > ")
+                .push(&format!(" AND id {cmp} "))
                 .arg(id)
                 .push("))");
         }
         let dir = if *desc { "DESC" } else { "ASC" };
-        sql.push(&format!(" ORDER BY started_at {dir}, id ASC LIMIT "))
+        sql.push(&format!(" ORDER BY started_at {dir}, id {dir} LIMIT "))
             .int(page as i64);
         let keys: Vec<StartKey> = s.conn.fetch_all(&sql).await?;
         if (keys.len() as u64) < page {

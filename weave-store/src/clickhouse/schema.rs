@@ -26,6 +26,7 @@
 //!   `(project_id, kind, key, started_at, id)`, kept by a materialized view: a project's
 //!   roots, a trace's calls, an evaluation's rows (its children) and an op's calls are each
 //!   one range of it, already in time order. Queries take their candidates from it.
+//! - schema 3 adds `objects.metadata` (JSON, not hashed; a version's is its last row's).
 //!
 //! In `SELECT`s, an alias must not reuse a column's name: 18.16 resolves the name in `WHERE`
 //! to the alias (`assumeNotNull(started_at) AS started_at ... WHERE isNotNull(started_at)`
@@ -136,6 +137,11 @@ const MIGRATIONS: &[&[&str]] = &[
                     (toUInt8(3), lower(ifNull(op_name, '')))] AS k
         WHERE part IN (1, 3)",
     ],
+    &[
+        // 3: object versions keep metadata that is not hashed (where a Rust op's source is).
+        // (18.16 has no `ADD COLUMN IF NOT EXISTS`: see `add_column`.)
+        "ALTER TABLE objects ADD COLUMN metadata Nullable(String)",
+    ],
 ];
 
 /// The schema version this build writes.
@@ -208,6 +214,53 @@ pub(crate) async fn version(conn: &Conn, database: &str) -> Result<u32> {
     Ok(v.first().map_or(0, |v| v.version))
 }
 
+/// `(table, column)` of an `ALTER TABLE t ADD COLUMN c ...` statement.
+fn added_column(statement: &str) -> Option<(&str, &str)> {
+    let rest = statement.strip_prefix("ALTER TABLE ")?;
+    let (table, rest) = rest.split_once(' ')?;
+    let rest = rest.strip_prefix("ADD COLUMN ")?;
+    let (column, _) = rest.split_once(' ')?;
+    Some((table, column))
+}
+
+#[derive(clickhouse::Row, serde::Deserialize)]
+struct Count {
+    n: u64,
+}
+
+async fn has_column(conn: &Conn, database: &str, table: &str, column: &str) -> Result<bool> {
+    let mut q = Sql::new("SELECT count() AS n FROM system.columns WHERE database = ");
+    q.arg(database)
+        .push(" AND table = ")
+        .arg(table)
+        .push(" AND name = ")
+        .arg(column);
+    Ok(conn
+        .fetch_all::<Count>(&q)
+        .await?
+        .first()
+        .is_some_and(|c| c.n > 0))
+}
+
+/// Runs an `ADD COLUMN` statement unless the column exists: idempotent, as every migration
+/// step must be, without `IF NOT EXISTS` (which 18.16 lacks). A replica that loses the race
+/// to add it finds the column there afterwards.
+async fn add_column(
+    conn: &Conn,
+    database: &str,
+    table: &str,
+    column: &str,
+    statement: &str,
+) -> Result<()> {
+    if has_column(conn, database, table, column).await? {
+        return Ok(());
+    }
+    match conn.execute(&Sql::new(statement)).await {
+        Err(_) if has_column(conn, database, table, column).await? => Ok(()),
+        r => r,
+    }
+}
+
 /// Creates the database and brings its schema up to date; refuses a newer schema.
 pub(crate) async fn migrate(opts: &ClickHouseOptions, conn: &Conn) -> Result<()> {
     migrate_to(opts, conn, CLICKHOUSE_SCHEMA_VERSION).await
@@ -250,7 +303,11 @@ async fn migrate_to(opts: &ClickHouseOptions, conn: &Conn, target: u32) -> Resul
         .skip(current as usize)
     {
         for s in *statements {
-            conn.execute(&Sql::new(s)).await?;
+            if let Some((table, column)) = added_column(s) {
+                add_column(conn, &opts.database, table, column, s).await?;
+            } else {
+                conn.execute(&Sql::new(s)).await?;
+            }
         }
         conn.insert(
             "weave_schema",
