@@ -309,6 +309,14 @@ fn a_server_killed_and_restarted_mid_run_loses_nothing() {
     drop(server);
 }
 
+/// The same over a ClickHouse store: a server runtime killed mid-insert must not leave the
+/// store's shared writer stuck (it did: every later write waited for the dead task).
+#[test]
+fn a_server_killed_and_restarted_mid_run_loses_nothing_clickhouse() {
+    weave_server::testing::use_backend("clickhouse");
+    a_server_killed_and_restarted_mid_run_loses_nothing();
+}
+
 #[test]
 fn full_buffer_drops_the_oldest_calls_and_says_so() {
     let ts = fresh_store();

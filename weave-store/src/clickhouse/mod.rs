@@ -163,20 +163,39 @@ impl Inner {
             let me = self.clone();
             tokio::spawn(async move { me.drain().await });
         }
-        rx.await.map_err(|_| StoreError::Backend {
+        rx.await.map_err(|_| StoreError::Unavailable {
             store: self.conn.at.to_string(),
-            source: "the ClickHouse writer stopped".into(),
+            reason: "the ClickHouse writer stopped (its runtime shut down) before this write \
+                     was confirmed: retry"
+                .into(),
         })??;
         self.touch_projects(&projects).await
     }
 
     /// Writes queued parts until the queue is empty.
     async fn drain(self: Arc<Self>) {
+        /// Dropped with the task when its runtime shuts down mid-drain: frees the queue for
+        /// the next writer and fails the writes still queued (their writers see
+        /// `Unavailable` and retry) rather than leaving them waiting for a dead task.
+        struct Abandoned(Option<Arc<Inner>>);
+        impl Drop for Abandoned {
+            fn drop(&mut self) {
+                let Some(inner) = self.0.take() else { return };
+                let orphans = {
+                    let mut q = lock(&inner.queue);
+                    q.busy = false;
+                    std::mem::take(&mut q.pending)
+                };
+                drop(orphans);
+            }
+        }
+        let mut guard = Abandoned(Some(self.clone()));
         loop {
             let batch: Vec<Pending> = {
                 let mut q = lock(&self.queue);
                 if q.pending.is_empty() {
                     q.busy = false;
+                    guard.0 = None;
                     return;
                 }
                 let (mut n, mut rows, mut bytes) = (0, 0, 0);
