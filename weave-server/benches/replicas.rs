@@ -1,8 +1,9 @@
 //! Replica bench: two server replicas (each with its own `ClickHouseStore` handle) over one
 //! ClickHouse database (a throwaway `clickhouse-server`), `WEAVE_REPLICA_CLIENTS` clients
 //! (default 8) each sending `WEAVE_REPLICA_CALLS` calls (default 50 000) over HTTP as
-//! legacy `call/upsert_batch` bodies of 1000: every call's start goes to one replica and its
-//! end, in the next batch, to the other, so each call is merged from two replicas' writes.
+//! `/v2/{entity}/{project}/calls/complete` batches of 1000, alternating between the replicas batch by batch.
+//! (Starts and ends sent separately through `call/upsert_batch` are stored one call per
+//! write by the route, i.e. one ClickHouse insert each: far too slow for a bulk bench.)
 //!
 //! Then checks through both replicas that nothing was lost or duplicated: the count of
 //! distinct ids is clients x calls, no call is still running (every end arrived and was
@@ -40,29 +41,23 @@ fn id(client: usize, n: usize) -> String {
     format!("019b{client:04x}-0000-7000-8000-{n:012}")
 }
 
-fn start(client: usize, n: usize) -> Value {
+fn call(client: usize, n: usize) -> Value {
     let micros = 1_764_000_000_000_000 + (n as i64) * 1000 + client as i64;
-    json!({"mode": "start", "req": {"start": {
+    json!({
         "project_id": P, "id": id(client, n),
         "trace_id": format!("019b{client:04x}-0000-7000-9000-{:012}", n / 10),
         "parent_id": (!n.is_multiple_of(10)).then(|| id(client, n - n % 10)),
         "op_name": format!("weave:///{P}/op/step_{}:abcdefgh", n % 7),
         "started_at": weave_types::time::format_micros(micros),
+        "ended_at": weave_types::time::format_micros(micros + 420),
         "attributes": {"weave": {"client": "replicas"}},
-        "inputs": {"x": n, "prompt": "Write a function that adds two numbers."}}}})
-}
-
-fn end(client: usize, n: usize) -> Value {
-    let micros = 1_764_000_000_000_000 + (n as i64) * 1000 + client as i64 + 420;
-    json!({"mode": "end", "req": {"end": {
-        "project_id": P, "id": id(client, n),
-        "ended_at": weave_types::time::format_micros(micros),
+        "inputs": {"x": n, "prompt": "Write a function that adds two numbers."},
         "output": {"y": n * 2, "text": "def add(a, b):\n    return a + b\n"},
-        "summary": {"status_counts": {"success": 1, "error": 0}}}}})
+        "summary": {"status_counts": {"success": 1, "error": 0}}})
 }
 
-/// Sends every client's batches; client `c`'s starts go to `urls[c % len]` and their ends to
-/// the next URL. Returns the time taken and every batch's latency.
+/// Sends every client's batches, batch `k` of client `c` to `urls[(c + k) % len]`. Returns
+/// the time taken and every batch's latency.
 fn send(urls: &[String], clients: usize, calls: usize) -> (Duration, Vec<Duration>) {
     let t = Instant::now();
     let threads: Vec<_> = (0..clients)
@@ -77,18 +72,17 @@ fn send(urls: &[String], clients: usize, calls: usize) -> (Duration, Vec<Duratio
                 let post = |url: &str, items: Vec<Value>, lat: &mut Vec<Duration>| {
                     let t = Instant::now();
                     let r = http
-                        .post(format!("{url}/call/upsert_batch"))
+                        .post(format!("{url}/v2/{P}/calls/complete"))
                         .json(&json!({ "batch": items }))
                         .send()
                         .unwrap();
                     assert!(r.status().is_success(), "{}", r.text().unwrap_or_default());
                     lat.push(t.elapsed());
                 };
-                let (a, b) = (&urls[c % urls.len()], &urls[(c + 1) % urls.len()]);
                 for k in 0..calls.div_ceil(BATCH) {
                     let range = k * BATCH..((k + 1) * BATCH).min(calls);
-                    post(a, range.clone().map(|n| start(c, n)).collect(), &mut lat);
-                    post(b, range.map(|n| end(c, n)).collect(), &mut lat);
+                    let url = &urls[(c + k) % urls.len()];
+                    post(url, range.map(|n| call(c, n)).collect(), &mut lat);
                 }
                 lat
             })
@@ -153,7 +147,7 @@ fn main() {
     let total = clients * calls;
     println!(
         "replica bench: 2 replicas x {clients} clients x {calls} calls = {total}, \
-         starts and ends in separate batches of {BATCH} to different replicas"
+         calls/complete batches of {BATCH}, alternating replicas"
     );
     println!("load average before: {}", loadavg());
     let rt = tokio::runtime::Builder::new_current_thread()
