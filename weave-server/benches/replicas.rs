@@ -146,7 +146,7 @@ fn main() {
     let calls = env("WEAVE_REPLICA_CALLS", 50_000);
     let total = clients * calls;
     println!(
-        "replica bench: 2 replicas x {clients} clients x {calls} calls = {total}, \
+        "replica bench: 2 replicas, {clients} clients x {calls} calls = {total}, \
          calls/complete batches of {BATCH}, alternating replicas"
     );
     println!("load average before: {}", loadavg());
