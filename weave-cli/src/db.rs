@@ -9,6 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
+use weave_server::{open_store, StoreChoice};
 use weave_store::{CallIdPrefixReq, SqliteStore, StoreError, TraceStore};
 use weave_types::query::{Expr, Query, SortBy};
 use weave_types::refs::{RefKind, WeaveRef};
@@ -19,12 +20,35 @@ use crate::fmt;
 /// Environment variable naming the project the CLI looks at (like `--project`).
 pub const PROJECT_ENV: &str = "WEAVE_PROJECT";
 
+/// Opens an SQLite store that must exist.
+fn open_existing(path: &Path) -> Result<Arc<dyn TraceStore>> {
+    match SqliteStore::open(path) {
+        Ok(s) => Ok(Arc::new(s)),
+        Err(StoreError::NotFound { .. }) => bail!(
+            "no trace store at {} (run a traced program first, or pass --db / set {})",
+            path.display(),
+            weave_store::DB_ENV
+        ),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// How many candidates an ambiguity error lists.
 const CANDIDATES: usize = 10;
 
-/// Runs a store future to completion (the SQLite store needs no runtime).
-fn block<F: Future>(f: F) -> F::Output {
-    futures::executor::block_on(f)
+/// Runs a store future to completion, on a runtime of the CLI's own (the ClickHouse store
+/// talks HTTP through tokio; the SQLite store needs none but runs on it alike).
+pub(crate) fn block<F: Future>(f: F) -> F::Output {
+    static RT: std::sync::OnceLock<Option<tokio::runtime::Runtime>> = std::sync::OnceLock::new();
+    match RT.get_or_init(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .ok()
+    }) {
+        Some(rt) => rt.block_on(f),
+        None => futures::executor::block_on(f),
+    }
 }
 
 /// Which calls to list.
@@ -69,21 +93,33 @@ pub struct Db {
 impl Db {
     /// Opens the store; clear errors for a missing, corrupt or foreign file.
     pub fn open(path: &Path, project: Option<String>) -> Result<Db> {
-        let store = match SqliteStore::open(path) {
-            Ok(s) => s,
-            Err(StoreError::NotFound { .. }) => bail!(
-                "no trace store at {} (run a traced program first, or pass --db / set {})",
-                path.display(),
-                weave_store::DB_ENV
-            ),
-            Err(e) => return Err(e.into()),
+        Ok(Db::with_store(open_existing(path)?, project))
+    }
+
+    /// Opens the chosen store (an SQLite file must exist; a ClickHouse database is made
+    /// when missing, as `weave serve` does).
+    pub fn open_choice(choice: &StoreChoice, project: Option<String>) -> Result<Db> {
+        let store = match choice {
+            StoreChoice::Sqlite(path) => open_existing(path)?,
+            other => {
+                open_store(other).with_context(|| format!("cannot open {}", other.describe()))?
+            }
         };
-        Ok(Db {
-            store: Arc::new(store),
+        Ok(Db::with_store(store, project))
+    }
+
+    /// The store itself.
+    pub fn store(&self) -> &Arc<dyn TraceStore> {
+        &self.store
+    }
+
+    fn with_store(store: Arc<dyn TraceStore>, project: Option<String>) -> Db {
+        Db {
+            store,
             project,
             op_versions: RefCell::new(HashMap::new()),
             ref_labels: RefCell::new(HashMap::new()),
-        })
+        }
     }
 
     /// The projects looked at: the `--project` one, or every project of the store.

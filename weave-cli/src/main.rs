@@ -3,9 +3,12 @@
 //! Reads the same SQLite store the library writes (`--db`, else `$WEAVE_DB`, else
 //! `./.weave/weave.db`), and is safe to run while a traced program is still writing. Every
 //! read goes through `weave_store::TraceStore`; nothing here knows SQL or the tracing runtime.
-//! `weave serve` serves that store over W&B Weave's trace-server API.
+//! `weave serve` serves that store over W&B Weave's trace-server API. `--store URL` reads (or
+//! serves) another store instead, e.g. a ClickHouse database; `weave copy` moves projects
+//! between stores.
 
 mod calls;
+mod copy;
 mod db;
 mod evals;
 mod evalshape;
@@ -19,6 +22,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+use weave_server::StoreChoice;
 
 use crate::calls::{ExportFormat, FilterArgs};
 use crate::db::{Kind, PROJECT_ENV};
@@ -37,6 +41,17 @@ struct Cli {
     /// The trace store [default: $WEAVE_DB, else ./.weave/weave.db]
     #[arg(long, global = true, value_name = "PATH")]
     db: Option<PathBuf>,
+    /// The trace store as a URL instead of --db: `sqlite:PATH` or
+    /// `clickhouse://[USER[:PASSWORD]@]HOST[:PORT]/DATABASE` (user and password also from
+    /// WEAVE_CLICKHOUSE_USER / WEAVE_CLICKHOUSE_PASSWORD)
+    #[arg(
+        long,
+        global = true,
+        value_name = "URL",
+        env = "WEAVE_STORE",
+        hide_env_values = true
+    )]
+    store: Option<String>,
     /// Only this project (`entity/project`, or `project` for entity `local`, as given to
     /// `weave::init`): calls, evaluations and object names [default: $WEAVE_PROJECT, else
     /// every project; an object name two projects use is then an error]
@@ -167,11 +182,23 @@ enum Cmd {
     },
     /// Serve the store over W&B Weave's trace-server API (for Python and Rust clients).
     Serve(serve::ServeArgs),
+    /// Copy projects (every project, or --project) from this store to another: object
+    /// versions, tables, files, calls and feedback, checked against their digests and
+    /// counted on both sides. Running it again adds nothing.
+    Copy {
+        /// The destination: a store URL (`sqlite:PATH`, `clickhouse://...`) or an SQLite
+        /// file's path (created when missing).
+        #[arg(long, value_name = "URL")]
+        to: String,
+        /// Print what was copied as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
     let cmd = match cli.cmd {
-        Cmd::Serve(args) => return serve::run(cli.db.as_deref(), args, out),
+        Cmd::Serve(args) => return serve::run(cli.db.as_deref(), cli.store.as_deref(), args, out),
         cmd => cmd,
     };
     let st = Style::new(cli.color);
@@ -187,7 +214,11 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
                 format!("local/{p}")
             }
         });
-    let db = db::Db::open(&path, project)?;
+    let db = match (&cli.store, &cli.db) {
+        (Some(url), None) => db::Db::open_choice(&StoreChoice::parse_url(url)?, project)?,
+        (Some(_), Some(_)) => anyhow::bail!("give either --db PATH or --store URL, not both"),
+        (None, _) => db::Db::open(&path, project)?,
+    };
     match cmd {
         Cmd::Calls {
             filter,
@@ -225,6 +256,7 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
             }
             None => calls::export(&db, out, &filter, limit, format).map(|_| ()),
         },
+        Cmd::Copy { to, json } => copy::run(&db, &to, json, out),
         Cmd::Serve(_) => unreachable!("handled above"),
     }
 }

@@ -17,9 +17,6 @@ pub struct ServeArgs {
     /// an API key.
     #[arg(long, default_value = DEFAULT_ADDR, env = "WEAVE_SERVER_ADDR")]
     addr: SocketAddr,
-    /// The store as a URL (`sqlite:PATH`); instead of --db.
-    #[arg(long, value_name = "URL", env = "WEAVE_STORE")]
-    store: Option<String>,
     /// An API key clients must send (Basic `api:<key>`, i.e. WANDB_API_KEY, or Bearer);
     /// repeat for several. Env: comma-separated.
     #[arg(
@@ -39,7 +36,12 @@ pub struct ServeArgs {
 }
 
 /// Serves until a shutdown signal.
-pub fn run(db: Option<&Path>, args: ServeArgs, out: &mut dyn Write) -> Result<()> {
+pub fn run(
+    db: Option<&Path>,
+    store: Option<&str>,
+    args: ServeArgs,
+    out: &mut dyn Write,
+) -> Result<()> {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("WEAVE_LOG")
@@ -48,7 +50,7 @@ pub fn run(db: Option<&Path>, args: ServeArgs, out: &mut dyn Write) -> Result<()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
-    let choice = StoreChoice::from_args(db, args.store.as_deref())?;
+    let choice = StoreChoice::from_args(db, store)?;
     let store =
         open_store(&choice).with_context(|| format!("cannot open {}", choice.describe()))?;
     let config = ServerConfig {

@@ -2,7 +2,8 @@
 //! Model, a Dataset, an Evaluation with a scorer, then reads through the server
 //! (`get_calls()`, the model by ref, the dataset's rows, `get_evaluations()`). The test checks
 //! what Python read back, then what `weave calls --json` and `weave evals --json` show of the
-//! same store.
+//! same store. The store comes from `weave_server::testing::fresh_store` (SQLite, or
+//! ClickHouse with `WEAVE_TEST_STORE=clickhouse`), served and read by its `--store` URL.
 //!
 //! The venv: `$WEAVE_PY_CLIENT_VENV` when set, else `target/weave-py-venv`, created once (under a
 //! lock, so parallel tests wait for each other) with `pip install weave==0.54.0 numpy`.
@@ -83,10 +84,9 @@ struct Served {
 }
 
 impl Served {
-    fn start(db: &Path) -> Served {
+    fn start(store: &str) -> Served {
         let mut child = Command::new(env!("CARGO_BIN_EXE_weave"))
-            .arg("--db")
-            .arg(db)
+            .args(["--store", store])
             .args(["serve", "--addr", "127.0.0.1:0", "--api-key", API_KEY])
             .env("WEAVE_LOG", "warn")
             .stdout(Stdio::piped())
@@ -112,10 +112,9 @@ impl Drop for Served {
     }
 }
 
-fn weave_json(db: &Path, args: &[&str]) -> Value {
+fn weave_json(store: &str, args: &[&str]) -> Value {
     let out = Command::new(env!("CARGO_BIN_EXE_weave"))
-        .arg("--db")
-        .arg(db)
+        .args(["--store", store])
         .args(args)
         .env("NO_COLOR", "1")
         .output()
@@ -137,7 +136,8 @@ fn weave_json(db: &Path, args: &[&str]) -> Value {
 fn python_weave_client_logs_and_reads_back_through_weave_serve() {
     let py = python();
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("served.db");
+    let ts = weave_server::testing::fresh_store();
+    let db = ts.url.clone();
     let server = Served::start(&db);
     let home = dir.path().join("home");
     std::fs::create_dir_all(&home).unwrap();

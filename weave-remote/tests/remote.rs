@@ -309,6 +309,54 @@ fn a_server_killed_and_restarted_mid_run_loses_nothing() {
     drop(server);
 }
 
+/// The same over a ClickHouse store: a server runtime killed mid-insert must not leave the
+/// store's shared writer stuck (it did: every later write waited for the dead task).
+#[test]
+fn a_server_killed_and_restarted_mid_run_loses_nothing_clickhouse() {
+    weave_server::testing::use_backend("clickhouse");
+    a_server_killed_and_restarted_mid_run_loses_nothing();
+}
+
+/// ClickHouse stopped mid-load under a running server: the server answers 503 naming the
+/// store and why, the client keeps retrying, the server stays up, and once ClickHouse is back
+/// every call is stored exactly once.
+#[test]
+fn clickhouse_stopped_mid_load_is_503_and_nothing_is_lost() {
+    weave_server::testing::use_backend("clickhouse");
+    let mut ts = fresh_store();
+    let server = serve(&ts);
+    let client = RemoteClient::start(config(server.url())).unwrap();
+    client.push((0..1000).map(complete));
+    client.flush(Duration::from_secs(30)).unwrap();
+    let clickhouse = ts
+        .clickhouse
+        .as_mut()
+        .expect("a clickhouse-server of its own");
+    clickhouse.stop();
+    client.push((1000..3000).map(complete));
+    let r = reqwest::blocking::Client::new()
+        .post(format!("{}/calls/stream_query", server.url()))
+        .header("content-type", "application/json")
+        .body(json!({"project_id": P, "limit": 5}).to_string())
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 503);
+    let body: Value = serde_json::from_str(&r.text().unwrap()).unwrap();
+    let reason = body["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("unavailable") && reason.contains("clickhouse://127.0.0.1:"),
+        "{body}"
+    );
+    // Down for a while (the client backs off and retries meanwhile).
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(client.stats().dropped, 0);
+    clickhouse.restart().unwrap();
+    client.flush(Duration::from_secs(60)).unwrap();
+    assert!(client.stats().retries > 0, "{:?}", client.stats());
+    assert_each_once(&ts.store, 0..3000);
+    drop(server);
+}
+
 #[test]
 fn full_buffer_drops_the_oldest_calls_and_says_so() {
     let ts = fresh_store();

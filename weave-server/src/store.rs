@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use weave_store::{SqliteStore, StoreError, TraceStore};
+use weave_store::{ClickHouseOptions, ClickHouseStore, SqliteStore, StoreError, TraceStore};
 
 use weave_store::default_db_path;
 
@@ -15,6 +15,10 @@ use weave_store::default_db_path;
 pub enum StoreChoice {
     /// One SQLite file (created with its directory when missing).
     Sqlite(PathBuf),
+    /// A ClickHouse database: `clickhouse://[USER[:PASSWORD]@]HOST[:PORT]/DATABASE` (user and
+    /// password may instead come from `WEAVE_CLICKHOUSE_USER` / `WEAVE_CLICKHOUSE_PASSWORD`).
+    /// Several servers may serve one database.
+    ClickHouse(String),
 }
 
 /// Why a store could not be chosen or opened.
@@ -26,8 +30,8 @@ pub enum StoreOpenError {
     Conflict,
     /// A `--store` URL this build does not know.
     #[error(
-        "unsupported store URL `{0}`: use sqlite:PATH (or a plain path with --db); \
-         other backends are not built into this weave"
+        "unsupported store URL `{0}`: use sqlite:PATH (or a plain path with --db) or \
+         clickhouse://[USER[:PASSWORD]@]HOST[:PORT]/DATABASE"
     )]
     UnknownScheme(String),
     /// The store's directory could not be made.
@@ -59,7 +63,8 @@ impl StoreChoice {
         }
     }
 
-    /// A store URL: `sqlite:PATH` or `sqlite://PATH`.
+    /// A store URL: `sqlite:PATH`, `sqlite://PATH` or
+    /// `clickhouse://[USER[:PASSWORD]@]HOST[:PORT]/DATABASE` (checked here, opened later).
     pub fn parse_url(url: &str) -> Result<StoreChoice, StoreOpenError> {
         let Some((scheme, rest)) = url.split_once(':') else {
             return Err(StoreOpenError::UnknownScheme(url.to_string()));
@@ -69,6 +74,10 @@ impl StoreChoice {
                 let path = rest.strip_prefix("//").unwrap_or(rest);
                 Ok(StoreChoice::Sqlite(PathBuf::from(path)))
             }
+            "clickhouse" => {
+                ClickHouseOptions::from_url(url)?;
+                Ok(StoreChoice::ClickHouse(url.to_string()))
+            }
             _ => Err(StoreOpenError::UnknownScheme(url.to_string())),
         }
     }
@@ -77,6 +86,10 @@ impl StoreChoice {
     pub fn describe(&self) -> String {
         match self {
             StoreChoice::Sqlite(p) => format!("sqlite:{}", p.display()),
+            // Without the password.
+            StoreChoice::ClickHouse(url) => ClickHouseOptions::from_url(url)
+                .map(|o| o.display_url())
+                .unwrap_or_else(|_| "clickhouse".into()),
         }
     }
 }
@@ -93,6 +106,8 @@ pub fn open_store(choice: &StoreChoice) -> Result<Arc<dyn TraceStore>, StoreOpen
             }
             Ok(Arc::new(SqliteStore::create(path)?))
         }
+        // On a thread of its own: callers may be inside a runtime or have none.
+        StoreChoice::ClickHouse(url) => Ok(Arc::new(ClickHouseStore::open_blocking(url)?)),
     }
 }
 
@@ -118,6 +133,16 @@ mod tests {
             StoreChoice::from_args(Some(Path::new("a")), Some("sqlite:b")),
             Err(StoreOpenError::Conflict)
         ));
+        assert_eq!(
+            StoreChoice::from_args(None, Some("clickhouse://u:secret@h:8123/db")).unwrap(),
+            StoreChoice::ClickHouse("clickhouse://u:secret@h:8123/db".into())
+        );
+        let described =
+            StoreChoice::ClickHouse("clickhouse://u:secret@h:8123/db".into()).describe();
+        assert!(!described.contains("secret"), "{described}");
+        assert!(described.contains("h:8123/db"), "{described}");
+        let e = StoreChoice::parse_url("clickhouse://h:8123/").unwrap_err();
+        assert!(e.to_string().contains("database"), "{e}");
         let e = StoreChoice::parse_url("postgres://x").unwrap_err();
         assert!(e.to_string().contains("postgres://x"), "{e}");
     }

@@ -1,6 +1,8 @@
 //! The server's routes driven through the `Router` (no socket): what the Python client needs,
-//! and every way a request can be refused (each refusal changes nothing in the store).
+//! and every way a request can be refused (each refusal changes nothing in the store). Each test runs on both
+//! backends (`sqlite::` and `clickhouse::`, see `on_each_backend!`).
 
+#[macro_use]
 mod common;
 
 use std::io::Write as _;
@@ -35,7 +37,6 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
     gz.finish().unwrap()
 }
 
-#[tokio::test]
 async fn server_info_health_and_ready() {
     let app = App::new();
     let info = app.get("/server_info").await;
@@ -56,7 +57,6 @@ async fn server_info_health_and_ready() {
     );
 }
 
-#[tokio::test]
 async fn calls_complete_then_stream_query_as_json_lines() {
     let app = App::new();
     let (root, child) = (
@@ -117,7 +117,6 @@ async fn calls_complete_then_stream_query_as_json_lines() {
     assert_eq!(r.json()["call"]["id"], child);
 }
 
-#[tokio::test]
 async fn eager_start_shows_running_until_its_end() {
     let app = App::new();
     let id = "019a0000-0000-7000-8000-0000000000e1";
@@ -142,7 +141,6 @@ async fn eager_start_shows_running_until_its_end() {
     assert_eq!(calls[0].summary["weave"]["latency_ms"], 2000);
 }
 
-#[tokio::test]
 async fn legacy_upsert_batch_pairs_starts_and_ends() {
     let app = App::new();
     let c = call("019a0000-0000-7000-8000-0000000000c1", None, P);
@@ -170,7 +168,6 @@ async fn legacy_upsert_batch_pairs_starts_and_ends() {
     assert!(running.ended_at.is_none());
 }
 
-#[tokio::test]
 async fn a_body_that_does_not_fit_is_422_naming_the_field_and_stores_nothing() {
     let app = App::new();
     let mut bad = call("019a0000-0000-7000-8000-000000000003", None, P);
@@ -225,7 +222,6 @@ async fn a_body_that_does_not_fit_is_422_naming_the_field_and_stores_nothing() {
     assert!(r.reason().contains("empty"), "{}", r.text());
 }
 
-#[tokio::test]
 async fn wrong_project_is_refused_and_projects_are_isolated() {
     let app = App::new();
     // The path says one project, an item another: 400, nothing stored in either.
@@ -278,7 +274,6 @@ async fn wrong_project_is_refused_and_projects_are_isolated() {
     assert_eq!(r.status, StatusCode::NOT_FOUND);
 }
 
-#[tokio::test]
 async fn objects_versions_and_refs() {
     let app = App::new();
     let create = |v: Value| {
@@ -330,7 +325,6 @@ async fn objects_versions_and_refs() {
     assert_eq!(r.json(), json!({"vals": [2]}));
 }
 
-#[tokio::test]
 async fn tables_and_files() {
     let app = App::new();
     let rows = json!([{"q": "a"}, {"q": "b"}, {"q": "a"}]);
@@ -435,7 +429,6 @@ async fn table_rows(app: &App, digest: &str) -> Vec<Value> {
 /// What the Python client does with tables over 1000 rows: rows in chunks through
 /// `table/create`, then the table from their digests (probed first with none), or, where that
 /// is missing, `table/update` appends; `Dataset.add_rows` uses `table/update` too.
-#[tokio::test]
 async fn large_tables_from_chunks_and_updates() {
     let app = App::new();
     let chunk = |from: u64, to: u64| -> Value { (from..to).map(|i| json!({"i": i})).collect() };
@@ -572,7 +565,6 @@ async fn large_tables_from_chunks_and_updates() {
     assert_eq!(r.status, StatusCode::NOT_FOUND);
 }
 
-#[tokio::test]
 async fn projects_info_gives_the_internal_ids() {
     let app = App::new();
     let r = app
@@ -598,7 +590,6 @@ async fn projects_info_gives_the_internal_ids() {
     );
 }
 
-#[tokio::test]
 async fn feedback_batch_keeps_ids_and_shows_on_calls() {
     let app = App::new();
     let id = "019a0000-0000-7000-8000-0000000000f1";
@@ -631,7 +622,6 @@ async fn feedback_batch_keeps_ids_and_shows_on_calls() {
     assert_eq!(c["summary"]["weave"]["feedback"][0]["id"], fid);
 }
 
-#[tokio::test]
 async fn graphql_operations_of_weave_init() {
     let app = App::new();
     let q = |query: &str, vars: Value| json!({"query": query, "variables": vars});
@@ -685,7 +675,6 @@ async fn graphql_operations_of_weave_init() {
         .contains("query Other"));
 }
 
-#[tokio::test]
 async fn extensions_under_ext() {
     let app = App::new();
     let ids = [
@@ -722,7 +711,6 @@ async fn extensions_under_ext() {
     assert_eq!(r, json!({"before": ids[0], "after": ids[2]}));
 }
 
-#[tokio::test]
 async fn unknown_routes_are_404_in_weaves_shape_and_the_ui_paths_are_free() {
     let app = App::new();
     let r = app.post("/otel/v1/traces", &json!({})).await;
@@ -733,7 +721,6 @@ async fn unknown_routes_are_404_in_weaves_shape_and_the_ui_paths_are_free() {
     }
 }
 
-#[tokio::test]
 async fn gzip_bodies_are_accepted_within_the_limit() {
     let app = App::with(|s| {
         s.with_limits(Limits {
@@ -808,7 +795,6 @@ async fn gzip_bodies_are_accepted_within_the_limit() {
     assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", r.text());
 }
 
-#[tokio::test]
 async fn responses_are_gzipped_when_asked() {
     let app = App::new();
     let batch: Vec<Value> = (0..20)
@@ -841,7 +827,6 @@ fn basic(user: &str, key: &str) -> String {
     )
 }
 
-#[tokio::test]
 async fn api_keys_guard_every_route_but_the_probes() {
     let app = App::with(|s: AppState| s.with_api_keys(["k-one", "k-two"]));
     let body = serde_json::to_vec(
@@ -884,7 +869,6 @@ async fn api_keys_guard_every_route_but_the_probes() {
     assert_eq!(app.stored_calls(P).await.len(), 1);
 }
 
-#[tokio::test]
 async fn replicas_over_one_store_answer_alike() {
     // Two servers, each with its own handle on the same store: what one takes, the other
     // serves (the server keeps nothing of its own).
@@ -930,3 +914,24 @@ async fn replicas_over_one_store_answer_alike() {
     let read: Value = serde_json::from_str(&read).unwrap();
     assert_eq!(read["obj"]["digest"], created["digest"]);
 }
+
+on_each_backend!(
+    server_info_health_and_ready,
+    calls_complete_then_stream_query_as_json_lines,
+    eager_start_shows_running_until_its_end,
+    legacy_upsert_batch_pairs_starts_and_ends,
+    a_body_that_does_not_fit_is_422_naming_the_field_and_stores_nothing,
+    wrong_project_is_refused_and_projects_are_isolated,
+    objects_versions_and_refs,
+    tables_and_files,
+    large_tables_from_chunks_and_updates,
+    projects_info_gives_the_internal_ids,
+    feedback_batch_keeps_ids_and_shows_on_calls,
+    graphql_operations_of_weave_init,
+    extensions_under_ext,
+    unknown_routes_are_404_in_weaves_shape_and_the_ui_paths_are_free,
+    gzip_bodies_are_accepted_within_the_limit,
+    responses_are_gzipped_when_asked,
+    api_keys_guard_every_route_but_the_probes,
+    replicas_over_one_store_answer_alike,
+);

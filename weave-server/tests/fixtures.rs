@@ -4,8 +4,10 @@
 //! type, the response shape (every recorded field present with the same JSON type), and the
 //! values that do not depend on when the server ran: digests (our internal project id is the
 //! recording server's, base64 of `entity/project`), object values, table rows, ref values,
-//! file bytes, feedback ids and the calls' content and derived `summary.weave`.
+//! file bytes, feedback ids and the calls' content and derived `summary.weave`. Each replay runs on
+//! both backends (`sqlite::` and `clickhouse::`).
 
+#[macro_use]
 mod common;
 
 use std::collections::BTreeMap;
@@ -285,7 +287,6 @@ async fn replay(file: &str) -> BTreeMap<String, usize> {
     counts
 }
 
-#[tokio::test]
 async fn session_replays_with_recorded_statuses_shapes_and_digests() {
     let counts = replay("session.jsonl").await;
     // Every request was replayed, including the 404s of the missing object.
@@ -295,16 +296,20 @@ async fn session_replays_with_recorded_statuses_shapes_and_digests() {
     assert_eq!(counts["graphql -> 200"], 3, "{counts:?}");
 }
 
-#[tokio::test]
 async fn legacy_upsert_batch_session_replays() {
     let counts = replay("legacy-upsert-batch.jsonl").await;
     assert_eq!(counts.values().sum::<usize>(), 12, "{counts:?}");
     assert_eq!(counts["call/upsert_batch -> 200"], 2, "{counts:?}");
 }
 
-#[tokio::test]
 async fn local_client_session_replays() {
     let counts = replay("local-client.jsonl").await;
     assert_eq!(counts.values().sum::<usize>(), 10, "{counts:?}");
     assert_eq!(counts["calls/stream_query -> 200"], 1, "{counts:?}");
 }
+
+on_each_backend!(
+    session_replays_with_recorded_statuses_shapes_and_digests,
+    legacy_upsert_batch_session_replays,
+    local_client_session_replays,
+);

@@ -2,19 +2,27 @@
 //!
 //! Where traces live and how they are read: [`TraceStore`], W&B Weave's trace-server
 //! interface as an async, dyn-safe trait over the Weave wire types of `weave-types`, its typed
-//! errors ([`StoreError`]), and [`SqliteStore`], the embedded implementation (one SQLite file).
+//! errors ([`StoreError`]), and its implementations: [`SqliteStore`], the embedded one (one
+//! SQLite file), and, with the `clickhouse` feature, `ClickHouseStore` (a ClickHouse
+//! database that several servers share; module [`clickhouse`]).
 //!
 //! A trace server, the `weave` CLI and a UI hold an `Arc<dyn TraceStore>`; a traced program's
-//! local sink writes through [`SqliteStore::write`], one transaction per batch. Other backends
-//! (ClickHouse) go here, behind features, implementing the same trait.
+//! local sink writes through [`SqliteStore::write`], one transaction per batch. Every backend
+//! passes the same conformance suite (`tests/conformance`).
 
 #![warn(missing_docs)]
 
+#[cfg(feature = "clickhouse")]
+pub mod clickhouse;
+pub mod copy;
 mod error;
 mod sqlite;
 mod store;
 mod table_update;
 
+#[cfg(feature = "clickhouse")]
+pub use clickhouse::{ClickHouseOptions, ClickHouseServer, ClickHouseStore};
+pub use copy::{copy_project, CopyReport};
 pub use error::{Result, StoreError};
 pub use sqlite::{SqliteStore, Writer, SCHEMA_VERSION};
 pub use store::{CallIdNeighbors, CallIdPrefixReq, CallKey, CallStream, TraceStore};

@@ -1,12 +1,15 @@
 //! Replays the recorded Python-client session (`shared/fixtures/weave-wire/session.jsonl`)
-//! through `TraceStore`: every request body must parse into our types, every create must give
-//! the recorded digests, and every read must answer what the recording server answered.
+//! through `TraceStore`, on every backend: every request body must parse into our types,
+//! every create must give the recorded digests, and every read must answer what the
+//! recording server answered.
+
+mod common;
 
 use std::path::PathBuf;
 
 use serde_json::{json, Value};
 use weave_store::types::*;
-use weave_store::{SqliteStore, StoreError, TraceStore};
+use weave_store::{StoreError, TraceStore};
 
 fn fixture(name: &str) -> PathBuf {
     let shared = std::env::var_os("WEAVE_SHARED_DIR")
@@ -47,10 +50,18 @@ fn obj_view(o: &Value) -> Value {
     })
 }
 
-#[tokio::test]
-async fn session_replays_with_the_recorded_digests_and_answers() {
-    let dir = tempfile::tempdir().unwrap();
-    let s: &dyn TraceStore = &SqliteStore::create(dir.path().join("replay.db")).unwrap();
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_replays_with_the_recorded_digests_and_answers_sqlite() {
+    session_replays(&*common::sqlite().await.store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_replays_with_the_recorded_digests_and_answers_clickhouse() {
+    let f = common::clickhouse().await;
+    session_replays(&*f.store).await;
+}
+
+async fn session_replays(s: &dyn TraceStore) {
     let mut checked = std::collections::BTreeMap::<String, usize>::new();
     for r in records("session.jsonl") {
         let seq = &r["seq"];
@@ -213,10 +224,18 @@ async fn session_replays_with_the_recorded_digests_and_answers() {
     }
 }
 
-#[tokio::test]
-async fn legacy_and_local_client_calls_parse_and_store() {
-    let dir = tempfile::tempdir().unwrap();
-    let s: &dyn TraceStore = &SqliteStore::create(dir.path().join("replay.db")).unwrap();
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn legacy_and_local_client_calls_parse_and_store_sqlite() {
+    legacy_and_local_client_calls(&*common::sqlite().await.store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn legacy_and_local_client_calls_parse_and_store_clickhouse() {
+    let f = common::clickhouse().await;
+    legacy_and_local_client_calls(&*f.store).await;
+}
+
+async fn legacy_and_local_client_calls(s: &dyn TraceStore) {
     let mut n = 0;
     for r in records("legacy-upsert-batch.jsonl") {
         let path = r["request"]["path"].as_str().unwrap();

@@ -19,6 +19,33 @@ use weave_store::TraceStore;
 
 pub use weave_server::testing::{fresh_store, TestStore};
 
+/// Runs the named `async fn` tests (of the file that invokes it) once per backend: as
+/// `sqlite::NAME` and `clickhouse::NAME` (each ClickHouse test on a `clickhouse-server` of its
+/// own, see `weave_server::testing`). Parametrised, not forked: one body, two stores.
+#[macro_export]
+macro_rules! on_each_backend {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    weave_server::testing::use_backend("sqlite");
+                    super::$name().await
+                }
+            )*
+        }
+        mod clickhouse {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    weave_server::testing::use_backend("clickhouse");
+                    super::$name().await
+                }
+            )*
+        }
+    };
+}
+
 /// An answer, read whole.
 #[derive(Debug)]
 pub struct Answer {

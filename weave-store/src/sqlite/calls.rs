@@ -33,12 +33,12 @@ fn map_refs_text(m: &Map<String, Value>) -> Option<String> {
     (!refs.is_empty()).then(|| json_text(&refs))
 }
 
-fn time<'a>(s: &'a str, at: &str, name: &str) -> Result<std::borrow::Cow<'a, str>> {
+pub(crate) fn time<'a>(s: &'a str, at: &str, name: &str) -> Result<std::borrow::Cow<'a, str>> {
     weave_types::time::normalize(s)
         .map_err(|e| StoreError::invalid(field_path(at, name), e.to_string()))
 }
 
-fn non_empty(s: &str, at: &str, name: &str) -> Result<()> {
+pub(crate) fn non_empty(s: &str, at: &str, name: &str) -> Result<()> {
     if s.bytes().all(|b| b.is_ascii_whitespace()) {
         return Err(StoreError::invalid(
             field_path(at, name),

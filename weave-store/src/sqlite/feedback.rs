@@ -10,7 +10,7 @@ use super::query::{self, json_path, Fields, Sql};
 use super::{check_project, json_err, now, sql_err, Location, Writer};
 use crate::error::{Result, StoreError};
 
-const COLUMNS: [&str; 12] = [
+pub(crate) const COLUMNS: [&str; 12] = [
     "id",
     "project_id",
     "weave_ref",
@@ -138,11 +138,8 @@ fn row_map(row: &Row<'_>, at: &Location, fields: &[&str]) -> Result<Map<String, 
     Ok(m)
 }
 
-pub(crate) fn feedback_query(
-    conn: &Connection,
-    at: &Location,
-    req: &FeedbackQueryReq,
-) -> Result<FeedbackQueryRes> {
+/// The SQL of a feedback query and the fields it returns (request errors come from here).
+fn build_query(req: &FeedbackQueryReq) -> Result<(Vec<&'static str>, Sql)> {
     check_project(&req.project_id, "project_id")?;
     let fields: Vec<&str> = match &req.fields {
         None => COLUMNS.to_vec(),
@@ -178,6 +175,20 @@ pub(crate) fn feedback_query(
     )?;
     sql.push(&order);
     query::limit_offset(req.limit, req.offset, &mut sql);
+    Ok((fields, sql))
+}
+
+/// Checks a feedback query without running it.
+pub(crate) fn check_query(req: &FeedbackQueryReq) -> Result<()> {
+    build_query(req).map(drop)
+}
+
+pub(crate) fn feedback_query(
+    conn: &Connection,
+    at: &Location,
+    req: &FeedbackQueryReq,
+) -> Result<FeedbackQueryRes> {
+    let (fields, sql) = build_query(req)?;
     let mut st = conn.prepare(&sql.text).map_err(|e| sql_err(at, e))?;
     let mut rows = st
         .query(rusqlite::params_from_iter(sql.params.iter()))

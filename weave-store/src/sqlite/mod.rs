@@ -6,8 +6,8 @@
 //! runtime), and [`SqliteStore::write`] gives a local sink one transaction per batch without
 //! any runtime.
 
-mod calls;
-mod feedback;
+pub(crate) mod calls;
+pub(crate) mod feedback;
 mod objects;
 pub(crate) mod query;
 mod schema;
@@ -23,6 +23,7 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags, Transaction};
 use weave_types::*;
 
+pub(crate) use calls::{non_empty, time};
 pub use schema::SCHEMA_VERSION;
 
 use crate::error::{Result, StoreError};
