@@ -47,7 +47,7 @@ function fmtDelta(kind, d) {
 
 /** Headline metrics of a run: scores (fractions, pass@k, means). @param {any} run */
 function headline(run) {
-  return run.metrics.filter((/** @type {any} */ m) => (m.kind === 'fraction' || m.kind === 'number') && !m.lower_is_better);
+  return run.metrics.filter(isHeadline);
 }
 
 /** A progress bar. @param {number} done @param {number | null} total */
@@ -192,16 +192,34 @@ function passMark(cell, primary, trials) {
   return h('span', { class: 'mark', text: fmtNum(v) });
 }
 
-/** First lines of an output for a table cell. @param {any} trial */
+/** Two lines of an output for a table cell: for code, its `def` line and its last line. @param {any} trial */
 function outputPreview(trial) {
   if (!trial) return '';
   if (trial.error && trial.output == null) return trial.error;
   const o = trial.output;
   if (typeof o === 'string') {
-    const lines = o.split('\n').map((l) => l.trimEnd()).filter((l) => l.trim() && !/^\s*(#|"""|''')/.test(l));
+    const lines = o.split('\n').map((l) => l.trimEnd()).filter((l) => l.trim());
+    const def = lines.findIndex((l) => /^\s*(async\s+)?def\s/.test(l));
+    if (def >= 0 && lines.length > def + 1) return `${lines[def]}\n${lines[lines.length - 1]}`;
     return lines.slice(0, 2).join('\n') || o.slice(0, 200);
   }
   return previewText(o, 160);
+}
+
+/** What identifies an example besides its label: its first other text field. @param {any} ex @param {string} label */
+function exampleSubtitle(ex, label) {
+  if (ex && typeof ex === 'object' && !Array.isArray(ex)) {
+    for (const [k, v] of Object.entries(ex)) {
+      if (v === label || v == null) continue;
+      return `${k}: ${previewText(v, 90)}`;
+    }
+  }
+  return previewText(ex, 90);
+}
+
+/** Whether a metric is a headline score (a pass rate or a mean score). @param {any} m */
+function isHeadline(m) {
+  return (m.kind === 'fraction' || m.kind === 'number') && !m.lower_is_better;
 }
 
 /**
@@ -255,7 +273,7 @@ async function compareView(ctx, ids) {
     },
     h('div', { class: 'cell label-cell', attrs: { role: 'gridcell' } },
       h('div', { class: 'row-label', text: r.label, title: r.label }),
-      h('div', { class: 'muted small', text: previewText(r.example, 80) })),
+      h('div', { class: 'muted small', text: exampleSubtitle(r.example, r.label) })),
     single ? null : h('div', { class: 'cell', attrs: { role: 'gridcell' } }, verdictBadge(r.verdict)),
     r.cells.map((/** @type {any} */ cell, /** @type {number} */ i) => h('div', { class: 'cell run-cell', attrs: { role: 'gridcell' }, dataset: { run: RUN_LETTERS[i] } },
       passMark(cell, primary, data.runs[i].trials),
@@ -289,6 +307,7 @@ async function compareView(ctx, ids) {
         default: return true;
       }
     });
+    scroller.style.setProperty('height', `${Math.max(3 * ROW_HEIGHT, Math.min(shown.length * ROW_HEIGHT + 2, Math.round(window.innerHeight * 0.62)))}px`);
     list.setItems(shown);
     renderTabs();
   };
@@ -332,6 +351,9 @@ async function compareView(ctx, ids) {
           h('span', { text: fmtTime(r.started_at) }),
           r.latency_ms != null ? h('span', { text: fmtDuration(r.latency_ms) }) : null,
           r.trials > 1 ? h('span', { text: `${r.trials} trials` }) : null),
+        h('div', { class: 'run-headline' }, r.metrics.filter(isHeadline).slice(0, 3).map((/** @type {any} */ m) => h('span', { class: 'headline-metric' },
+          h('span', { class: 'headline-value', text: fmtMetric(m.kind, m.value) }),
+          h('span', { class: 'headline-label', text: metricLabel(m.path, r.scorers) })))),
         r.status === 'running' ? progress(r.rows_done, r.rows_expected) : null,
         r.exception ? h('div', { class: 'error-text small', text: r.exception }) : null,
         h('div', { class: 'run-links' },
@@ -349,7 +371,7 @@ async function compareView(ctx, ids) {
     fill(metricsBox, h('table', { class: 'table metrics-table' },
       h('thead', null, h('tr', null, h('th', { text: 'Metric' }),
         data.runs.map((/** @type {any} */ r, /** @type {number} */ i) => h('th', { class: 'num' }, single ? 'Value' : `${RUN_LETTERS[i]} · ${r.model.label}`)))),
-      h('tbody', null, data.metrics.map((/** @type {any} */ m) => h('tr', { dataset: { metric: m.path } },
+      h('tbody', null, data.metrics.map((/** @type {any} */ m) => h('tr', { class: isHeadline(m) ? 'headline' : 'secondary', dataset: { metric: m.path } },
         h('td', { class: 'metric-name', title: m.path, text: metricLabel(m.path, scorers) }),
         m.values.map((/** @type {number | null} */ v, /** @type {number} */ i) => h('td', { class: 'num' },
           h('span', { class: 'metric-value', text: fmtMetric(m.kind, v) }),

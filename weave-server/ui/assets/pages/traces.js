@@ -163,7 +163,7 @@ export async function render(ctx) {
         h('td', { class: 'op-cell' },
           h('a', { href, class: 'op-link', title: c.op_name }, name),
           h('div', { class: 'muted mono small', text: c.id.slice(-12) })),
-        h('td', { title: c.started_at }, h('div', { text: fmtTime(c.started_at) }), h('div', { class: 'muted small', text: fmtAgo(c.started_at) })),
+        h('td', { class: 'time-cell', title: c.started_at }, h('div', { text: fmtTime(c.started_at) }), h('div', { class: 'muted small', text: fmtAgo(c.started_at) })),
         h('td', { class: 'num' }, c.status === 'running' ? h('span', { class: 'muted', text: 'running' }) : fmtDuration(c.latency_ms)),
         hasTokens && h('td', { class: 'num', text: c.tokens == null ? '' : fmtInt(c.tokens) }),
         hasCost && h('td', { class: 'num', text: c.cost == null ? '' : `$${fmtNum(c.cost, 3)}` }),
