@@ -141,7 +141,16 @@ impl Browser {
             driver,
             profile,
         };
-        browser.client.set_window_size(1440, 900).await.ok();
+        // A viewport of exactly 1440 x 900 (the window's frame takes some of its size).
+        if let Ok(Value::Number(inner)) = browser.js("return window.innerHeight").await {
+            let inner = inner.as_u64().unwrap_or(900) as u32;
+            if inner != 900 {
+                let _ = browser
+                    .client
+                    .set_window_size(1440, 900 + 900 - inner.min(900))
+                    .await;
+            }
+        }
         // Start with an empty console.
         let _ = browser.console().await;
         Ok(browser)

@@ -343,6 +343,24 @@ async fn compare_shows_deltas_and_the_rows_whose_verdicts_differ() -> Result<()>
     let title = b.texts(".detail-title").await?;
     ensure!(title == ["Evaluation.predict_and_score"], "{title:?}");
 
+    // What changed between the two models: one click to their diff.
+    b.client.back().await?;
+    b.wait_ready("compare").await?;
+    b.click(".diff-links a[data-diff='model']").await?;
+    b.wait_ready("diff").await?;
+    let lines = b
+        .texts(".diff-line.diff-delete .diff-text, .diff-line.diff-insert .diff-text")
+        .await?;
+    ensure!(
+        lines
+            .iter()
+            .any(|l| l.contains("\"model_name\": \"reference\""))
+            && lines
+                .iter()
+                .any(|l| l.contains("\"model_name\": \"test-model\"")),
+        "{lines:?}"
+    );
+
     // "All rows" shows every problem.
     b.client.back().await?;
     b.wait_ready("compare").await?;

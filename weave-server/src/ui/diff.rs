@@ -1,6 +1,7 @@
 //! `POST /ext/ui/diff`: what changed between two versions of an op or object — the code of
-//! an op (inline `code` of Rust ops, the `obj.py` file of Python ones), the attributes of any
-//! other object as JSON with sorted keys — as a line diff in hunks with context.
+//! an op (its files: `obj.py` of Python ops, `obj.rs` of Rust ones; inline `code` of older
+//! Rust clients), the attributes of any other object as JSON with sorted keys — as a line
+//! diff in hunks with context.
 
 use axum::extract::State;
 use axum::Json;
@@ -122,10 +123,19 @@ pub(crate) async fn version_text(
             }
             text.push_str(&String::from_utf8_lossy(&content));
         }
-        let lang = names
-            .iter()
-            .all(|n| n.ends_with(".py"))
-            .then(|| "python".to_string());
+        let lang_of = |n: &str| {
+            if n.ends_with(".py") {
+                Some("python")
+            } else if n.ends_with(".rs") {
+                Some("rust")
+            } else {
+                None
+            }
+        };
+        let first = names.first().and_then(|n| lang_of(n));
+        let lang = first
+            .filter(|l| names.iter().all(|n| lang_of(n) == Some(*l)))
+            .map(str::to_string);
         return Ok((text, "code", lang));
     }
     let text = serde_json::to_string_pretty(&sorted(&obj.val))
@@ -312,5 +322,61 @@ mod tests {
         .await
         .unwrap_err();
         assert_eq!(missing.status(), axum::http::StatusCode::NOT_FOUND);
+    }
+
+    #[tokio::test]
+    async fn diffs_op_code_kept_in_files() {
+        let t = crate::testing::fresh_store();
+        let s = t.store.as_ref();
+        for (name, file, code) in [
+            ("py_op", "obj.py", "def f():\n    return 1\n"),
+            ("py_op", "obj.py", "def f():\n    return 2\n"),
+            ("rs_op", "obj.rs", "fn f() -> u8 {\n    1\n}\n"),
+            ("rs_op", "obj.rs", "fn f() -> u8 {\n    3\n}\n"),
+        ] {
+            let digest = s
+                .file_create(weave_types::FileCreateReq {
+                    project_id: "e/p".into(),
+                    name: file.into(),
+                    content: code.as_bytes().to_vec(),
+                    expected_digest: None,
+                })
+                .await
+                .unwrap()
+                .digest;
+            s.obj_create(ObjCreateReq {
+                obj: ObjSchemaForInsert {
+                    project_id: "e/p".into(),
+                    object_id: name.into(),
+                    val: json!({"_type": "CustomWeaveType", "weave_type": {"type": "Op"}, "files": {file: digest}}),
+                    ..Default::default()
+                },
+            })
+            .await
+            .unwrap();
+        }
+        for (name, lang, old, new) in [
+            ("py_op", "python", "    return 1", "    return 2"),
+            ("rs_op", "rust", "    1", "    3"),
+        ] {
+            let d = compute(
+                s,
+                DiffReq {
+                    project_id: "e/p".into(),
+                    object_id: name.into(),
+                    a: "v0".into(),
+                    b: "v1".into(),
+                },
+            )
+            .await
+            .unwrap();
+            assert_eq!((d.kind, d.language.as_deref()), ("code", Some(lang)));
+            let changed: Vec<&str> = d.hunks[0]
+                .iter()
+                .filter(|l| l.tag != "equal")
+                .map(|l| l.text.as_str())
+                .collect();
+            assert_eq!(changed, [old, new], "{name}");
+        }
     }
 }

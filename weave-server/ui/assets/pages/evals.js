@@ -128,8 +128,8 @@ export async function renderList(ctx) {
           h('td', null, r.status === 'running'
             ? progress(r.rows_done, r.rows_expected)
             : h('span', { text: `${fmtInt(r.rows_started)}${r.trials > 1 ? ` (${r.trials} trials)` : ''}` })),
-          h('td', { class: 'scores-cell' }, headline(r).slice(0, 4).map((/** @type {any} */ m) => h('span', { class: 'score-chip' },
-            h('span', { class: 'muted', text: `${metricLabel(m.path, r.scorers)} ` }), fmtMetric(m.kind, m.value)))),
+          h('td', null, h('div', { class: 'score-chips' }, headline(r).slice(0, 4).map((/** @type {any} */ m) => h('span', { class: 'score-chip' },
+            h('span', { class: 'muted', text: `${metricLabel(m.path, r.scorers)} ` }), fmtMetric(m.kind, m.value))))),
           h('td', { class: 'num', text: lat ? fmtSeconds(lat.value) : '' }),
           h('td', null, statusBadge(r.status)));
       }))));
@@ -359,6 +359,7 @@ async function compareView(ctx, ids) {
         h('div', { class: 'run-links' },
           h('a', { href: url.call(p, r.id) }, 'Trace →'),
           single ? null : h('a', { href: url.evaluation(p, r.id) }, 'Run →'))))),
+      diffLinks(p, data.runs),
       anyRunning ? h('div', { class: 'live' }, h('span', { class: 'pulse' }), 'Live: updating as rows finish') : null);
   };
 
@@ -370,7 +371,7 @@ async function compareView(ctx, ids) {
     const scorers = data.runs[0].scorers;
     fill(metricsBox, h('table', { class: 'table metrics-table' },
       h('thead', null, h('tr', null, h('th', { text: 'Metric' }),
-        data.runs.map((/** @type {any} */ r, /** @type {number} */ i) => h('th', { class: 'num' }, single ? 'Value' : `${RUN_LETTERS[i]} · ${r.model.label}`)))),
+        data.runs.map((/** @type {any} */ r, /** @type {number} */ i) => h('th', { class: ['num', !single && 'no-caps'] }, single ? 'Value' : `${RUN_LETTERS[i]} · ${r.model.label}`)))),
       h('tbody', null, data.metrics.map((/** @type {any} */ m) => h('tr', { class: isHeadline(m) ? 'headline' : 'secondary', dataset: { metric: m.path } },
         h('td', { class: 'metric-name', title: m.path, text: metricLabel(m.path, scorers) }),
         m.values.map((/** @type {number | null} */ v, /** @type {number} */ i) => h('td', { class: 'num' },
@@ -384,7 +385,7 @@ async function compareView(ctx, ids) {
     fill(rowsHead, h('div', { class: 'grid-row grid-head', style: { 'grid-template-columns': cols() } },
       h('div', { class: 'cell', text: 'Row' }),
       single ? null : h('div', { class: 'cell', text: 'Verdict' }),
-      data.runs.map((/** @type {any} */ r, /** @type {number} */ i) => h('div', { class: 'cell' },
+      data.runs.map((/** @type {any} */ r, /** @type {number} */ i) => h('div', { class: ['cell', !single && 'no-caps'] },
         single ? 'Output' : `${RUN_LETTERS[i]} · ${r.model.label}`))));
   };
 
@@ -416,6 +417,26 @@ async function compareView(ctx, ids) {
       applyFilter();
     }, 150);
   });
+}
+
+/**
+ * Links to what changed between the baseline and each other run: the diff of their models
+ * (and evaluations, datasets) when they are versions of one object.
+ * @param {string} p
+ * @param {any[]} runs
+ */
+function diffLinks(p, runs) {
+  const links = [];
+  const base = runs[0];
+  runs.slice(1).forEach((r, k) => {
+    for (const [what, a, b] of [['model', base.model, r.model], ['evaluation', base.evaluation, r.evaluation], ['dataset', base.dataset, r.dataset]]) {
+      if (a && b && a.name === b.name && a.digest && b.digest && a.digest !== b.digest) {
+        links.push(h('a', { class: 'btn btn-sm', href: url.diff(p, a.name, a.digest, b.digest), dataset: { diff: what } },
+          `What changed in the ${what}: ${a.label} → ${b.label}${runs.length > 2 ? ` (${RUN_LETTERS[k + 1]})` : ''}`));
+      }
+    }
+  });
+  return links.length ? h('div', { class: 'diff-links' }, links) : null;
 }
 
 /** @param {string} v */

@@ -165,7 +165,9 @@ async function renderVersion(ctx, obj, el) {
   const val = obj.val || {};
   if (obj.kind === 'op') {
     const code = await opCode(ctx, val);
-    if (val.file) parts.push(h('p', { class: 'muted small mono', text: `${val.module ? `${val.module} · ` : ''}${val.file}${val.line ? `:${val.line}` : ''}` }));
+    // Where the code is: the version's metadata (Rust ops), or older clients' value.
+    const src = obj.metadata && obj.metadata.file ? obj.metadata : val;
+    if (src.file) parts.push(h('p', { class: 'muted small mono', text: `${src.module ? `${src.module} · ` : ''}${src.file}${src.line ? `:${src.line}` : ''}` }));
     parts.push(code ? codeBlock(code.text, code.lang, { maxLines: 2000 }) : h('p', { class: 'muted', text: 'No code recorded for this op.' }));
   } else {
     const rowsRef = typeof val.rows === 'string' ? parseRef(val.rows) : null;
@@ -179,7 +181,19 @@ async function renderVersion(ctx, obj, el) {
   fill(el, parts);
 }
 
-/** An op's code: inline (Rust ops) or its `obj.py` file (Python ops). @param {import('../app.js').Ctx} ctx @param {any} val */
+/** The language of a source file, by its extension. @param {string} name */
+function languageOf(name) {
+  if (name.endsWith('.py')) return 'python';
+  if (name.endsWith('.rs')) return 'rust';
+  return null;
+}
+
+/**
+ * An op's code: its files (`obj.py` of Python ops, `obj.rs` of Rust ones) or, from older Rust
+ * clients, inline `code`.
+ * @param {import('../app.js').Ctx} ctx
+ * @param {any} val
+ */
 async function opCode(ctx, val) {
   if (typeof val.code === 'string') return { text: val.code, lang: val.language || 'rust' };
   const files = val.files && typeof val.files === 'object' ? val.files : null;
@@ -190,7 +204,8 @@ async function opCode(ctx, val) {
     const body = await postText('/file/content', { project_id: ctx.project, digest: files[n] }, ctx.signal);
     text += names.length > 1 ? `# --- ${n} ---\n${body}` : body;
   }
-  return { text, lang: names.every((n) => n.endsWith('.py')) ? 'python' : null };
+  const langs = [...new Set(names.map(languageOf))];
+  return { text, lang: langs.length === 1 ? langs[0] : null };
 }
 
 /**
