@@ -5,7 +5,7 @@
 //! - [`assets`]: the pages and their files, with a Content-Security-Policy that allows only
 //!   this server's own scripts (no inline script, Trusted Types on);
 //! - [`calls`]: a page of calls with one-line previews of inputs and output (the traces
-//!   table), filtered, searched, sorted and counted;
+//!   table), filtered, searched, sorted and counted; and a trace's calls for its tree;
 //! - [`evals`]: evaluation runs with their model, dataset, progress and headline scores, and
 //!   the comparison of runs (metric deltas, per-row verdicts, regressions first);
 //! - [`diff`]: the line diff between two versions of an op or object;
@@ -29,6 +29,7 @@ use crate::AppState;
 pub(crate) fn api_routes() -> Router<AppState> {
     Router::new()
         .route("/ext/ui/calls", post(calls::calls_page))
+        .route("/ext/ui/trace", post(calls::trace))
         .route("/ext/ui/evaluations", post(evals::runs))
         .route("/ext/ui/compare", post(evals::compare))
         .route("/ext/ui/diff", post(diff::diff))

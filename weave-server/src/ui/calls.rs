@@ -1,7 +1,9 @@
-//! `POST /ext/ui/calls`: one page of the traces table. Weave's filter, `$expr` query and sort,
-//! plus a case-insensitive text search over inputs, output, op and display name; answers the
-//! total count and, per call, what a row shows: status, latency, tokens and cost where
-//! recorded, and one-line previews of inputs and output (never the values themselves).
+//! Calls as the pages show them, never with their full values: `POST /ext/ui/calls` is one
+//! page of the traces table (Weave's filter, `$expr` query and sort, plus a case-insensitive
+//! text search over inputs, output, op and display name; the total count; per call its
+//! status, latency, tokens and cost where recorded, and one-line previews of inputs and
+//! output), and `POST /ext/ui/trace` a trace's calls for its tree (ids, op, times, status,
+//! tokens).
 
 use axum::extract::State;
 use axum::Json;
@@ -235,6 +237,90 @@ pub(crate) async fn calls_page(
     Ok(Json(page(state.store.as_ref(), req).await?))
 }
 
+/// The calls of one trace, for its tree.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TraceReq {
+    /// `entity/project`.
+    pub project_id: String,
+    /// The trace.
+    pub trace_id: String,
+}
+
+/// One node of a trace's tree: what the tree shows, nothing more (the selected call's values
+/// are read with `/call/read`).
+#[derive(Debug, Clone, Serialize)]
+pub struct TreeCall {
+    /// Call id.
+    pub id: String,
+    /// Parent call id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent_id: Option<String>,
+    /// The op's short name.
+    pub op: String,
+    /// Display name, when set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// RFC 3339.
+    pub started_at: String,
+    /// RFC 3339, when finished.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<String>,
+    /// `success`, `error`, `running` or `descendant_error`.
+    pub status: &'static str,
+    /// Total tokens, when recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<u64>,
+}
+
+/// A trace's calls in start order.
+#[derive(Debug, Clone, Serialize)]
+pub struct TraceRes {
+    /// The calls.
+    pub calls: Vec<TreeCall>,
+}
+
+/// The tree of `req`'s trace (summaries only: no inputs or outputs are read).
+pub(crate) async fn trace_tree(
+    store: &dyn TraceStore,
+    req: TraceReq,
+) -> Result<TraceRes, AppError> {
+    let mut stream = store
+        .calls_query(CallsQueryReq {
+            project_id: req.project_id,
+            filter: Some(CallsFilter {
+                trace_ids: Some(vec![req.trace_id]),
+                ..Default::default()
+            }),
+            sort_by: Some(vec![SortBy::asc("started_at")]),
+            columns: Some(vec!["summary".into()]),
+            ..Default::default()
+        })
+        .await?;
+    let mut calls = Vec::new();
+    while let Some(c) = stream.next().await {
+        let c = c?;
+        calls.push(TreeCall {
+            op: c.op_display_name().to_string(),
+            status: c.status().as_str(),
+            tokens: total_tokens(&c.summary),
+            id: c.id,
+            parent_id: c.parent_id,
+            display_name: c.display_name,
+            started_at: c.started_at,
+            ended_at: c.ended_at,
+        });
+    }
+    Ok(TraceRes { calls })
+}
+
+/// `POST /ext/ui/trace`.
+pub(crate) async fn trace(
+    State(state): State<AppState>,
+    WeaveJson(req): WeaveJson<TraceReq>,
+) -> Result<Json<TraceRes>, AppError> {
+    Ok(Json(trace_tree(state.store.as_ref(), req).await?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -348,5 +434,48 @@ mod tests {
             .await
             .unwrap();
         assert_eq!((p.total, p.calls.len()), (0, 0));
+    }
+
+    #[tokio::test]
+    async fn a_trace_tree_has_what_the_tree_shows_and_no_values() {
+        let t = crate::testing::fresh_store();
+        let mut root = call("r", 1, json!({"big": "x".repeat(10_000)}), json!("out"));
+        root.trace_id = "t".into();
+        let mut child = call("k", 2, json!({}), Value::Null);
+        child.trace_id = "t".into();
+        child.parent_id = Some("r".into());
+        child.display_name = Some("named".into());
+        child.summary = json!({"usage": {"m": {"total_tokens": 7}}})
+            .as_object()
+            .cloned()
+            .unwrap();
+        child.exception = Some("{}".into());
+        let other = call("o", 3, json!({}), Value::Null);
+        t.store
+            .calls_complete(CallsCompleteReq {
+                batch: vec![child, root, other],
+            })
+            .await
+            .unwrap();
+        let res = trace_tree(
+            t.store.as_ref(),
+            TraceReq {
+                project_id: "e/p".into(),
+                trace_id: "t".into(),
+            },
+        )
+        .await
+        .unwrap();
+        let v = serde_json::to_value(&res).unwrap();
+        assert_eq!(
+            v,
+            json!({"calls": [
+                {"id": "r", "op": "predict", "started_at": "2026-01-01T00:01:00.000000Z",
+                 "ended_at": "2026-01-01T00:01:01.500000Z", "status": "success"},
+                {"id": "k", "parent_id": "r", "op": "predict", "display_name": "named",
+                 "started_at": "2026-01-01T00:02:00.000000Z",
+                 "ended_at": "2026-01-01T00:02:01.500000Z", "status": "error", "tokens": 7}
+            ]})
+        );
     }
 }

@@ -3,11 +3,12 @@
 // the trace's time axis) beside the selected call's detail (inputs, output, exception with
 // traceback, attributes, summary with usage, the op and a link to its code). The URL names
 // the selected call, so every call has a link. The tree loads without inputs and outputs
-// (only the summary column) and draws only the rows in view, so a 10,000-call trace stays
-// quick; the detail loads the one call shown. A running trace refreshes itself.
+// (`/ext/ui/trace` sends ids, ops, times, status and tokens only) and draws only the rows in
+// view, so a 10,000-call trace stays quick; the detail loads the one call shown. A running
+// trace refreshes itself.
 
 import { h, fill, url, fmtTime, fmtDuration, fmtInt, parseTime, opName, statusBadge, loading, errorBox, empty, copyButton } from '../lib/dom.js';
-import { post, postJsonl } from '../lib/api.js';
+import { post } from '../lib/api.js';
 import { jsonView } from '../lib/json.js';
 import { VirtualList } from '../lib/vlist.js';
 
@@ -35,10 +36,15 @@ export function tokensOf(summary) {
   return total;
 }
 
-/** The status of a call from its fields. @param {any} c */
+/** The status of a call (a tree node's, or a full call's from its summary). @param {any} c */
 function statusOf(c) {
-  return (c.summary && c.summary.weave && c.summary.weave.status) ||
+  return c.status || (c.summary && c.summary.weave && c.summary.weave.status) ||
     (c.exception ? 'error' : c.ended_at ? 'success' : 'running');
+}
+
+/** The op's short name of a tree node or a full call. @param {any} c */
+function opOf(c) {
+  return c.op || opName(c.op_name);
 }
 
 /** @param {import('../app.js').Ctx} ctx */
@@ -154,7 +160,7 @@ export async function render(ctx) {
     if (needle) {
       keep = new Set();
       for (const n of byId.values()) {
-        const name = (n.c.display_name || opName(n.c.op_name)).toLowerCase();
+        const name = (n.c.display_name || opOf(n.c)).toLowerCase();
         if (name.includes(needle)) for (let a = /** @type {TreeNode | null} */ (n); a && !keep.has(a); a = a.parent) keep.add(a);
       }
     }
@@ -166,7 +172,7 @@ export async function render(ctx) {
       if (n.open || keep) for (let i = n.kids.length - 1; i >= 0; i--) stack.push(n.kids[i]);
     }
     visible = out;
-    const matches = keep ? [...keep].filter((n) => (n.c.display_name || opName(n.c.op_name)).toLowerCase().includes(needle)).length : 0;
+    const matches = keep ? [...keep].filter((n) => (n.c.display_name || opOf(n.c)).toLowerCase().includes(needle)).length : 0;
     treeInfo.textContent = keep ? `${fmtInt(matches)} matching` : `${fmtInt(byId.size)} calls`;
     list.setItems(visible);
   };
@@ -181,12 +187,12 @@ export async function render(ctx) {
   const treeRow = (n) => {
     const c = n.c;
     const status = statusOf(c);
-    const name = c.display_name || opName(c.op_name);
+    const name = c.display_name || opOf(c);
     const span = Math.max(1, t1 - t0);
     const end = Number.isNaN(n.end) ? (c.ended_at ? n.start : Date.now()) : n.end;
     const left = ((n.start - t0) / span) * 100;
     const width = Math.max(0.4, ((end - n.start) / span) * 100);
-    const tokens = tokensOf(c.summary);
+    const tokens = c.tokens ?? null;
     const latency = Number.isNaN(n.end) ? null : n.end - n.start;
     const caret = n.kids.length
       ? h('button', {
@@ -203,14 +209,14 @@ export async function render(ctx) {
       : h('span', { class: 'caret-space' });
     return h('div', {
       class: ['tree-row', `row-${status}`, c.id === selected && 'selected'],
-      dataset: { callId: c.id, op: opName(c.op_name), depth: n.depth },
+      dataset: { callId: c.id, op: opOf(c), depth: n.depth },
       attrs: { role: 'treeitem', 'aria-selected': c.id === selected ? 'true' : 'false', 'aria-expanded': n.kids.length ? String(n.open) : null },
       on: { click: () => select(c.id) },
     },
     h('div', { class: 'tree-name', style: { 'padding-left': `${n.depth * 14 + 4}px` } },
       caret,
       h('span', { class: ['dot', `dot-${status}`], title: status }),
-      h('span', { class: 'name', title: c.op_name, text: name }),
+      h('span', { class: 'name', title: opOf(c), text: name }),
       n.kids.length && !n.open ? h('span', { class: 'kids', text: `${fmtInt(n.size - 1)}` }) : null),
     h('div', { class: 'tree-metrics' },
       tokens != null ? h('span', { class: 'chip', title: 'tokens', text: `${fmtInt(tokens)} tok` }) : null,
@@ -273,27 +279,23 @@ export async function render(ctx) {
     }, 150);
   });
 
-  const fetchTrace = () => postJsonl('/calls/stream_query', {
-    project_id: p,
-    filter: { trace_ids: [traceId] },
-    columns: ['summary'],
-    sort_by: [{ field: 'started_at', direction: 'asc' }],
-  }, ctx.signal);
+  // What the tree shows of every call (no inputs or outputs): a 10,000-call trace is ~2 MB.
+  const fetchTrace = async () => (await post('/ext/ui/trace', { project_id: p, trace_id: traceId }, ctx.signal)).calls;
 
   const renderHeader = () => {
     const root = roots[0]?.c || first.call;
     const status = statusOf(root);
-    const isEval = opName(root.op_name) === 'Evaluation.evaluate';
+    const isEval = opOf(root) === 'Evaluation.evaluate';
     let tokens = null;
     for (const r of roots) {
-      const t = tokensOf(r.c.summary);
+      const t = r.c.tokens;
       if (t != null) tokens = (tokens ?? 0) + t;
     }
     fill(header,
       h('div', { class: 'crumbs' }, h('a', { href: url.traces(p), text: 'Traces' }), ' / ',
         h('span', { class: 'mono', text: traceId.slice(-12), title: traceId })),
       h('div', { class: 'trace-title' },
-        h('h1', { text: root.display_name || opName(root.op_name) }),
+        h('h1', { text: root.display_name || opOf(root) }),
         statusBadge(status),
         isEval ? h('a', { class: 'btn btn-sm', href: url.evaluation(p, root.id) }, 'Open as evaluation →') : null),
       h('div', { class: 'stats' },
