@@ -272,11 +272,16 @@ pub struct TreeCall {
     pub tokens: Option<u64>,
 }
 
+/// Most calls of one trace sent to the tree (a bigger trace shows its first ones, and says so).
+pub const MAX_TRACE_CALLS: usize = 200_000;
+
 /// A trace's calls in start order.
 #[derive(Debug, Clone, Serialize)]
 pub struct TraceRes {
-    /// The calls.
+    /// The calls (at most [`MAX_TRACE_CALLS`]).
     pub calls: Vec<TreeCall>,
+    /// Whether the trace has more calls than were sent.
+    pub truncated: bool,
 }
 
 /// The tree of `req`'s trace (summaries only: no inputs or outputs are read).
@@ -297,8 +302,13 @@ pub(crate) async fn trace_tree(
         })
         .await?;
     let mut calls = Vec::new();
+    let mut truncated = false;
     while let Some(c) = stream.next().await {
         let c = c?;
+        if calls.len() == MAX_TRACE_CALLS {
+            truncated = true;
+            break;
+        }
         calls.push(TreeCall {
             op: c.op_display_name().to_string(),
             status: c.status().as_str(),
@@ -310,7 +320,7 @@ pub(crate) async fn trace_tree(
             ended_at: c.ended_at,
         });
     }
-    Ok(TraceRes { calls })
+    Ok(TraceRes { calls, truncated })
 }
 
 /// `POST /ext/ui/trace`.
@@ -475,7 +485,7 @@ mod tests {
                 {"id": "k", "parent_id": "r", "op": "predict", "display_name": "named",
                  "started_at": "2026-01-01T00:02:00.000000Z",
                  "ended_at": "2026-01-01T00:02:01.500000Z", "status": "error", "tokens": 7}
-            ]})
+            ], "truncated": false})
         );
     }
 }

@@ -391,9 +391,17 @@ impl Objects<'_> {
                 digest: r.digest.clone(),
                 ..Default::default()
             })
-            .await
-            .ok()
-            .map(|res| res.obj);
+            .await;
+        let got = match got {
+            Ok(res) => Some(res.obj),
+            Err(e) => {
+                // A missing object is shown by its ref; anything else is worth a log line.
+                if !matches!(e, weave_store::StoreError::NotFound { .. }) {
+                    tracing::warn!(error = %e, r#ref = uri, "reading an object for the UI");
+                }
+                None
+            }
+        };
         self.cache.insert(key, got.clone());
         got
     }

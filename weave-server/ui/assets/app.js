@@ -218,6 +218,7 @@ async function route() {
     },
   };
   let section = '';
+  /** @type {(ctx: Ctx) => Promise<void> | void} */
   let handler = home;
   if (project) {
     const found = ROUTES.find(([re]) => re.test(rest));

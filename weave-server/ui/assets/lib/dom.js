@@ -15,7 +15,7 @@
  * }} Props
  */
 
-/** @typedef {Node | string | number | null | undefined | false | Child[]} Child */
+/** @typedef {Node | string | number | null | undefined | false | any[]} Child */
 
 /**
  * Makes an element. Children that are not nodes become text nodes.

@@ -173,7 +173,9 @@ export async function render(ctx) {
     }
     visible = out;
     const matches = keep ? [...keep].filter((n) => (n.c.display_name || opOf(n.c)).toLowerCase().includes(needle)).length : 0;
-    treeInfo.textContent = keep ? `${fmtInt(matches)} matching` : `${fmtInt(byId.size)} calls`;
+    treeInfo.textContent = keep
+      ? `${fmtInt(matches)} matching`
+      : `${fmtInt(byId.size)} calls${truncated ? ' (the first; the trace has more)' : ''}`;
     list.setItems(visible);
   };
 
@@ -280,7 +282,12 @@ export async function render(ctx) {
   });
 
   // What the tree shows of every call (no inputs or outputs): a 10,000-call trace is ~2 MB.
-  const fetchTrace = async () => (await post('/ext/ui/trace', { project_id: p, trace_id: traceId }, ctx.signal)).calls;
+  let truncated = false;
+  const fetchTrace = async () => {
+    const res = await post('/ext/ui/trace', { project_id: p, trace_id: traceId }, ctx.signal);
+    truncated = res.truncated;
+    return res.calls;
+  };
 
   const renderHeader = () => {
     const root = roots[0]?.c || first.call;

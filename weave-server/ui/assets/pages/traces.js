@@ -155,7 +155,7 @@ export async function render(ctx) {
           on: {
             click: (/** @type {MouseEvent} */ e) => {
               if (e.target instanceof Element && e.target.closest('a, button')) return;
-              /** @type {HTMLAnchorElement | null} */ (e.currentTarget.querySelector('a.op-link'))?.click();
+              /** @type {HTMLAnchorElement | null} */ (/** @type {HTMLElement} */ (e.currentTarget).querySelector('a.op-link'))?.click();
             },
           },
         },
