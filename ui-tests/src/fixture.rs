@@ -9,7 +9,9 @@
 //!    `<script>`/HTML comment in problem 0's code;
 //! 3. model `flaky-model` on the first 20 problems with two trials (pass@k): some problems
 //!    pass one trial of two;
-//! 4. [synthetic](crate::synth) large and hostile data in project `ui/synthetic`.
+//! 4. [synthetic](crate::synth) large and hostile data in project `ui/synthetic`;
+//! 5. the recorded [Python session](crate::python) replayed through the server into project
+//!    `myent/myproj`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -27,10 +29,11 @@ use weave_types::query::SortBy;
 use weave_types::{CallsFilter, CallsQueryReq};
 
 use crate::llm::{self, Reply};
+use crate::python::{self, PythonSession};
 use crate::synth::{self, Synthetic};
 
 /// Bump when what the fixture holds changes.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 /// The pipeline's project.
 pub const PROJECT: &str = "local/codegen-pipeline";
 /// Problems of the two-trial run.
@@ -50,6 +53,8 @@ pub struct Fixture {
     pub trials_run: String,
     /// The synthetic project.
     pub synth: Synthetic,
+    /// The Python session.
+    pub python: PythonSession,
 }
 
 impl Fixture {
@@ -215,6 +220,17 @@ async fn build_async(dir: &Path) -> Result<Fixture> {
         );
     }
     let synth = synth::build(store.as_ref()).await?;
+    // Python's traces arrive over HTTP, as the client sends them.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let app = weave_server::router(weave_server::AppState::new(store.clone()));
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let python = python::replay(&format!("http://{addr}")).await;
+    server.abort();
+    let _ = server.await;
+    let python = python?;
     drop(store);
     Ok(Fixture {
         db,
@@ -222,5 +238,6 @@ async fn build_async(dir: &Path) -> Result<Fixture> {
         errors_run: runs[1].id.clone(),
         trials_run: runs[2].id.clone(),
         synth,
+        python,
     })
 }

@@ -8,10 +8,12 @@
 //! - [`fixture`]: the store the tests read — the real codegen pipeline (reference solutions on
 //!   all 164 HumanEval problems, an LLM stand-in that writes wrong code, errors and a hostile
 //!   `<script>` value, and a two-trial run) plus [`synth`]etic large data — built once per
-//!   version and cached under `target/`;
+//!   version and cached under `target/`, plus [`python`]'s session;
 //! - [`llm`]: the loopback LLM stand-in the pipeline calls;
 //! - [`synth`]: large and hostile data logged through the store: a 10,000-call trace, two
-//!   1,000-row evaluation runs, 1 MiB values.
+//!   1,000-row evaluation runs, 1 MiB values;
+//! - [`python`]: traces logged from Python (the recorded `weave==0.54` session replayed over
+//!   HTTP).
 //!
 //! The tests are in `tests/`; `cargo nextest run -p weave-ui-tests` runs them (Chromium and
 //! chromedriver must be installed: `apt-get install chromium chromium-driver`).
@@ -19,6 +21,7 @@
 pub mod browser;
 pub mod fixture;
 pub mod llm;
+pub mod python;
 pub mod synth;
 
 use std::path::PathBuf;

@@ -989,3 +989,58 @@ async fn a_server_with_keys_asks_for_one() -> Result<()> {
     tokio::task::spawn_blocking(move || server.stop()).await?;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traces_logged_from_python_render_too() -> Result<()> {
+    use weave_ui_tests::python;
+    let (fx, server, b) = setup().await?;
+    let url = server.url();
+    let p = base(python::PROJECT);
+    // The traces: the renamed call shows its new name; the raising op is an error.
+    b.open(&format!("{url}{p}/traces"), "traces").await?;
+    let ops = b.texts(".calls-table .op-link").await?;
+    ensure!(ops.iter().any(|o| o == "renamed outer call"), "{ops:?}");
+    ensure!(
+        ops.iter().any(|o| o == "eval-2026-11-29-unique-forest"),
+        "{ops:?}"
+    );
+    // The exception with its Python traceback (a list of frames).
+    b.open(
+        &format!("{url}{p}/calls/{}", fx.python.failing_call),
+        "trace",
+    )
+    .await?;
+    let exc = b.texts(".detail .exception").await?.join("\n");
+    ensure!(
+        exc.contains("ValueError") && exc.contains("failing_op refused: bad input"),
+        "{exc}"
+    );
+    ensure!(exc.contains("line 380, in failing_op"), "{exc}");
+    // The op's code is its obj.py file, highlighted as Python.
+    b.click(".detail-head a.btn").await?;
+    b.wait_ready("object").await?;
+    let code = b.texts(".version-content .code").await?.join("\n");
+    ensure!(code.contains("def failing_op"), "{code}");
+    let lang: String = serde_json::from_value(
+        b.js("return document.querySelector('.version-content .code').dataset.lang")
+            .await?,
+    )?;
+    ensure!(lang == "python", "{lang}");
+    // The evaluation: rows from the dataset's row refs, named by their question, with scores.
+    b.open(
+        &format!("{url}{p}/evaluations/{}", fx.python.eval_run),
+        "run",
+    )
+    .await?;
+    let labels = b.texts(".grid-row .row-label").await?;
+    ensure!(labels == ["hi", "yo", "abc"], "{labels:?}");
+    let marks = b.texts(".grid-row .mark").await?;
+    ensure!(marks == ["✓", "✕", "✓"], "{marks:?}");
+    let metric = b
+        .texts(".metrics-table tr[data-metric='exact_match.correct.true_fraction'] .metric-value")
+        .await?;
+    ensure!(metric == ["66.7%"], "{metric:?}");
+    let model = b.texts(".run-card .run-model").await?;
+    ensure!(model == ["qa-model:v0"], "{model:?}");
+    teardown(server, b).await
+}

@@ -645,15 +645,36 @@ fn example_key(example: &Value) -> String {
     weave_types::digest::row_digest(example)
 }
 
-/// A person's name for an example: `task_id`, `id` or `name`.
+/// A person's name for an example: its id (`task_id`, `id`, `name`...), else its question or
+/// input, else its first short text.
 fn example_label(example: &Value) -> Option<String> {
-    ["task_id", "id", "name", "question_id"]
-        .iter()
-        .find_map(|k| match &example[*k] {
-            Value::String(s) => Some(s.clone()),
-            Value::Number(n) => Some(n.to_string()),
-            _ => None,
-        })
+    const KEYS: [&str; 10] = [
+        "task_id",
+        "id",
+        "name",
+        "question_id",
+        "question",
+        "input",
+        "query",
+        "prompt",
+        "text",
+        "title",
+    ];
+    let short = |v: &Value| match v {
+        Value::String(s) if !s.is_empty() && !s.starts_with(weave_types::refs::REF_SCHEME) => {
+            let one_line: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
+            Some(if one_line.chars().count() > 60 {
+                format!("{}…", one_line.chars().take(60).collect::<String>())
+            } else {
+                one_line
+            })
+        }
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    };
+    KEYS.iter()
+        .find_map(|k| short(&example[*k]))
+        .or_else(|| example.as_object()?.values().find_map(short))
 }
 
 /// Numeric and boolean leaves of scores (`scorer` or `scorer.field`), booleans flagged.
@@ -1385,6 +1406,26 @@ mod tests {
         assert!((live.value - 2.0 / 3.0).abs() < 1e-9, "{live:?}");
         let idx: Vec<Option<u64>> = res.rows.iter().map(|r| r.index).collect();
         assert_eq!(idx, [Some(0), Some(1), Some(2)]);
+    }
+
+    #[test]
+    fn examples_are_named_by_id_else_question_else_first_text() {
+        let label = |v: Value| example_label(&v);
+        assert_eq!(
+            label(json!({"prompt": "p", "task_id": "HumanEval/3"})).as_deref(),
+            Some("HumanEval/3")
+        );
+        assert_eq!(
+            label(json!({"expected": "Answer: HI", "question": "hi"})).as_deref(),
+            Some("hi")
+        );
+        assert_eq!(
+            label(json!({"a": [1], "b": "  two\n lines "})).as_deref(),
+            Some("two lines")
+        );
+        let long = label(json!({"question": "q".repeat(100)})).unwrap();
+        assert_eq!(long.chars().count(), 61);
+        assert_eq!(label(json!({"a": [1]})), None);
     }
 
     #[test]
