@@ -186,7 +186,7 @@ pub async fn build(store: &dyn TraceStore) -> Result<Synthetic> {
             json!({"step": s}),
         );
         step_call.summary = obj(json!({"usage": {"gpt-synthetic": {
-            "prompt_tokens": 100 + s, "completion_tokens": 20, "total_tokens": 120 + s, "requests": 1}}}));
+            "prompt_tokens": 100 + s, "completion_tokens": 20, "total_tokens": 120 + s, "requests": 1}}})).into();
         calls.push(step_call);
         for l in 0..LEAVES {
             let l0 = s0 + 2 + l as i64 * 5;

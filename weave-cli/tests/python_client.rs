@@ -1,7 +1,8 @@
 //! The real Python client (`weave==0.54.0`) against `weave serve`: `weave.init`, nested ops, a
 //! Model, a Dataset, an Evaluation with a scorer, then reads through the server
 //! (`get_calls()`, the model by ref, the dataset's rows, `get_evaluations()`). The test checks
-//! what Python read back.
+//! what Python read back, then what `weave calls --json` and `weave evals --json` show of the
+//! same store.
 //!
 //! The venv: `$WEAVE_PY_CLIENT_VENV` when set, else `target/weave-py-venv`, created once (under a
 //! lock, so parallel tests wait for each other) with `pip install weave==0.54.0 numpy`.
@@ -111,6 +112,27 @@ impl Drop for Served {
     }
 }
 
+fn weave_json(db: &Path, args: &[&str]) -> Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_weave"))
+        .arg("--db")
+        .arg(db)
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("weave");
+    assert!(
+        out.status.success(),
+        "weave {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "weave {args:?} printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
 #[test]
 fn python_weave_client_logs_and_reads_back_through_weave_serve() {
     let py = python();
@@ -207,5 +229,31 @@ fn python_weave_client_logs_and_reads_back_through_weave_serve() {
     assert_eq!(
         got["evaluations"],
         json!([{"name": "qa-eval", "scorers": 1}])
+    );
+
+    // The same store through the CLI, while the server still holds it.
+    let calls = weave_json(&db, &["calls", "--json", "--limit", "100"]);
+    let calls = calls.as_array().unwrap();
+    // Everything Python logged, plus the reloaded model's predict call.
+    assert_eq!(calls.len(), ops.len() + 1, "{calls:?}");
+    assert!(calls.iter().all(|c| c["project_id"] == PROJECT));
+    let outer = calls
+        .iter()
+        .find(|c| {
+            c["op_name"]
+                .as_str()
+                .unwrap()
+                .contains("/op/outer_compute:")
+        })
+        .expect("outer_compute in weave calls");
+    assert_eq!(outer["output"], json!(9));
+    assert_eq!(outer["summary"]["weave"]["status"], json!("success"));
+    let evals = weave_json(&db, &["evals", "--json"]);
+    let evals = evals.as_array().unwrap();
+    assert_eq!(evals.len(), 1, "{evals:?}");
+    assert_eq!(
+        evals[0]["summary"]["exact_match"]["correct"]["true_count"],
+        json!(2),
+        "{evals:?}"
     );
 }

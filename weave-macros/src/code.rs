@@ -16,6 +16,12 @@ pub(crate) fn digest(text: &str) -> String {
     weave_types::digest::digest_str(text)
 }
 
+/// The op's version digest: Weave's object digest of the op value naming the code file (the
+/// same function the runtime uses when it publishes the op).
+pub(crate) fn version(code_digest: &str) -> String {
+    weave_types::obj::rust_op_version(code_digest)
+}
+
 /// True for attributes that are `#[op]`, `#[weave::op]` or `#[::weave::op]`, with or
 /// without arguments.
 pub(crate) fn is_op_attr(attr: &syn::Attribute) -> bool {

@@ -177,7 +177,6 @@ impl RemoteClient {
     /// Starts the sender thread. Nothing is sent until records are pushed; a server that is
     /// not up yet is retried then.
     pub fn start(config: RemoteConfig) -> Result<RemoteClient, std::io::Error> {
-        let transport = Transport::new(&config).map_err(std::io::Error::other)?;
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 queue: VecDeque::new(),
@@ -199,15 +198,25 @@ impl RemoteClient {
             std::thread::Builder::new()
                 .name("weave-remote".into())
                 .spawn(move || {
-                    Sender {
-                        shared: shared.clone(),
-                        config,
-                        transport,
-                        rewrites: Rewrites::default(),
-                        attempt: 0,
-                        split_limit: None,
+                    // Made here, not by the caller: the blocking HTTP client runs a runtime
+                    // of its own, which must not be made or dropped inside the caller's
+                    // async runtime (`weave::init` in `#[tokio::main]`).
+                    match Transport::new(&config) {
+                        Ok(transport) => Sender {
+                            shared: shared.clone(),
+                            config,
+                            transport,
+                            rewrites: Rewrites::default(),
+                            attempt: 0,
+                            split_limit: None,
+                        }
+                        .run(),
+                        Err(e) => {
+                            tracing::error!(error = %e, "weave: cannot make an HTTP client");
+                            shared.lock().last_error =
+                                Some(format!("cannot make an HTTP client: {e}"));
+                        }
                     }
-                    .run();
                     shared.lock().exited = true;
                     shared.progress.notify_all();
                 })?

@@ -48,7 +48,8 @@ fn complete(n: usize) -> Record {
         summary: json!({"status_counts": {"success": 1, "error": 0}})
             .as_object()
             .unwrap()
-            .clone(),
+            .clone()
+            .into(),
         ..Default::default()
     })
 }
@@ -501,4 +502,25 @@ fn refs_follow_a_server_that_digests_differently() {
         got[0].inputs["deep"],
         json!([format!("weave:///{P}/object/m:TheirDigest/attr/name")])
     );
+}
+
+#[test]
+fn a_client_made_and_dropped_inside_an_async_runtime() {
+    // `weave::init` runs inside `#[tokio::main]` programs: the client's blocking HTTP client
+    // must not be made or dropped on the caller's runtime (tokio panics if it is).
+    let ts = fresh_store();
+    let server = serve(&ts);
+    let url = server.url();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let client = RemoteClient::start(config(url)).unwrap();
+        client.push((0..5).map(complete));
+        client.flush(Duration::from_secs(10)).unwrap();
+        drop(client);
+    });
+    assert_eq!(calls(&ts.store).len(), 5);
 }

@@ -43,7 +43,8 @@ fn call(client: usize, n: usize) -> CompleteCallSchemaForInsert {
         attributes: json!({"weave": {"client": "load"}})
             .as_object()
             .unwrap()
-            .clone(),
+            .clone()
+            .into(),
         inputs: json!({"x": n, "prompt": "Write a function that adds two numbers."})
             .as_object()
             .unwrap()
@@ -52,7 +53,8 @@ fn call(client: usize, n: usize) -> CompleteCallSchemaForInsert {
         summary: json!({"status_counts": {"success": 1, "error": 0}})
             .as_object()
             .unwrap()
-            .clone(),
+            .clone()
+            .into(),
         ..Default::default()
     }
 }

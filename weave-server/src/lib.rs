@@ -34,7 +34,7 @@ pub use body::WeaveJson;
 pub use error::AppError;
 pub use routes::router;
 pub use serve::{serve, ServeError, Server, ServerConfig, DEFAULT_ADDR};
-pub use store::{open_store, StoreChoice, StoreOpenError, DB_ENV, DEFAULT_DB_PATH};
+pub use store::{open_store, StoreChoice, StoreOpenError};
 
 /// This server's version, as `/server_info` reports it (PEP 440).
 pub const TRACE_SERVER_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "+weave.rs");

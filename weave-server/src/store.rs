@@ -7,10 +7,7 @@ use std::sync::Arc;
 
 use weave_store::{SqliteStore, StoreError, TraceStore};
 
-/// Environment variable naming the SQLite store (as for the library and the CLI).
-pub const DB_ENV: &str = "WEAVE_DB";
-/// The SQLite store used when nothing else is said, relative to the working directory.
-pub const DEFAULT_DB_PATH: &str = ".weave/weave.db";
+use weave_store::default_db_path;
 
 /// A store to serve.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,12 +55,7 @@ impl StoreChoice {
             (Some(_), Some(_)) => Err(StoreOpenError::Conflict),
             (Some(p), None) => Ok(StoreChoice::Sqlite(p.to_path_buf())),
             (None, Some(url)) => StoreChoice::parse_url(url),
-            (None, None) => Ok(StoreChoice::Sqlite(
-                std::env::var_os(DB_ENV)
-                    .filter(|v| !v.is_empty())
-                    .map(PathBuf::from)
-                    .unwrap_or_else(|| PathBuf::from(DEFAULT_DB_PATH)),
-            )),
+            (None, None) => Ok(StoreChoice::Sqlite(default_db_path())),
         }
     }
 

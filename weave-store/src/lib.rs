@@ -18,3 +18,17 @@ pub use error::{Result, StoreError};
 pub use sqlite::{SqliteStore, Writer, SCHEMA_VERSION};
 pub use store::{CallIdNeighbors, CallIdPrefixReq, CallKey, CallStream, TraceStore};
 pub use weave_types as types;
+
+/// Environment variable naming the local store file.
+pub const DB_ENV: &str = "WEAVE_DB";
+/// Default local store file, relative to the working directory.
+pub const DEFAULT_DB: &str = ".weave/weave.db";
+
+/// Where the local store is when nothing else is said: `$WEAVE_DB`, else
+/// `./.weave/weave.db`.
+pub fn default_db_path() -> std::path::PathBuf {
+    match std::env::var_os(DB_ENV) {
+        Some(p) if !p.is_empty() => std::path::PathBuf::from(p),
+        _ => std::path::PathBuf::from(DEFAULT_DB),
+    }
+}

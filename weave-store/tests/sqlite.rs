@@ -39,13 +39,15 @@ fn complete(
         attributes: json!({"weave": {"source": "test"}})
             .as_object()
             .unwrap()
-            .clone(),
+            .clone()
+            .into(),
         inputs: json!({"x": start, "name": op}).as_object().unwrap().clone(),
         output: json!({"y": end}),
         summary: json!({"status_counts": {"success": 1, "error": 0}})
             .as_object()
             .unwrap()
-            .clone(),
+            .clone()
+            .into(),
         ..Default::default()
     }
 }
@@ -74,7 +76,7 @@ fn start(id: &str, op: &str, at: u32) -> StartedCallSchemaForInsert {
         op_name: op.into(),
         trace_id: Some("tr".into()),
         started_at: t(at, 0),
-        attributes: json!({"a": 1}).as_object().unwrap().clone(),
+        attributes: json!({"a": 1}).as_object().unwrap().clone().into(),
         inputs: json!({"q": "hi"}).as_object().unwrap().clone(),
         ..Default::default()
     }
@@ -89,7 +91,8 @@ fn end(id: &str, at: u32, output: Value) -> EndedCallSchemaForInsert {
         summary: json!({"status_counts": {"success": 1, "error": 0}})
             .as_object()
             .unwrap()
-            .clone(),
+            .clone()
+            .into(),
         ..Default::default()
     }
 }
@@ -225,7 +228,8 @@ async fn seeded() -> (tempfile::TempDir, Arc<dyn TraceStore>) {
     r.summary = json!({"status_counts": {"success": 2, "error": 1}})
         .as_object()
         .unwrap()
-        .clone();
+        .clone()
+        .into();
     r.inputs = json!({"self": "weave:///ent/proj/object/M:abc", "n": 1})
         .as_object()
         .unwrap()
@@ -529,6 +533,20 @@ async fn sort_paging_and_projection() {
         .await,
         vec!["r", "b", "a", "c"]
     );
+    // Equal keys: the id breaks the tie, in the direction of the last key, so that a
+    // descending list is the ascending one reversed.
+    let tie = CallsCompleteReq {
+        batch: vec![
+            complete("t2", None, "f", 30, 31),
+            complete("t1", None, "f", 30, 31),
+        ],
+    };
+    s.calls_complete(tie).await.unwrap();
+    let asc = ids(&*s, sorted(vec![SortBy::asc("started_at")], None, None)).await;
+    let mut desc = ids(&*s, sorted(vec![SortBy::desc("started_at")], None, None)).await;
+    assert_eq!(&asc[asc.len() - 2..], ["t1", "t2"]);
+    desc.reverse();
+    assert_eq!(asc, desc);
     match s
         .calls_query(sorted(vec![SortBy::asc("bogus")], None, None))
         .await
@@ -774,7 +792,19 @@ async fn object_versions() {
     ));
 
     let op = json!({"_type": "CustomWeaveType", "weave_type": {"type": "Op"}, "files": {"obj.rs": "abc"}});
-    s.obj_create(obj("f", op)).await.unwrap();
+    let mut with_meta = obj("f", op.clone());
+    with_meta.obj.metadata = Some(json!({"file": "a.rs", "line": 1}));
+    let d1 = s.obj_create(with_meta.clone()).await.unwrap().digest;
+    // Metadata is not hashed, and a re-created version takes the new metadata.
+    with_meta.obj.metadata = Some(json!({"file": "a.rs", "line": 7}));
+    assert_eq!(s.obj_create(with_meta).await.unwrap().digest, d1);
+    assert_eq!(d1, weave_store::types::digest::object_digest(&op));
+    let f = s.obj_read(read("f", "latest")).await.unwrap().obj;
+    assert_eq!(f.metadata, Some(json!({"file": "a.rs", "line": 7})));
+    assert_eq!(
+        (f.version_index, f.kind.as_str(), f.base_object_class),
+        (0, "op", None)
+    );
     let ds = json!({"_type": "Dataset", "_class_name": "Dataset", "_bases": ["Object", "BaseModel"], "rows": "weave:///ent/proj/table/00"});
     s.obj_create(obj("ds", ds)).await.unwrap();
     let q = |filter: ObjectVersionFilter| ObjQueryReq {
@@ -1137,4 +1167,29 @@ async fn a_large_query_streams_and_can_be_dropped_early() {
         .count,
         2000
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocking_on_the_store_inside_a_tokio_task_terminates() {
+    // A caller that blocks on the store's futures from inside a tokio task (a sync helper
+    // called from async code) must not spin on tokio's cooperative budget.
+    let (_d, s, _) = store();
+    let batch: Vec<_> = (0..1000)
+        .map(|i| complete(&format!("c{i:05}"), None, "f", 1, 2))
+        .collect();
+    s.calls_complete(CallsCompleteReq { batch }).await.unwrap();
+    for _ in 0..3 {
+        let got = futures::executor::block_on(s.calls_query_vec(CallsQueryReq {
+            project_id: P.into(),
+            ..Default::default()
+        }))
+        .unwrap();
+        assert_eq!(got.len(), 1000);
+        let n = futures::executor::block_on(s.calls_query_stats(CallsQueryStatsReq {
+            project_id: P.into(),
+            ..Default::default()
+        }))
+        .unwrap();
+        assert_eq!(n.count, 1000);
+    }
 }

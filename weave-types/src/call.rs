@@ -10,6 +10,45 @@ use crate::serde_util::null_as_default;
 /// A JSON object.
 pub type JsonMap = Map<String, Value>;
 
+/// A JSON object that is cheap to clone: clones share the map until one is changed. Used
+/// for what a client sends with many calls alike (the attributes, the summary of a call
+/// without children), so that neither the client nor a store builds or serialises it once
+/// per call. Reads like a [`JsonMap`] (it derefs to one); serialises as the object itself.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct JsonObject(std::sync::Arc<JsonMap>);
+
+impl JsonObject {
+    /// Whether two values share their map (so they are equal without comparing).
+    pub fn same(&self, other: &JsonObject) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
+
+    /// The map (copied only if it is shared).
+    pub fn into_map(self) -> JsonMap {
+        std::sync::Arc::unwrap_or_clone(self.0)
+    }
+}
+
+impl From<JsonMap> for JsonObject {
+    fn from(m: JsonMap) -> Self {
+        JsonObject(std::sync::Arc::new(m))
+    }
+}
+
+impl std::ops::Deref for JsonObject {
+    type Target = JsonMap;
+    fn deref(&self) -> &JsonMap {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for JsonObject {
+    fn deref_mut(&mut self) -> &mut JsonMap {
+        std::sync::Arc::make_mut(&mut self.0)
+    }
+}
+
 /// A call's start (`StartedCallSchemaForInsert`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct StartedCallSchemaForInsert {
@@ -39,7 +78,7 @@ pub struct StartedCallSchemaForInsert {
     pub started_at: String,
     /// Attributes.
     #[serde(default, deserialize_with = "null_as_default")]
-    pub attributes: JsonMap,
+    pub attributes: JsonObject,
     /// Inputs by argument name.
     #[serde(default, deserialize_with = "null_as_default")]
     pub inputs: JsonMap,
@@ -74,7 +113,7 @@ pub struct EndedCallSchemaForInsert {
     pub output: Value,
     /// Client-side summary: `status_counts`, `usage`.
     #[serde(default, deserialize_with = "null_as_default")]
-    pub summary: JsonMap,
+    pub summary: JsonObject,
     /// W&B run step at the end.
     #[serde(default)]
     pub wb_run_step_end: Option<i64>,
@@ -118,7 +157,7 @@ pub struct CompleteCallSchemaForInsert {
     pub turn_id: Option<String>,
     /// Attributes.
     #[serde(default, deserialize_with = "null_as_default")]
-    pub attributes: JsonMap,
+    pub attributes: JsonObject,
     /// Inputs.
     #[serde(default, deserialize_with = "null_as_default")]
     pub inputs: JsonMap,
@@ -127,7 +166,7 @@ pub struct CompleteCallSchemaForInsert {
     pub output: Value,
     /// Client-side summary.
     #[serde(default, deserialize_with = "null_as_default")]
-    pub summary: JsonMap,
+    pub summary: JsonObject,
     /// JSON string exception.
     #[serde(default)]
     pub exception: Option<String>,
@@ -345,7 +384,7 @@ pub struct CallsQueryReq {
     #[serde(default)]
     pub offset: Option<u64>,
     /// Order; `None`: `started_at` then `id`, ascending; `[]`: unordered. An `id`
-    /// tie-breaker is always added.
+    /// tie-breaker is always added (in the direction of the last key).
     #[serde(default)]
     pub sort_by: Option<Vec<SortBy>>,
     /// `$expr` query, ANDed with the filter.

@@ -11,6 +11,7 @@
 
 pub mod call;
 pub mod digest;
+pub mod eval;
 pub mod feedback;
 pub mod file;
 pub mod misc;

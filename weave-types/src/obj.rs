@@ -28,6 +28,10 @@ pub struct ObjSchemaForInsert {
     /// Filled by the server.
     #[serde(default)]
     pub wb_user_id: Option<String>,
+    /// Extension (Python never sends it): metadata stored with the version but not hashed,
+    /// e.g. where a Rust op's source is. Creating an identical version again replaces it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Value>,
 }
 
 /// `POST /obj/create`.
@@ -168,6 +172,11 @@ pub struct ObjSchema {
     /// User.
     #[serde(default)]
     pub wb_user_id: Option<String>,
+    /// Extension: metadata kept with the version but not part of its value or digest (for
+    /// a Rust op: `language`, `module`, `file`, `line`; updated when an identical version is
+    /// created again). Absent for objects created without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Value>,
 }
 
 impl ObjSchema {
@@ -184,6 +193,28 @@ impl ObjSchema {
             self.project_id, kind, self.object_id, self.digest
         )
     }
+}
+
+/// The file a Rust op's code is stored under, in its op value's `files`.
+pub const RUST_OP_FILE: &str = "obj.rs";
+
+/// Weave's value of an op version whose code is the file `file_name` with digest
+/// `file_digest`: `{"_type": "CustomWeaveType", "weave_type": {"type": "Op"}, "files": {...}}`.
+pub fn op_val(file_name: &str, file_digest: &str) -> Value {
+    let mut files = serde_json::Map::new();
+    files.insert(file_name.to_string(), Value::from(file_digest));
+    let mut weave_type = serde_json::Map::new();
+    weave_type.insert("type".into(), Value::from("Op"));
+    let mut v = serde_json::Map::new();
+    v.insert("_type".into(), Value::from("CustomWeaveType"));
+    v.insert("weave_type".into(), Value::Object(weave_type));
+    v.insert("files".into(), Value::Object(files));
+    Value::Object(v)
+}
+
+/// The version digest of a Rust op whose code has digest `code_digest`.
+pub fn rust_op_version(code_digest: &str) -> String {
+    crate::digest::object_digest(&op_val(RUST_OP_FILE, code_digest))
 }
 
 /// `kind` of an op version.

@@ -140,12 +140,30 @@ pub fn format_micros(micros: i64) -> String {
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{frac:06}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
+    if !(0..=9999).contains(&y) {
+        return format!(
+            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{frac:06}Z",
+            rem / 3600,
+            (rem % 3600) / 60,
+            rem % 60
+        );
+    }
+    // Every call is stamped twice: write the digits directly rather than through `format!`.
+    let mut b = *b"0000-00-00T00:00:00.000000Z";
+    let mut put = |at: usize, width: usize, mut v: i64| {
+        for i in (at..at + width).rev() {
+            b[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    put(0, 4, y);
+    put(5, 2, m);
+    put(8, 2, d);
+    put(11, 2, rem / 3600);
+    put(14, 2, (rem % 3600) / 60);
+    put(17, 2, rem % 60);
+    put(20, 6, frac);
+    std::str::from_utf8(&b).unwrap_or_default().to_string()
 }
 
 /// Whether `s` is already canonical (`YYYY-MM-DDTHH:MM:SS.ffffffZ`), checked cheaply.
@@ -164,12 +182,13 @@ pub fn is_canonical(s: &str) -> bool {
             .all(|(i, c)| matches!(i, 4 | 7 | 10 | 13 | 16 | 19 | 26) || c.is_ascii_digit())
 }
 
-/// `s` in the canonical form (UTC, microseconds, `Z`), so that stored times sort as text.
-pub fn normalize(s: &str) -> Result<String, TimeError> {
+/// `s` in the canonical form (UTC, microseconds, `Z`), so that stored times sort as text
+/// (borrowed when it already is).
+pub fn normalize(s: &str) -> Result<std::borrow::Cow<'_, str>, TimeError> {
     if is_canonical(s) {
-        return Ok(s.to_string());
+        return Ok(std::borrow::Cow::Borrowed(s));
     }
-    parse_micros(s).map(format_micros)
+    parse_micros(s).map(|m| std::borrow::Cow::Owned(format_micros(m)))
 }
 
 #[cfg(test)]
@@ -201,6 +220,16 @@ mod tests {
             "2024-03-01T00:29:59.000000Z"
         );
         assert_eq!(format_micros(-1), "1969-12-31T23:59:59.999999Z");
+        assert_eq!(
+            format_micros(253_402_300_800_000_000),
+            "+10000-01-01T00:00:00.000000Z".trim_start_matches('+')
+        );
+        // Every second of a leap day round-trips.
+        let leap = parse_micros("2024-02-29T00:00:00Z").unwrap();
+        for s in (0..86_400i64).step_by(997) {
+            let t = leap + s * 1_000_000 + 123_456;
+            assert_eq!(parse_micros(&format_micros(t)).unwrap(), t);
+        }
     }
 
     #[test]

@@ -363,7 +363,8 @@ mod tests {
         with_usage.summary = json!({"usage": {"m": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}, "n": {"prompt_tokens": 1, "completion_tokens": 1}}})
             .as_object()
             .cloned()
-            .unwrap();
+            .unwrap()
+            .into();
         let huge = "z".repeat(1 << 20);
         t.store
             .calls_complete(CallsCompleteReq {
@@ -458,7 +459,8 @@ mod tests {
         child.summary = json!({"usage": {"m": {"total_tokens": 7}}})
             .as_object()
             .cloned()
-            .unwrap();
+            .unwrap()
+            .into();
         child.exception = Some("{}".into());
         let other = call("o", 3, json!({}), Value::Null);
         t.store

@@ -7,7 +7,9 @@ use weave_types::query::SortBy;
 use weave_types::*;
 
 use super::query::{self, json_path, Fields, Sql};
-use super::{check_project, json_err, now, sql_err, Location, Writer};
+use super::{
+    check_project, check_project_at, field_path, json_err, now, sql_err, Location, Writer,
+};
 use crate::error::{Result, StoreError};
 use crate::store::{CallIdNeighbors, CallKey};
 
@@ -31,13 +33,17 @@ fn map_refs_text(m: &Map<String, Value>) -> Option<String> {
     (!refs.is_empty()).then(|| json_text(&refs))
 }
 
-fn time(s: &str, field: &str) -> Result<String> {
-    weave_types::time::normalize(s).map_err(|e| StoreError::invalid(field, e.to_string()))
+fn time<'a>(s: &'a str, at: &str, name: &str) -> Result<std::borrow::Cow<'a, str>> {
+    weave_types::time::normalize(s)
+        .map_err(|e| StoreError::invalid(field_path(at, name), e.to_string()))
 }
 
-fn non_empty(s: &str, field: &str) -> Result<()> {
-    if s.trim().is_empty() {
-        return Err(StoreError::invalid(field, "must not be empty"));
+fn non_empty(s: &str, at: &str, name: &str) -> Result<()> {
+    if s.bytes().all(|b| b.is_ascii_whitespace()) {
+        return Err(StoreError::invalid(
+            field_path(at, name),
+            "must not be empty",
+        ));
     }
     Ok(())
 }
@@ -48,16 +54,55 @@ fn new_id() -> String {
 
 /// Attributes of a start meet attributes already stored (from an update that came first,
 /// or an earlier copy of this start): the stored ones win.
-const MERGE_ATTRIBUTES: &str =
-    "attributes = CASE WHEN calls.attributes IS NULL THEN excluded.attributes \
-     ELSE json_patch(excluded.attributes, calls.attributes) END";
+macro_rules! merge_attributes {
+    () => {
+        "attributes = CASE WHEN calls.attributes IS NULL THEN excluded.attributes \
+         ELSE json_patch(excluded.attributes, calls.attributes) END"
+    };
+}
+
+/// The JSON text of a shared object, serialised once for all the calls that share it (a
+/// client sends the same attributes with every call, and the same summary with most).
+/// Returns its slot in the cache; `keep` is a slot that must not be reused for it.
+fn shared_slot(cache: &mut TextCache, o: &JsonObject, keep: Option<usize>) -> usize {
+    if let Some(i) = cache.slots.iter().position(|(k, _)| k.same(o)) {
+        return i;
+    }
+    let text = json_text(&**o);
+    if cache.slots.len() < TEXT_CACHE {
+        cache.slots.push((o.clone(), text));
+        return cache.slots.len() - 1;
+    }
+    cache.next = (cache.next + 1) % TEXT_CACHE;
+    if Some(cache.next) == keep {
+        cache.next = (cache.next + 1) % TEXT_CACHE;
+    }
+    cache.slots[cache.next] = (o.clone(), text);
+    cache.next
+}
+
+/// [`shared_slot`]'s text.
+fn shared_text<'a>(cache: &'a mut TextCache, o: &JsonObject) -> &'a str {
+    let i = shared_slot(cache, o, None);
+    &cache.slots[i].1
+}
+
+/// Shared objects kept with their text, at most.
+const TEXT_CACHE: usize = 8;
+
+/// The last shared objects serialised, with their text.
+#[derive(Default)]
+pub(crate) struct TextCache {
+    slots: Vec<(JsonObject, String)>,
+    next: usize,
+}
 
 impl Writer<'_> {
     /// Upserts a call's start. `at` names the request field in errors.
-    pub fn call_start(&mut self, s: StartedCallSchemaForInsert, at: &str) -> Result<CallStartRes> {
-        check_project(&s.project_id, &format!("{at}.project_id"))?;
-        non_empty(&s.op_name, &format!("{at}.op_name"))?;
-        let started_at = time(&s.started_at, &format!("{at}.started_at"))?;
+    pub fn call_start(&mut self, s: &StartedCallSchemaForInsert, at: &str) -> Result<CallStartRes> {
+        check_project_at(&s.project_id, at, "project_id")?;
+        non_empty(&s.op_name, at, "op_name")?;
+        let started_at = time(&s.started_at, at, "started_at")?;
         let id =
             s.id.clone()
                 .filter(|i| !i.is_empty())
@@ -67,19 +112,22 @@ impl Writer<'_> {
             .clone()
             .filter(|i| !i.is_empty())
             .unwrap_or_else(new_id);
+        let attributes = shared_text(&mut self.cache.texts, &s.attributes);
         self.tx
-            .prepare_cached(&format!(
+            .prepare_cached(concat!(
                 "INSERT INTO calls (project_id, id, op_name, display_name, trace_id, parent_id,
                     thread_id, turn_id, started_at, inputs, input_refs, attributes, otel_dump,
                     wb_user_id, wb_run_id, wb_run_step)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
-                 ON CONFLICT (project_id, id) DO UPDATE SET
+                 ON CONFLICT (id, project_id) DO UPDATE SET
                     op_name = excluded.op_name,
                     display_name = COALESCE(calls.display_name, excluded.display_name),
                     trace_id = excluded.trace_id, parent_id = excluded.parent_id,
                     thread_id = excluded.thread_id, turn_id = excluded.turn_id,
                     started_at = excluded.started_at, inputs = excluded.inputs,
-                    input_refs = excluded.input_refs, {MERGE_ATTRIBUTES},
+                    input_refs = excluded.input_refs, ",
+                merge_attributes!(),
+                ",
                     otel_dump = excluded.otel_dump, wb_user_id = excluded.wb_user_id,
                     wb_run_id = excluded.wb_run_id, wb_run_step = excluded.wb_run_step"
             ))
@@ -96,7 +144,7 @@ impl Writer<'_> {
                     started_at,
                     json_text(&s.inputs),
                     map_refs_text(&s.inputs),
-                    json_text(&s.attributes),
+                    attributes,
                     s.otel_dump.as_ref().map(json_text),
                     s.wb_user_id,
                     s.wb_run_id,
@@ -110,15 +158,15 @@ impl Writer<'_> {
 
     /// Upserts a call's end.
     pub fn call_end(&mut self, e: &EndedCallSchemaForInsert, at: &str) -> Result<()> {
-        check_project(&e.project_id, &format!("{at}.project_id"))?;
-        non_empty(&e.id, &format!("{at}.id"))?;
-        let ended_at = time(&e.ended_at, &format!("{at}.ended_at"))?;
+        check_project_at(&e.project_id, at, "project_id")?;
+        non_empty(&e.id, at, "id")?;
+        let ended_at = time(&e.ended_at, at, "ended_at")?;
         self.tx
             .prepare_cached(
                 "INSERT INTO calls (project_id, id, ended_at, output, output_refs, exception,
                     summary, wb_run_step_end)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-                 ON CONFLICT (project_id, id) DO UPDATE SET
+                 ON CONFLICT (id, project_id) DO UPDATE SET
                     ended_at = excluded.ended_at, output = excluded.output,
                     output_refs = excluded.output_refs, exception = excluded.exception,
                     summary = excluded.summary, wb_run_step_end = excluded.wb_run_step_end",
@@ -131,7 +179,7 @@ impl Writer<'_> {
                     json_text(&e.output),
                     refs_text(&e.output),
                     e.exception,
-                    json_text(&e.summary),
+                    json_text(&*e.summary),
                     e.wb_run_step_end,
                 ])
             })
@@ -142,75 +190,53 @@ impl Writer<'_> {
 
     /// Upserts a finished call (start and end).
     pub fn call_complete(&mut self, c: &CompleteCallSchemaForInsert, at: &str) -> Result<()> {
-        check_project(&c.project_id, &format!("{at}.project_id"))?;
-        non_empty(&c.id, &format!("{at}.id"))?;
-        non_empty(&c.trace_id, &format!("{at}.trace_id"))?;
-        non_empty(&c.op_name, &format!("{at}.op_name"))?;
-        let started_at = time(&c.started_at, &format!("{at}.started_at"))?;
-        let ended_at = time(&c.ended_at, &format!("{at}.ended_at"))?;
-        self.tx
-            .prepare_cached(&format!(
-                "INSERT INTO calls (project_id, id, op_name, display_name, trace_id, parent_id,
-                    thread_id, turn_id, started_at, inputs, input_refs, attributes, otel_dump,
-                    wb_user_id, wb_run_id, wb_run_step, ended_at, output, output_refs, exception,
-                    summary, wb_run_step_end)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
-                    ?17, ?18, ?19, ?20, ?21, ?22)
-                 ON CONFLICT (project_id, id) DO UPDATE SET
-                    op_name = excluded.op_name,
-                    display_name = COALESCE(calls.display_name, excluded.display_name),
-                    trace_id = excluded.trace_id, parent_id = excluded.parent_id,
-                    thread_id = excluded.thread_id, turn_id = excluded.turn_id,
-                    started_at = excluded.started_at, inputs = excluded.inputs,
-                    input_refs = excluded.input_refs, {MERGE_ATTRIBUTES},
-                    otel_dump = excluded.otel_dump, wb_user_id = excluded.wb_user_id,
-                    wb_run_id = excluded.wb_run_id, wb_run_step = excluded.wb_run_step,
-                    ended_at = excluded.ended_at, output = excluded.output,
-                    output_refs = excluded.output_refs, exception = excluded.exception,
-                    summary = excluded.summary, wb_run_step_end = excluded.wb_run_step_end"
-            ))
-            .and_then(|mut st| {
-                st.execute(params![
-                    c.project_id,
-                    c.id,
-                    c.op_name,
-                    c.display_name,
-                    c.trace_id,
-                    c.parent_id,
-                    c.thread_id,
-                    c.turn_id,
-                    started_at,
-                    json_text(&c.inputs),
-                    map_refs_text(&c.inputs),
-                    json_text(&c.attributes),
-                    c.otel_dump.as_ref().map(json_text),
-                    c.wb_user_id,
-                    c.wb_run_id,
-                    c.wb_run_step,
-                    ended_at,
-                    json_text(&c.output),
-                    refs_text(&c.output),
-                    c.exception,
-                    json_text(&c.summary),
-                    c.wb_run_step_end,
-                ])
-            })
-            .map_err(|e| sql_err(&self.at, e))?;
-        self.touch_project(&c.project_id);
+        let mut err = None;
+        self.calls_complete_each(std::iter::once((c, at)), &mut |_, e| err = Some(e))?;
+        err.map_or(Ok(()), Err)
+    }
+
+    /// Upserts finished calls with one prepared statement; a call that fails (bad fields,
+    /// or refused by the database) is handed to `failed` with its index, the others are
+    /// stored. `Err` only when the statement cannot be prepared.
+    pub fn calls_complete_each<'i>(
+        &mut self,
+        calls: impl IntoIterator<Item = (&'i CompleteCallSchemaForInsert, &'i str)>,
+        failed: &mut dyn FnMut(usize, StoreError),
+    ) -> Result<()> {
+        let Writer {
+            tx,
+            at: loc,
+            projects,
+            cache,
+        } = self;
+        let mut st = tx
+            .prepare_cached(COMPLETE_SQL)
+            .map_err(|e| sql_err(loc, e))?;
+        for (i, (c, at)) in calls.into_iter().enumerate() {
+            let r = complete_one(&mut st, &mut cache.texts, loc, c, at);
+            match r {
+                Ok(()) => {
+                    if !projects.contains(&c.project_id) {
+                        projects.insert(c.project_id.clone());
+                    }
+                }
+                Err(e) => failed(i, e),
+            }
+        }
         Ok(())
     }
 
     /// Renames a call and/or merges attributes into it (also before its start arrives).
     pub fn call_update(&mut self, u: &CallUpdateReq) -> Result<()> {
         check_project(&u.project_id, "project_id")?;
-        non_empty(&u.call_id, "call_id")?;
+        non_empty(&u.call_id, "", "call_id")?;
         if u.display_name.is_none() && u.attributes.is_none() {
             return Ok(());
         }
         self.tx
             .prepare_cached(
                 "INSERT INTO calls (project_id, id, display_name, attributes) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (project_id, id) DO UPDATE SET
+                 ON CONFLICT (id, project_id) DO UPDATE SET
                     display_name = COALESCE(excluded.display_name, calls.display_name),
                     attributes = CASE WHEN excluded.attributes IS NULL THEN calls.attributes
                         WHEN calls.attributes IS NULL THEN excluded.attributes
@@ -248,6 +274,73 @@ impl Writer<'_> {
             num_deleted: n as u64,
         })
     }
+}
+
+const COMPLETE_SQL: &str = concat!(
+    "INSERT INTO calls (project_id, id, op_name, display_name, trace_id, parent_id,
+        thread_id, turn_id, started_at, inputs, input_refs, attributes, otel_dump,
+        wb_user_id, wb_run_id, wb_run_step, ended_at, output, output_refs, exception,
+        summary, wb_run_step_end)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
+        ?17, ?18, ?19, ?20, ?21, ?22)
+     ON CONFLICT (id, project_id) DO UPDATE SET
+        op_name = excluded.op_name,
+        display_name = COALESCE(calls.display_name, excluded.display_name),
+        trace_id = excluded.trace_id, parent_id = excluded.parent_id,
+        thread_id = excluded.thread_id, turn_id = excluded.turn_id,
+        started_at = excluded.started_at, inputs = excluded.inputs,
+        input_refs = excluded.input_refs, ",
+    merge_attributes!(),
+    ",
+        otel_dump = excluded.otel_dump, wb_user_id = excluded.wb_user_id,
+        wb_run_id = excluded.wb_run_id, wb_run_step = excluded.wb_run_step,
+        ended_at = excluded.ended_at, output = excluded.output,
+        output_refs = excluded.output_refs, exception = excluded.exception,
+        summary = excluded.summary, wb_run_step_end = excluded.wb_run_step_end"
+);
+
+fn complete_one(
+    st: &mut rusqlite::CachedStatement<'_>,
+    texts: &mut TextCache,
+    loc: &Location,
+    c: &CompleteCallSchemaForInsert,
+    at: &str,
+) -> Result<()> {
+    check_project_at(&c.project_id, at, "project_id")?;
+    non_empty(&c.id, at, "id")?;
+    non_empty(&c.trace_id, at, "trace_id")?;
+    non_empty(&c.op_name, at, "op_name")?;
+    let started_at = time(&c.started_at, at, "started_at")?;
+    let ended_at = time(&c.ended_at, at, "ended_at")?;
+    let a = shared_slot(texts, &c.attributes, None);
+    let s = shared_slot(texts, &c.summary, Some(a));
+    let (attributes, summary) = (&texts.slots[a].1, &texts.slots[s].1);
+    st.execute(params![
+        c.project_id,
+        c.id,
+        c.op_name,
+        c.display_name,
+        c.trace_id,
+        c.parent_id,
+        c.thread_id,
+        c.turn_id,
+        started_at,
+        json_text(&c.inputs),
+        map_refs_text(&c.inputs),
+        attributes,
+        c.otel_dump.as_ref().map(json_text),
+        c.wb_user_id,
+        c.wb_run_id,
+        c.wb_run_step,
+        ended_at,
+        json_text(&c.output),
+        refs_text(&c.output),
+        c.exception,
+        summary,
+        c.wb_run_step_end,
+    ])
+    .map_err(|e| sql_err(loc, e))?;
+    Ok(())
 }
 
 // --- reads -------------------------------------------------------------------------------
@@ -576,7 +669,7 @@ pub(crate) fn call_read(
 pub(crate) fn ids_by_prefix(
     conn: &Connection,
     at: &Location,
-    projects: &[String],
+    project: Option<&str>,
     prefix: &str,
     limit: u64,
 ) -> Result<Vec<CallKey>> {
@@ -584,54 +677,44 @@ pub(crate) fn ids_by_prefix(
     let upper = format!("{prefix}\u{7f}");
     let mut st = conn
         .prepare_cached(&format!(
-            "SELECT id FROM calls WHERE project_id = ?1 AND id >= ?2 AND id < ?3 AND {LISTED} \
-             ORDER BY id LIMIT ?4"
+            "SELECT id, project_id FROM calls WHERE id >= ?1 AND id < ?2 \
+             AND (?3 IS NULL OR project_id = ?3) AND {LISTED} ORDER BY id, project_id LIMIT ?4"
         ))
         .map_err(|e| sql_err(at, e))?;
-    let mut out = Vec::new();
-    for p in projects {
-        let ids = st
-            .query_map(
-                params![p, prefix, upper, limit.min(i64::MAX as u64) as i64],
-                |r| r.get::<_, String>(0),
-            )
-            .and_then(|r| r.collect::<rusqlite::Result<Vec<_>>>())
-            .map_err(|e| sql_err(at, e))?;
-        out.extend(ids.into_iter().map(|id| CallKey {
-            project_id: p.clone(),
-            id,
-        }));
-    }
-    out.sort_by(|a, b| a.id.cmp(&b.id).then(a.project_id.cmp(&b.project_id)));
-    out.truncate(limit as usize);
-    Ok(out)
+    let keys = st
+        .query_map(
+            params![prefix, upper, project, limit.min(i64::MAX as u64) as i64],
+            |r| {
+                Ok(CallKey {
+                    id: r.get(0)?,
+                    project_id: r.get(1)?,
+                })
+            },
+        )
+        .and_then(|r| r.collect::<rusqlite::Result<Vec<_>>>())
+        .map_err(|e| sql_err(at, e))?;
+    Ok(keys)
 }
 
 pub(crate) fn id_neighbors(
     conn: &Connection,
     at: &Location,
-    projects: &[String],
+    project: Option<&str>,
     id: &str,
 ) -> Result<CallIdNeighbors> {
-    let mut out = CallIdNeighbors::default();
-    for p in projects {
-        let one = |sql: &str| -> Result<Option<String>> {
-            conn.prepare_cached(sql)
-                .and_then(|mut st| st.query_row(params![p, id], |r| r.get(0)).optional())
-                .map_err(|e| sql_err(at, e))
-        };
-        let before =
-            one("SELECT id FROM calls WHERE project_id = ?1 AND id < ?2 ORDER BY id DESC LIMIT 1")?;
-        let after =
-            one("SELECT id FROM calls WHERE project_id = ?1 AND id > ?2 ORDER BY id ASC LIMIT 1")?;
-        if before > out.before {
-            out.before = before;
-        }
-        if let Some(a) = after {
-            if out.after.as_ref().is_none_or(|cur| &a < cur) {
-                out.after = Some(a);
-            }
-        }
-    }
-    Ok(out)
+    let one = |sql: &str| -> Result<Option<String>> {
+        conn.prepare_cached(sql)
+            .and_then(|mut st| st.query_row(params![id, project], |r| r.get(0)).optional())
+            .map_err(|e| sql_err(at, e))
+    };
+    Ok(CallIdNeighbors {
+        before: one(
+            "SELECT id FROM calls WHERE id < ?1 AND (?2 IS NULL OR project_id = ?2) \
+             ORDER BY id DESC LIMIT 1",
+        )?,
+        after: one(
+            "SELECT id FROM calls WHERE id > ?1 AND (?2 IS NULL OR project_id = ?2) \
+             ORDER BY id ASC LIMIT 1",
+        )?,
+    })
 }

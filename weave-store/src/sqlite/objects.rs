@@ -11,7 +11,7 @@ use super::{check_project, json_err, now, sql_err, Location, Writer};
 use crate::error::{Result, StoreError};
 
 const OBJ_COLS: &str = "project_id, object_id, created_at, deleted_at, digest, version_index, \
-    is_latest, kind, base_object_class, leaf_object_class, wb_user_id, val";
+    is_latest, kind, base_object_class, leaf_object_class, wb_user_id, metadata, val";
 
 fn obj_from_row(row: &Row<'_>, at: &Location, metadata_only: bool) -> Result<ObjSchema> {
     let g = |e: rusqlite::Error| sql_err(at, e);
@@ -19,7 +19,7 @@ fn obj_from_row(row: &Row<'_>, at: &Location, metadata_only: bool) -> Result<Obj
     let val = if metadata_only {
         Value::Null
     } else {
-        let text: String = row.get(11).map_err(g)?;
+        let text: String = row.get(12).map_err(g)?;
         serde_json::from_str(&text).map_err(|e| json_err(at, &format!("object {object_id}"), e))?
     };
     Ok(ObjSchema {
@@ -34,6 +34,12 @@ fn obj_from_row(row: &Row<'_>, at: &Location, metadata_only: bool) -> Result<Obj
         base_object_class: row.get(8).map_err(g)?,
         leaf_object_class: row.get(9).map_err(g)?,
         wb_user_id: row.get(10).map_err(g)?,
+        metadata: row
+            .get::<_, Option<String>>(11)
+            .map_err(g)?
+            .map(|t| serde_json::from_str(&t))
+            .transpose()
+            .map_err(|e| json_err(at, "object metadata", e))?,
         val,
     })
 }
@@ -50,6 +56,14 @@ fn create(tx: &Connection, at: &Location, o: &ObjSchemaForInsert, digest: &str) 
                 .optional()
         })
         .map_err(g)?;
+    let metadata = o.metadata.as_ref().map(Value::to_string);
+    if exists.is_some() && metadata.is_some() {
+        tx.prepare_cached(
+            "UPDATE objects SET metadata = ?4 WHERE project_id = ?1 AND object_id = ?2 AND digest = ?3",
+        )
+        .and_then(|mut st| st.execute(params![o.project_id, o.object_id, digest, metadata]))
+        .map_err(g)?;
+    }
     if exists == Some(1) {
         return Ok(());
     }
@@ -75,8 +89,8 @@ fn create(tx: &Connection, at: &Location, o: &ObjSchemaForInsert, digest: &str) 
     let (base, leaf) = weave_types::obj::object_classes(&o.val);
     tx.prepare_cached(
         "INSERT INTO objects (project_id, object_id, digest, kind, base_object_class,
-            leaf_object_class, val, version_index, is_latest, created_at, wb_user_id)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 1, ?9, ?10)",
+            leaf_object_class, val, version_index, is_latest, created_at, wb_user_id, metadata)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 1, ?9, ?10, ?11)",
     )
     .and_then(|mut st| {
         st.execute(params![
@@ -90,6 +104,7 @@ fn create(tx: &Connection, at: &Location, o: &ObjSchemaForInsert, digest: &str) 
             next,
             now(),
             o.wb_user_id,
+            metadata,
         ])
     })
     .map_err(g)?;

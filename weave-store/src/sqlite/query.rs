@@ -148,7 +148,7 @@ pub(crate) fn compile(expr: &Expr, f: &dyn Fields, sql: &mut Sql, at: &str) -> R
 }
 
 /// `ORDER BY ...` for sort keys (empty text for an empty list), with `id` as the last
-/// tie-breaker.
+/// tie-breaker, in the direction of the last key.
 pub(crate) fn order_by(sort: &[SortBy], f: &dyn Fields, sql: &mut Sql, at: &str) -> Result<String> {
     if sort.is_empty() {
         return Ok(String::new());
@@ -162,8 +162,13 @@ pub(crate) fn order_by(sort: &[SortBy], f: &dyn Fields, sql: &mut Sql, at: &str)
         };
         keys.push(format!("{e} {dir}"));
     }
-    if sort.last().is_some_and(|s| s.field != "id") {
-        keys.push("id ASC".into());
+    // The tie-breaker runs the way the last key does, so that a descending list is the
+    // ascending one reversed.
+    if let Some(last) = sort.last().filter(|s| s.field != "id") {
+        keys.push(match last.direction {
+            SortDirection::Asc => "id ASC".into(),
+            SortDirection::Desc => "id DESC".into(),
+        });
     }
     Ok(format!(" ORDER BY {}", keys.join(", ")))
 }

@@ -54,7 +54,8 @@ const MIGRATIONS: &[&str] = &[
         val TEXT NOT NULL,
         PRIMARY KEY (project_id, digest)
     );",
-    // 2: the trace-server interface. Calls keyed by (project_id, id), start and end columns
+    // 2: the trace-server interface. Calls keyed by (id, project_id) (the id first: it tells
+    // keys apart at once, and serves id-prefix look-ups across projects), start and end columns
     // nullable (either may arrive first; a call is listed once its start is known), the
     // remaining Weave columns, the refs in inputs and output; object leaf classes; files,
     // feedback, and a list of projects.
@@ -82,7 +83,7 @@ const MIGRATIONS: &[&str] = &[
         wb_run_step INTEGER,
         wb_run_step_end INTEGER,
         deleted_at TEXT,
-        PRIMARY KEY (project_id, id)
+        PRIMARY KEY (id, project_id)
     );
     INSERT INTO calls_v2 (project_id, id, op_name, display_name, trace_id, parent_id, started_at,
                           ended_at, inputs, input_refs, output, output_refs, exception, attributes,
@@ -101,12 +102,13 @@ const MIGRATIONS: &[&str] = &[
     DROP TABLE calls;
     ALTER TABLE calls_v2 RENAME TO calls;
     CREATE INDEX calls_started ON calls (project_id, started_at);
-    CREATE INDEX calls_trace ON calls (project_id, trace_id, started_at);
-    CREATE INDEX calls_parent ON calls (project_id, parent_id);
+    CREATE INDEX calls_trace ON calls (trace_id, started_at);
+    CREATE INDEX calls_parent ON calls (parent_id);
     CREATE INDEX calls_op ON calls (project_id, op_name);
     ALTER TABLE objects ADD COLUMN leaf_object_class TEXT;
     ALTER TABLE objects ADD COLUMN deleted_at TEXT;
     ALTER TABLE objects ADD COLUMN wb_user_id TEXT;
+    ALTER TABLE objects ADD COLUMN metadata TEXT;
     UPDATE objects SET leaf_object_class = base_object_class WHERE kind != 'op';
     UPDATE objects SET base_object_class = NULL WHERE kind = 'op';
     CREATE TABLE files (
