@@ -18,7 +18,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context as _, Result};
-use codegen_pipeline::generator::{Generator, GeneratorConfig, RetryPolicy};
+use codegen_pipeline::generator::{
+    Generator, GeneratorConfig, Instructions, RetryPolicy, Streaming,
+};
 use codegen_pipeline::humaneval::{load_problems, Problem};
 use codegen_pipeline::pipeline::{CodeGenerationPipeline, HumanEvalScorer};
 use codegen_pipeline::sandbox::{Sandbox, SandboxConfig};
@@ -33,7 +35,7 @@ use crate::python::{self, PythonSession};
 use crate::synth::{self, Synthetic};
 
 /// Bump when what the fixture holds changes.
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 /// The pipeline's project.
 pub const PROJECT: &str = "local/codegen-pipeline";
 /// Problems of the two-trial run.
@@ -173,6 +175,9 @@ async fn build_async(dir: &Path) -> Result<Fixture> {
     let llm = |addr: std::net::SocketAddr, model: &str| -> Result<CodeGenerationPipeline> {
         let config = GeneratorConfig::new(format!("http://{addr}/v1"), model)
             .with_api_key("sk-ui-test")
+            // OpenAI's request shape: the prompt alone as the user message, one JSON reply.
+            .with_instructions(Instructions::System)
+            .with_stream(Streaming::Off)
             .with_retry(RetryPolicy {
                 max_attempts: 1,
                 ..RetryPolicy::default()

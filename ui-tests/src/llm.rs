@@ -75,7 +75,14 @@ async fn complete(State(stand): State<Arc<Stand>>, Json(req): Json<Value>) -> Re
         .and_then(|m| m.iter().rev().find(|m| m["role"] == "user"))
         .and_then(|m| m["content"].as_str())
         .unwrap_or_default();
-    let Some(&index) = stand.by_prompt.get(prompt) else {
+    // The prompt alone, or after instructions in the same message.
+    let found = stand.by_prompt.get(prompt).copied().or_else(|| {
+        stand
+            .problems
+            .iter()
+            .position(|p| prompt.ends_with(p.prompt.as_str()))
+    });
+    let Some(index) = found else {
         return (StatusCode::BAD_REQUEST, "unknown prompt").into_response();
     };
     let attempt = {
