@@ -50,9 +50,12 @@ async fn ui_screenshots() -> Result<()> {
         }
     };
 
-    // The traces page: every call of the pipeline's project.
+    // The traces page: the model's calls in the pipeline's project (filtered by op).
     b.open(
-        &format!("{url}{}/traces?all=1&size=25", base(PROJECT)),
+        &format!(
+            "{url}{}/traces?all=1&op=CodeGenerationPipeline.predict&size=25",
+            base(PROJECT)
+        ),
         "traces",
     )
     .await?;

@@ -25,7 +25,7 @@ pub(crate) fn short_ref(s: &str) -> Option<String> {
 }
 
 /// A one-line preview of `v` in at most `max` characters (plus a final `…` when cut). An
-/// object at the top shows as `key: value, ...` (how inputs read); strings are quoted with
+/// object at the top shows as `key: value, ...` (how inputs read, a method's `self` last); strings are quoted with
 /// whitespace runs collapsed; refs show as `name:digest`; deep nesting as `{…}`.
 pub(crate) fn preview(v: &Value, max: usize) -> String {
     let mut w = Budget {
@@ -71,7 +71,12 @@ impl Budget {
 }
 
 fn write_entries(m: &Map<String, Value>, w: &mut Budget, depth: usize) {
-    for (i, (k, v)) in m.iter().enumerate() {
+    // A method's `self` (the same model ref on every call) comes last, after what varies.
+    let entries = m
+        .iter()
+        .filter(|(k, _)| depth > 0 || k.as_str() != "self")
+        .chain(m.get_key_value("self").filter(|_| depth == 0));
+    for (i, (k, v)) in entries.enumerate() {
         if (i > 0 && !w.put(", ")) || !w.put(k) || !w.put(": ") {
             return;
         }
@@ -230,6 +235,23 @@ mod tests {
         assert_eq!(
             preview(&json!({"a": {"b": {"c": {"d": 1}}}}), 100),
             "a: {b: {c: {…}}}"
+        );
+    }
+
+    #[test]
+    fn a_method_s_self_comes_last_in_a_preview() {
+        // ("self" sorts before "x" whether or not the map keeps insertion order.)
+        let v = json!({"self": "weave:///e/p/object/Model:abcdef123456", "x": {"task_id": "HumanEval/2"}});
+        assert_eq!(
+            preview(&v, 200),
+            r#"x: {task_id: "HumanEval/2"}, self: Model:abcdef12"#
+        );
+        assert_eq!(
+            preview(
+                &json!({"self": "weave:///e/p/object/Model:abcdef123456"}),
+                200
+            ),
+            "self: Model:abcdef12"
         );
     }
 
