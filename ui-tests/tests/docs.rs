@@ -270,7 +270,7 @@ async fn ui_timings() -> Result<()> {
     row("traces page, empty project (baseline)", &empty, &empty);
     row("traces page, 3 roots (codegen project)", &traces, &empty);
     row(
-        "traces page, all calls, first 50 of ~5k",
+        "traces page, all calls, first 50 of ~3.6k",
         &all_calls,
         &empty,
     );
