@@ -35,7 +35,7 @@ use crate::python::{self, PythonSession};
 use crate::synth::{self, Synthetic};
 
 /// Bump when what the fixture holds changes.
-pub const VERSION: u32 = 3;
+pub const VERSION: u32 = 4;
 /// The pipeline's project.
 pub const PROJECT: &str = "local/codegen-pipeline";
 /// Problems of the two-trial run.
@@ -224,6 +224,18 @@ async fn build_async(dir: &Path) -> Result<Fixture> {
             runs.len()
         );
     }
+    // The stand-in understood every request: the errors run passed exactly what its rule says
+    // (a pipeline change of request shape would otherwise cache a fixture of failed requests).
+    let expected = (0..problems.len())
+        .filter(|&i| matches!(errors_rule(i), Reply::Correct | Reply::Hostile))
+        .count();
+    let passed = runs[1].output.as_ref().and_then(true_count);
+    if passed != Some(expected as u64) {
+        bail!(
+            "the errors run passed {passed:?} problems, expected {expected} by errors_rule: \
+             did the pipeline's requests change shape for the LLM stand-in (ui-tests/src/llm.rs)?"
+        );
+    }
     let synth = synth::build(store.as_ref()).await?;
     // Python's traces arrive over HTTP, as the client sends them.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -245,4 +257,16 @@ async fn build_async(dir: &Path) -> Result<Fixture> {
         synth,
         python,
     })
+}
+
+/// The first `true_count` in an evaluation's summary.
+fn true_count(v: &serde_json::Value) -> Option<u64> {
+    match v {
+        serde_json::Value::Object(m) => m
+            .get("true_count")
+            .and_then(serde_json::Value::as_u64)
+            .or_else(|| m.values().find_map(true_count)),
+        serde_json::Value::Array(a) => a.iter().find_map(true_count),
+        _ => None,
+    }
 }
