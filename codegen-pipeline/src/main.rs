@@ -119,9 +119,19 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let cli = Cli::parse();
     match cli.command {
-        Some(Command::Score(args)) => tokio::task::spawn_blocking(move || score_cli::run(args))
-            .await
-            .context("the score command panicked")?,
+        Some(Command::Score(args)) => {
+            let scored = tokio::task::spawn_blocking(move || score_cli::run(args))
+                .await
+                .context("the score command panicked")
+                .and_then(|r| r);
+            if let Err(e) = scored {
+                // A plain message (no backtrace, even with RUST_BACKTRACE set): bad
+                // input is the user's to fix, not a crash.
+                eprintln!("error: {e:#}");
+                std::process::exit(1);
+            }
+            Ok(())
+        }
         None => run(cli.run).await,
     }
 }
@@ -267,7 +277,6 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         } else {
             Mode::ForkServer
         },
-        workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
         timeout: Duration::from_secs_f64(args.timeout.max(0.1)),
         allow_unsandboxed: args.allow_unsandboxed,
         ..SandboxConfig::default()

@@ -150,8 +150,9 @@ fn reference_run_through_weave_serve_lands_the_same_tree_as_the_embedded_run() {
         .as_str()
         .unwrap()
         .contains(&format!("/op/{EVALUATE}:")));
-    // Root + 164 rows x (predict_and_score + predict + 6 steps + score) + summarize.
-    assert_eq!(count(&roots[0]), 1 + 164 * 9 + 1);
+    // Root + 164 rows x (predict_and_score + predict + generate_code + assemble + prepare +
+    // 4 formatter steps + score) + summarize.
+    assert_eq!(count(&roots[0]), 1 + 164 * 10 + 1);
     if got != want {
         let (w, g) = (roots[0].clone(), got[0].clone());
         assert_eq!(g["output"], w["output"], "evaluation summaries differ");

@@ -227,6 +227,13 @@ fn python_weave_client_logs_and_reads_back_through_weave_serve() {
         json!({"question": "abc", "expected": "Answer: ABC"})
     );
     assert_eq!(
+        got["big_rows"],
+        json!({"count": 2500, "row_1234": {"i": 1234, "sq": 1234 * 1234},
+               "grown_count": 2501, "grown_last": {"i": 2500, "sq": 2500 * 2500},
+               "grown_is_latest": true}),
+        "{stderr}"
+    );
+    assert_eq!(
         got["evaluations"],
         json!([{"name": "qa-eval", "scorers": 1}])
     );

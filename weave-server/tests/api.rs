@@ -418,6 +418,186 @@ async fn tables_and_files() {
     assert!(r.reason().contains("multipart"), "{}", r.text());
 }
 
+/// Rows of a table, in order, as `table/query` answers.
+async fn table_rows(app: &App, digest: &str) -> Vec<Value> {
+    let r = app
+        .post("/table/query", &json!({"project_id": P, "digest": digest}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    r.json()["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["val"].clone())
+        .collect()
+}
+
+/// What the Python client does with tables over 1000 rows: rows in chunks through
+/// `table/create`, then the table from their digests (probed first with none), or, where that
+/// is missing, `table/update` appends; `Dataset.add_rows` uses `table/update` too.
+#[tokio::test]
+async fn large_tables_from_chunks_and_updates() {
+    let app = App::new();
+    let chunk = |from: u64, to: u64| -> Value { (from..to).map(|i| json!({"i": i})).collect() };
+    let mut all_digests = Vec::new();
+    for (from, to) in [(0, 3), (3, 5)] {
+        let r = app
+            .post(
+                "/table/create",
+                &json!({"table": {"project_id": P, "rows": chunk(from, to)}}),
+            )
+            .await
+            .json();
+        all_digests.extend(r["row_digests"].as_array().unwrap().iter().cloned());
+    }
+    // The probe: no rows is a table too (200, not 404).
+    let r = app
+        .post(
+            "/table/create_from_digests",
+            &json!({"project_id": P, "row_digests": [], "expected_digest": null}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let digests: Vec<String> = all_digests
+        .iter()
+        .map(|d| d.as_str().unwrap().to_string())
+        .collect();
+    let want = weave_types::digest::table_digest(&digests);
+    let r = app
+        .post(
+            "/table/create_from_digests",
+            &json!({"project_id": P, "row_digests": digests, "expected_digest": want}),
+        )
+        .await;
+    assert_eq!(r.json(), json!({"digest": want}));
+    // The same digest as one table/create of all five rows.
+    let whole = app
+        .post(
+            "/table/create",
+            &json!({"table": {"project_id": P, "rows": chunk(0, 5)}}),
+        )
+        .await
+        .json();
+    assert_eq!(whole["digest"], json!(want));
+    assert_eq!(
+        table_rows(&app, &want).await,
+        chunk(0, 5).as_array().unwrap().clone()
+    );
+
+    // Rows of another project, or never stored: 400 naming the digest's position; nothing made.
+    let other = app
+        .post(
+            "/table/create",
+            &json!({"table": {"project_id": "ent/other", "rows": [{"secret": 1}]}}),
+        )
+        .await
+        .json();
+    let r = app
+        .post(
+            "/table/create_from_digests",
+            &json!({"project_id": P, "row_digests": [digests[0], other["row_digests"][0]]}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.json()["field"].clone()),
+        (StatusCode::BAD_REQUEST, json!("row_digests[1]")),
+        "{}",
+        r.text()
+    );
+    let made = weave_types::digest::table_digest(&[
+        digests[0].clone(),
+        other["row_digests"][0].as_str().unwrap().to_string(),
+    ]);
+    let r = app
+        .post(
+            "/table/query_stats",
+            &json!({"project_id": P, "digest": made}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    // A wrong expected digest: 409.
+    let r = app
+        .post(
+            "/table/create_from_digests",
+            &json!({"project_id": P, "row_digests": [digests[0]], "expected_digest": want}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+
+    // table/update: a new table; the base is unchanged.
+    let r = app
+        .post(
+            "/table/update",
+            &json!({"project_id": P, "base_digest": want, "updates": [
+                {"append": {"row": {"i": 5}}},
+                {"insert": {"index": 0, "row": {"i": -1}}},
+                {"pop": {"index": 3}}
+            ]}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let r = r.json();
+    let updated = r["digest"].as_str().unwrap().to_string();
+    assert_eq!(
+        r["updated_row_digests"],
+        json!([
+            weave_types::digest::row_digest(&json!({"i": 5})),
+            weave_types::digest::row_digest(&json!({"i": -1}))
+        ])
+    );
+    let ids: Vec<i64> = table_rows(&app, &updated)
+        .await
+        .iter()
+        .map(|v| v["i"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, [-1, 0, 1, 3, 4, 5]);
+    assert_eq!(table_rows(&app, &want).await.len(), 5);
+    // Bad updates name the update; an unknown base is 404.
+    let r = app
+        .post(
+            "/table/update",
+            &json!({"project_id": P, "base_digest": want, "updates": [{"pop": {"index": 9}}]}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.json()["field"].clone()),
+        (StatusCode::BAD_REQUEST, json!("updates[0].pop.index"))
+    );
+    let r = app
+        .post(
+            "/table/update",
+            &json!({"project_id": P, "base_digest": "0".repeat(64), "updates": []}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn projects_info_gives_the_internal_ids() {
+    let app = App::new();
+    let r = app
+        .post(
+            "/service/projects_info",
+            &json!({"project_ids": ["myent/myproj"]}),
+        )
+        .await;
+    // The internal id the recorded server used for this project (spec §9).
+    assert_eq!(
+        r.json(),
+        json!([{"external_project_id": "myent/myproj", "internal_project_id": "bXllbnQvbXlwcm9q"}])
+    );
+    let r = app
+        .post(
+            "/service/projects_info",
+            &json!({"project_ids": ["ok/p", "no-slash"]}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.json()["field"].clone()),
+        (StatusCode::BAD_REQUEST, json!("project_ids[1]"))
+    );
+}
+
 #[tokio::test]
 async fn feedback_batch_keeps_ids_and_shows_on_calls() {
     let app = App::new();
@@ -545,9 +725,9 @@ async fn extensions_under_ext() {
 #[tokio::test]
 async fn unknown_routes_are_404_in_weaves_shape() {
     let app = App::new();
-    let r = app.post("/table/create_from_digests", &json!({})).await;
+    let r = app.post("/otel/v1/traces", &json!({})).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
-    assert_eq!(r.reason(), "no route POST /table/create_from_digests");
+    assert_eq!(r.reason(), "no route POST /otel/v1/traces");
     // `/` and `/ui/...` are the web UI's (tests/ui_routes.rs); a POST there is no route.
     let r = app.post("/ui/calls", &json!({})).await;
     assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);

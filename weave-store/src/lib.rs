@@ -13,6 +13,7 @@
 mod error;
 mod sqlite;
 mod store;
+mod table_update;
 
 pub use error::{Result, StoreError};
 pub use sqlite::{SqliteStore, Writer, SCHEMA_VERSION};

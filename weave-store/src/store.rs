@@ -8,7 +8,7 @@ use futures::StreamExt as _;
 use serde::{Deserialize, Serialize};
 use weave_types::*;
 
-use crate::error::Result;
+use crate::error::{Result, StoreError};
 
 /// A stream of calls, as `calls/stream_query` answers.
 pub type CallStream = BoxStream<'static, Result<CallSchema>>;
@@ -88,6 +88,48 @@ pub trait TraceStore: Send + Sync + 'static {
     async fn table_query(&self, req: TableQueryReq) -> Result<TableQueryRes>;
     /// `POST /table/query_stats`.
     async fn table_query_stats(&self, req: TableQueryStatsReq) -> Result<TableQueryStatsRes>;
+    /// `POST /table/create_from_digests`: a table of rows stored earlier, by their digests.
+    ///
+    /// A store without a way to find rows by digest alone answers not found (404), which is
+    /// how a client learns to fall back to `table/update`.
+    async fn table_create_from_digests(
+        &self,
+        req: TableCreateFromDigestsReq,
+    ) -> Result<TableCreateFromDigestsRes> {
+        let _ = req;
+        Err(StoreError::not_found(
+            "table/create_from_digests (this store finds rows only through a table)",
+        ))
+    }
+    /// `POST /table/update`: a new table, `base_digest`'s rows with `updates` applied in order.
+    ///
+    /// Provided in terms of `table_query` and `table_create`, so every store has it.
+    async fn table_update(&self, req: TableUpdateReq) -> Result<TableUpdateRes> {
+        let base = self
+            .table_query(TableQueryReq {
+                project_id: req.project_id.clone(),
+                digest: req.base_digest.clone(),
+                ..Default::default()
+            })
+            .await?;
+        let (rows, updated) = crate::table_update::apply(
+            base.rows.into_iter().map(|r| r.val).collect(),
+            req.updates,
+        )?;
+        let created = self
+            .table_create(TableCreateReq {
+                table: TableSchemaForInsert {
+                    project_id: req.project_id,
+                    rows,
+                    expected_digest: None,
+                },
+            })
+            .await?;
+        Ok(TableUpdateRes {
+            digest: created.digest,
+            updated_row_digests: updated,
+        })
+    }
     /// `POST /file/create`.
     async fn file_create(&self, req: FileCreateReq) -> Result<FileCreateRes>;
     /// `POST /file/content`.

@@ -97,3 +97,70 @@ pub struct TableQueryStatsRes {
     /// Rows in the table.
     pub count: u64,
 }
+
+/// `POST /table/create_from_digests`: a table made of rows uploaded earlier (by
+/// `table/create` in chunks). The Python client probes it once with no row digests; a 404 means
+/// the server does not support it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableCreateFromDigestsReq {
+    /// `entity/project`.
+    pub project_id: String,
+    /// Row digests, in table order.
+    #[serde(default, deserialize_with = "crate::serde_util::null_as_default")]
+    pub row_digests: Vec<String>,
+    /// When given, the server's digest must equal it.
+    #[serde(default)]
+    pub expected_digest: Option<String>,
+}
+
+/// Answer to [`TableCreateFromDigestsReq`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableCreateFromDigestsRes {
+    /// Table digest (hex).
+    pub digest: String,
+}
+
+/// One change of `table/update`, applied in order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TableUpdateSpec {
+    /// Adds a row at the end.
+    Append {
+        /// The row (a JSON object).
+        row: Value,
+    },
+    /// Inserts a row before position `index` (`index` = the length appends).
+    Insert {
+        /// 0-based position.
+        index: u64,
+        /// The row (a JSON object).
+        row: Value,
+    },
+    /// Removes the row at position `index`.
+    Pop {
+        /// 0-based position.
+        index: u64,
+    },
+}
+
+/// `POST /table/update`: a new table made from `base_digest`'s rows with `updates` applied
+/// (tables are immutable; the base stays).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TableUpdateReq {
+    /// `entity/project`.
+    pub project_id: String,
+    /// The table to start from.
+    pub base_digest: String,
+    /// Changes, applied in order.
+    #[serde(default, deserialize_with = "crate::serde_util::null_as_default")]
+    pub updates: Vec<TableUpdateSpec>,
+}
+
+/// Answer to [`TableUpdateReq`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableUpdateRes {
+    /// The new table's digest.
+    pub digest: String,
+    /// Digests of the appended and inserted rows, in the order of `updates`.
+    pub updated_row_digests: Vec<String>,
+}

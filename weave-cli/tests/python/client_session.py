@@ -69,6 +69,15 @@ def main() -> None:
     again = loaded.predict("again")
     rows = list(weave.ref(dataset_ref.uri()).get().rows)
     evals = client.get_evaluations()
+
+    # Over 1000 rows: the client uploads rows in chunks and makes the table from their
+    # digests (table/create_from_digests); add_rows makes a new version (table/update).
+    big = Dataset(name="big-rows", rows=[{"i": i, "sq": i * i} for i in range(2500)])
+    big_ref = weave.publish(big)
+    big_loaded = weave.ref(big_ref.uri()).get()
+    grown = big_loaded.add_rows([{"i": 2500, "sq": 2500 * 2500}])
+    grown_loaded = weave.ref(f"weave:///{PROJECT}/object/big-rows:latest").get()
+    grown_rows = list(grown_loaded.rows)
     client.flush()
 
     def op(c):
@@ -96,6 +105,13 @@ def main() -> None:
                 },
                 "loaded_predict": again,
                 "dataset_rows": [dict(r) for r in rows],
+                "big_rows": {
+                    "count": len(list(big_loaded.rows)),
+                    "row_1234": dict(big_loaded.rows[1234]),
+                    "grown_count": len(grown_rows),
+                    "grown_last": dict(grown_rows[-1]),
+                    "grown_is_latest": grown.ref.digest == grown_loaded.ref.digest,
+                },
                 "evaluations": [
                     {"name": e.name, "scorers": len(e.scorers)} for e in evals
                 ],

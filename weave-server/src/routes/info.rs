@@ -1,5 +1,6 @@
 //! Startup and probes: `/server_info` (the client's version handshake), the three W&B GraphQL
-//! operations `weave.init` sends, `/health` (the process answers) and `/ready` (the store
+//! operations `weave.init` sends, `/service/projects_info` (internal project ids, for clients
+//! that compute digests themselves), `/health` (the process answers) and `/ready` (the store
 //! answers).
 
 use std::time::Duration;
@@ -9,7 +10,8 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
-use weave_types::ServerInfoRes;
+use weave_store::StoreError;
+use weave_types::{ProjectInfo, ProjectsInfoReq, ServerInfoRes};
 
 use crate::body::WeaveJson;
 use crate::error::AppError;
@@ -28,6 +30,31 @@ pub(crate) async fn server_info() -> Json<Value> {
     let mut v = serde_json::to_value(info).unwrap_or_default();
     v["request_content_encodings"] = json!(["gzip", "deflate"]);
     Json(v)
+}
+
+/// `POST /service/projects_info`: the internal id of each project, the one this server's
+/// digests of ref-holding objects are computed with (base64 of `entity/project`, like W&B's
+/// recording server), so a client computing digests itself gets the same ones.
+pub(crate) async fn projects_info(
+    WeaveJson(req): WeaveJson<ProjectsInfoReq>,
+) -> Result<Json<Vec<ProjectInfo>>, AppError> {
+    req.project_ids
+        .into_iter()
+        .enumerate()
+        .map(|(i, p)| {
+            if weave_types::refs::split_project_id(&p).is_none() {
+                return Err(AppError::Store(StoreError::invalid(
+                    format!("project_ids[{i}]"),
+                    format!("`{p}` is not a project id of the form entity/project"),
+                )));
+            }
+            Ok(ProjectInfo {
+                internal_project_id: weave_types::refs::internal_project_id(&p),
+                external_project_id: p,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Json)
 }
 
 /// `GET /health`: the process is up.

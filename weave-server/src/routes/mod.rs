@@ -29,6 +29,7 @@ pub fn router(state: AppState) -> Router {
         // Startup and probes.
         .route("/server_info", get(info::server_info))
         .route("/health", get(info::health))
+        .route("/service/projects_info", post(info::projects_info))
         .route("/ready", get(info::ready))
         .route("/graphql", post(info::graphql))
         // Writing calls.
@@ -54,6 +55,11 @@ pub fn router(state: AppState) -> Router {
         .route("/objs/query", post(objs::query))
         .route("/refs/read_batch", post(objs::refs_read_batch))
         .route("/table/create", post(tables::create))
+        .route(
+            "/table/create_from_digests",
+            post(tables::create_from_digests),
+        )
+        .route("/table/update", post(tables::update))
         .route("/table/query", post(tables::query))
         .route("/table/query_stats", post(tables::query_stats))
         .route("/file/create", post(files::create))

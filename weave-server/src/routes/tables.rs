@@ -1,4 +1,5 @@
-//! Tables: `table/create`, `table/query`, `table/query_stats`.
+//! Tables: `table/create`, `table/create_from_digests`, `table/update`, `table/query`,
+//! `table/query_stats`.
 
 use axum::extract::State;
 use axum::Json;
@@ -32,4 +33,20 @@ pub(crate) async fn query_stats(
     WeaveJson(req): WeaveJson<TableQueryStatsReq>,
 ) -> Res<TableQueryStatsRes> {
     Ok(Json(state.store.table_query_stats(req).await?))
+}
+
+/// `POST /table/create_from_digests`.
+pub(crate) async fn create_from_digests(
+    State(state): State<AppState>,
+    WeaveJson(req): WeaveJson<TableCreateFromDigestsReq>,
+) -> Res<TableCreateFromDigestsRes> {
+    Ok(Json(state.store.table_create_from_digests(req).await?))
+}
+
+/// `POST /table/update`.
+pub(crate) async fn update(
+    State(state): State<AppState>,
+    WeaveJson(req): WeaveJson<TableUpdateReq>,
+) -> Res<TableUpdateRes> {
+    Ok(Json(state.store.table_update(req).await?))
 }

@@ -487,6 +487,14 @@ impl TraceStore for SqliteStore {
             .await
     }
 
+    async fn table_create_from_digests(
+        &self,
+        req: TableCreateFromDigestsReq,
+    ) -> Result<TableCreateFromDigestsRes> {
+        self.blocking(move |s| s.write(|w| w.table_create_from_digests(&req)))
+            .await
+    }
+
     async fn file_create(&self, req: FileCreateReq) -> Result<FileCreateRes> {
         self.blocking(move |s| s.write(|w| w.file_create(&req)))
             .await

@@ -63,6 +63,56 @@ impl Writer<'_> {
         })
     }
 
+    /// Stores a table made of rows already stored in the project, by their digests.
+    pub fn table_create_from_digests(
+        &mut self,
+        req: &TableCreateFromDigestsReq,
+    ) -> Result<TableCreateFromDigestsRes> {
+        check_project(&req.project_id, "project_id")?;
+        let digest = weave_types::digest::table_digest(&req.row_digests);
+        if let Some(expected) = req.expected_digest.as_ref().filter(|e| **e != digest) {
+            return Err(StoreError::DigestMismatch {
+                expected: expected.clone(),
+                actual: digest,
+            });
+        }
+        let created = now();
+        let project = &req.project_id;
+        let row_digests = &req.row_digests;
+        self.atomic(|tx, loc| {
+            let g = |e: rusqlite::Error| sql_err(loc, e);
+            let mut seen = std::collections::HashSet::new();
+            let mut exists = tx
+                .prepare_cached("SELECT 1 FROM table_rows WHERE project_id = ?1 AND digest = ?2")
+                .map_err(g)?;
+            for (i, d) in row_digests.iter().enumerate() {
+                if seen.insert(d.as_str())
+                    && !exists.exists(params![project, d]).map_err(g)?
+                {
+                    return Err(StoreError::invalid(
+                        format!("row_digests[{i}]"),
+                        format!("no row with digest {d} was stored in {project}"),
+                    ));
+                }
+            }
+            tx.prepare_cached(
+                "INSERT INTO tables (project_id, digest, row_digests, created_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+            )
+            .and_then(|mut st| {
+                st.execute(params![
+                    project,
+                    digest,
+                    serde_json::to_string(row_digests).unwrap_or_default(),
+                    created
+                ])
+            })
+            .map_err(g)?;
+            Ok(())
+        })?;
+        self.touch_project(&req.project_id);
+        Ok(TableCreateFromDigestsRes { digest })
+    }
+
     /// Stores a file under its digest.
     pub fn file_create(&mut self, f: &FileCreateReq) -> Result<FileCreateRes> {
         check_project(&f.project_id, "project_id")?;
