@@ -76,6 +76,7 @@ pub fn run(
         let url = format!("http://{addr}");
         printed = (|| {
             writeln!(out, "weave: serving {} at {url}", choice.describe())?;
+            writeln!(out, "  Web UI: {url}/ui/")?;
             writeln!(
                 out,
                 "  Python: WF_TRACE_SERVER_URL={url} WANDB_BASE_URL={url} WANDB_API_KEY={}",

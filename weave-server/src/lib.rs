@@ -12,7 +12,7 @@
 //!
 //! Routes: Weave's (spec §1) at their paths, the three W&B GraphQL operations `weave.init`
 //! sends at `/graphql`, `GET /health` and `GET /ready`, and the store's extensions under
-//! `/ext/`. `/` and `/ui` are left for the web UI.
+//! `/ext/`; the web UI at `/ui/` (its data routes under `/ext/ui/`).
 
 #![warn(missing_docs)]
 
@@ -23,6 +23,7 @@ mod routes;
 mod serve;
 mod store;
 pub mod testing;
+mod ui;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -84,7 +85,8 @@ impl AppState {
         }
     }
 
-    /// Requires one of `keys` on every request (but `/health` and `/ready`); none: open.
+    /// Requires one of `keys` on every request (but `/health`, `/ready` and the web UI's pages
+    /// and files, which hold no data); none: open.
     pub fn with_api_keys<I, S>(mut self, keys: I) -> AppState
     where
         I: IntoIterator<Item = S>,

@@ -22,7 +22,7 @@ use crate::error::AppError;
 use crate::AppState;
 
 /// The server's routes over `state`. Paths are W&B Weave's; `/ext/*` are this server's own
-/// extensions; `/` and `/ui` are not taken (the web UI goes there).
+/// extensions; `/` and `/ui/` serve the web UI.
 pub fn router(state: AppState) -> Router {
     let limit = state.limits.body_limit;
     Router::new()
@@ -72,6 +72,8 @@ pub fn router(state: AppState) -> Router {
         .route("/ext/projects", post(ext::projects))
         .route("/ext/calls/id_prefix", post(ext::call_ids_by_prefix))
         .route("/ext/calls/id_neighbors", post(ext::call_id_neighbors))
+        // The web UI's data routes (behind the API keys like the rest).
+        .merge(crate::ui::api_routes())
         .fallback(no_route)
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn_with_state(state.clone(), timeout))
@@ -88,6 +90,8 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+        // The web UI's pages and files: open (no data in them), outside the API's layers.
+        .merge(crate::ui::page_routes())
 }
 
 /// 404 in Weave's shape for paths this server does not serve.
