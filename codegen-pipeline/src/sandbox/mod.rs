@@ -568,10 +568,21 @@ impl Sandbox {
     /// The program passes only if it runs to the end without an exception; programs
     /// built by [`crate::humaneval::Problem::program`] end with `check(entry_point)`.
     pub fn run(&self, program: &str) -> Result<Verdict, SandboxError> {
+        self.run_inner(program, false).map(|(v, _)| v)
+    }
+
+    /// [`Sandbox::run`], also returning what the program wrote to stdout (at most
+    /// [`SandboxConfig::output_limit`] bytes, the cap on stdout and stderr together).
+    /// Whatever the program prints is untrusted, like the program.
+    pub fn run_capturing(&self, program: &str) -> Result<(Verdict, Vec<u8>), SandboxError> {
+        self.run_inner(program, true)
+    }
+
+    fn run_inner(&self, program: &str, capture: bool) -> Result<(Verdict, Vec<u8>), SandboxError> {
         let _permit = self.acquire();
         match self.inner.config.mode {
-            Mode::Fresh => run::run_fresh(&self.inner, program),
-            Mode::ForkServer => run::run_forkserver(&self.inner, program),
+            Mode::Fresh => run::run_fresh(&self.inner, program, capture),
+            Mode::ForkServer => run::run_forkserver(&self.inner, program, capture),
         }
     }
 

@@ -122,6 +122,8 @@ struct Capture {
     verdict: Vec<u8>,
     overflow: bool,
     timed_out: bool,
+    /// What the program wrote to stdout, when the caller asked for it.
+    stdout: Option<Vec<u8>>,
 }
 
 impl Capture {
@@ -222,6 +224,10 @@ fn pump(
             match i {
                 0 | 1 => {
                     cap.output_bytes += data.len();
+                    if let (0, Some(out)) = (i, cap.stdout.as_mut()) {
+                        let room = limit.saturating_sub(out.len());
+                        out.extend_from_slice(&data[..data.len().min(room)]);
+                    }
                     if i == 1 {
                         cap.push_stderr(data);
                     }
@@ -339,8 +345,13 @@ fn new_scratch(inner: &Inner, prefix: &str) -> Result<tempfile::TempDir, Sandbox
         .tempdir_in(inner.root.path())?)
 }
 
-/// Fresh mode: one new sandboxed interpreter per program.
-pub(super) fn run_fresh(inner: &Inner, program: &str) -> Result<Verdict, SandboxError> {
+/// Fresh mode: one new sandboxed interpreter per program; with `capture`, also returns
+/// what it wrote to stdout.
+pub(super) fn run_fresh(
+    inner: &Inner,
+    program: &str,
+    capture: bool,
+) -> Result<(Verdict, Vec<u8>), SandboxError> {
     let start = Instant::now();
     let scratch = new_scratch(inner, "run")?;
     let mut plan = plan_for(inner, scratch.path())?;
@@ -369,7 +380,10 @@ pub(super) fn run_fresh(inner: &Inner, program: &str) -> Result<Verdict, Sandbox
     let mut child = cmd.spawn()?;
     drop(cmd);
     let (out_r, err_r, pass_r, nonce) = fds.into_host_ends();
-    let mut cap = Capture::default();
+    let mut cap = Capture {
+        stdout: capture.then(Vec::new),
+        ..Capture::default()
+    };
     let mut pipes = [Some(out_r), Some(err_r), Some(pass_r)];
     let deadline = start + inner.config.timeout;
     let pumped = pump(
@@ -409,7 +423,10 @@ pub(super) fn run_fresh(inner: &Inner, program: &str) -> Result<Verdict, Sandbox
         None,
     );
     drop(scratch);
-    Ok(verdict(&cap, &nonce, ending, start))
+    Ok((
+        verdict(&cap, &nonce, ending, start),
+        cap.stdout.unwrap_or_default(),
+    ))
 }
 
 /// A sandboxed Python fork server (pid 1 of its own namespaces).
@@ -616,13 +633,17 @@ fn checkout_server(inner: &Inner) -> Result<Server, SandboxError> {
     }
 }
 
-/// Fork-server mode.
-pub(super) fn run_forkserver(inner: &Inner, program: &str) -> Result<Verdict, SandboxError> {
+/// Fork-server mode; with `capture`, also returns what the program wrote to stdout.
+pub(super) fn run_forkserver(
+    inner: &Inner,
+    program: &str,
+    capture: bool,
+) -> Result<(Verdict, Vec<u8>), SandboxError> {
     let mut last_err = None;
     // A server that died (e.g. killed by the backstop) is replaced once.
     for _ in 0..2 {
         let server = checkout_server(inner)?;
-        match run_on_server(inner, server, program) {
+        match run_on_server(inner, server, program, capture) {
             Ok((verdict, Some(server))) => {
                 inner
                     .idle
@@ -639,11 +660,13 @@ pub(super) fn run_forkserver(inner: &Inner, program: &str) -> Result<Verdict, Sa
 }
 
 /// Run one program; returns the server if it is still usable.
+#[allow(clippy::type_complexity)]
 fn run_on_server(
     inner: &Inner,
     server: Server,
     program: &str,
-) -> Result<(Verdict, Option<Server>), SandboxError> {
+    capture: bool,
+) -> Result<((Verdict, Vec<u8>), Option<Server>), SandboxError> {
     let start = Instant::now();
     let c = &inner.config;
     let fds = RunFds::new(program)?;
@@ -657,7 +680,10 @@ fn run_on_server(
     ];
     send_request(&server.sock, b"R", &sent)?;
     let (out_r, err_r, pass_r, nonce) = fds.into_host_ends();
-    let mut cap = Capture::default();
+    let mut cap = Capture {
+        stdout: capture.then(Vec::new),
+        ..Capture::default()
+    };
     let mut pipes = [Some(out_r), Some(err_r), Some(pass_r)];
     let deadline = start + c.timeout;
     let backstop = deadline + BACKSTOP;
@@ -716,7 +742,8 @@ fn run_on_server(
             Instant::now() + Duration::from_millis(500),
             None,
         );
-        return Ok((verdict(&cap, &nonce, Ending::Unknown, start), None));
+        let v = verdict(&cap, &nonce, Ending::Unknown, start);
+        return Ok(((v, cap.stdout.unwrap_or_default()), None));
     }
     // If a kill request crossed the server's answer it is still queued in the
     // socket and would kill the next run: retire that server.
@@ -730,5 +757,6 @@ fn run_on_server(
         _ => Ending::Unknown,
     };
     let server = (!kill_sent || answered_kill).then_some(server);
-    Ok((verdict(&cap, &nonce, ending, start), server))
+    let v = verdict(&cap, &nonce, ending, start);
+    Ok(((v, cap.stdout.unwrap_or_default()), server))
 }
