@@ -1,0 +1,305 @@
+//! The ground truth: each canonical solution run on every input in the sandbox (EvalPlus's
+//! `get_groundtruth`), its outputs and per-input times cached per dataset hash.
+//!
+//! The cache is one JSON file per dataset version,
+//! `<cache>/evalplus/<HumanEvalPlus|MbppPlus>-<md5>.v1.json`, where `<cache>` is
+//! `$WEAVE_CACHE_DIR`, else `$XDG_CACHE_HOME/weave`, else `~/.cache/weave`, and `<md5>` is
+//! EvalPlus's dataset hash (the MD5 of the decompressed file). Problems are added to it as
+//! they are first needed; a file of another format or hash is ignored.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::check::driver_program;
+use super::data::{PlusDataset, PlusProblem};
+use super::Benchmark;
+use crate::sandbox::Sandbox;
+
+const FORMAT: u32 = 1;
+const MARKER: &str = "\n@@weave-evalplus-ground-truth@@\n";
+
+/// The ground truth of one part: per-input times (seconds) and the outputs in the driver's
+/// chunked encoding (`[count, base64 zlib JSON]`), passed back to the driver as is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PartTruth {
+    /// Seconds each call of the canonical solution took.
+    pub time: Vec<f64>,
+    /// Expected outputs, encoded by the driver.
+    pub chunks: Vec<(usize, String)>,
+}
+
+/// The ground truth of one problem.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskTruth {
+    /// Base inputs.
+    pub base: PartTruth,
+    /// Plus inputs.
+    pub plus: PartTruth,
+}
+
+impl TaskTruth {
+    /// Total time of the canonical solution on every input (to schedule long tasks first).
+    pub fn total_time(&self) -> f64 {
+        self.base.time.iter().chain(&self.plus.time).sum()
+    }
+}
+
+/// Errors computing or caching the ground truth.
+#[derive(Debug, thiserror::Error)]
+pub enum GroundTruthError {
+    /// Canonical solutions that did not run to the end in the sandbox.
+    #[error("the ground truth could not be computed for {}: {}", .0.len(), list(.0))]
+    Failed(Vec<(String, String)>),
+    /// The cache could not be written.
+    #[error("writing the ground-truth cache {path}: {source}")]
+    Cache {
+        /// The cache file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+}
+
+fn list(failures: &[(String, String)]) -> String {
+    failures
+        .iter()
+        .map(|(t, e)| format!("{t} ({e})"))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[derive(Serialize, Deserialize)]
+struct CacheFile {
+    format: u32,
+    dataset: String,
+    hash: String,
+    tasks: HashMap<String, Arc<TaskTruth>>,
+}
+
+/// Ground truths of (some of) a dataset's problems.
+#[derive(Debug, Clone)]
+pub struct GroundTruth {
+    hash: String,
+    tasks: HashMap<String, Arc<TaskTruth>>,
+    path: PathBuf,
+}
+
+impl GroundTruth {
+    /// The cache file for `dataset`.
+    pub fn cache_path(dataset: &PlusDataset) -> PathBuf {
+        crate::hub::cache_dir().join("evalplus").join(format!(
+            "{}-{}.v{FORMAT}.json",
+            dataset.benchmark.file_stem(),
+            dataset.hash
+        ))
+    }
+
+    /// The cached ground truth of `task_ids`, computing (in `sandbox`, in parallel) and
+    /// caching what is missing. `progress` receives one line per notable step.
+    pub fn ensure(
+        dataset: &PlusDataset,
+        task_ids: &[&str],
+        sandbox: &Sandbox,
+        progress: &dyn Fn(&str),
+    ) -> Result<GroundTruth, GroundTruthError> {
+        let path = Self::cache_path(dataset);
+        let mut truth = GroundTruth {
+            hash: dataset.hash.clone(),
+            tasks: read_cache(&path, dataset),
+            path,
+        };
+        let missing: Vec<&PlusProblem> = dataset
+            .problems
+            .iter()
+            .filter(|p| {
+                task_ids.contains(&p.task_id.as_str()) && !truth.tasks.contains_key(&p.task_id)
+            })
+            .collect();
+        if missing.is_empty() {
+            return Ok(truth);
+        }
+        progress(&format!(
+            "Computing the {} ground truth of {} problem(s) in the sandbox (once per dataset \
+             version; cached in {})",
+            dataset.benchmark,
+            missing.len(),
+            truth.path.display()
+        ));
+        let start = Instant::now();
+        let results = compute(dataset.benchmark, &missing, sandbox);
+        let mut failures = Vec::new();
+        for (problem, result) in missing.iter().zip(results) {
+            match result {
+                Ok(t) => {
+                    truth.tasks.insert(problem.task_id.clone(), Arc::new(t));
+                }
+                Err(e) => failures.push((problem.task_id.clone(), e)),
+            }
+        }
+        // What was computed is kept even when some problems failed.
+        truth.save(dataset)?;
+        progress(&format!(
+            "Ground truth computed in {:.1} s",
+            start.elapsed().as_secs_f64()
+        ));
+        if failures.is_empty() {
+            Ok(truth)
+        } else {
+            Err(GroundTruthError::Failed(failures))
+        }
+    }
+
+    /// The ground truth of `task_id`, if known.
+    pub fn task(&self, task_id: &str) -> Option<&Arc<TaskTruth>> {
+        self.tasks.get(task_id)
+    }
+
+    /// The dataset hash it belongs to.
+    pub fn hash(&self) -> &str {
+        &self.hash
+    }
+
+    /// The cache file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn save(&self, dataset: &PlusDataset) -> Result<(), GroundTruthError> {
+        let err = |source| GroundTruthError::Cache {
+            path: self.path.clone(),
+            source,
+        };
+        // Keep what another process added meanwhile.
+        let mut tasks = read_cache(&self.path, dataset);
+        tasks.extend(self.tasks.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let file = CacheFile {
+            format: FORMAT,
+            dataset: dataset.benchmark.file_stem().to_string(),
+            hash: dataset.hash.clone(),
+            tasks,
+        };
+        if let Some(dir) = self.path.parent() {
+            std::fs::create_dir_all(dir).map_err(err)?;
+        }
+        let tmp = self
+            .path
+            .with_extension(format!("json.part{}", std::process::id()));
+        let text = serde_json::to_vec(&file).map_err(|e| err(e.into()))?;
+        std::fs::write(&tmp, text).map_err(err)?;
+        std::fs::rename(&tmp, &self.path).map_err(err)
+    }
+}
+
+fn read_cache(path: &Path, dataset: &PlusDataset) -> HashMap<String, Arc<TaskTruth>> {
+    let Ok(bytes) = std::fs::read(path) else {
+        return HashMap::new();
+    };
+    match serde_json::from_slice::<CacheFile>(&bytes) {
+        Ok(f) if f.format == FORMAT && f.hash == dataset.hash => f.tasks,
+        Ok(_) => HashMap::new(),
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "ignoring an unreadable ground-truth cache");
+            HashMap::new()
+        }
+    }
+}
+
+/// The program computing `problem`'s ground truth.
+pub fn ground_truth_program(benchmark: Benchmark, problem: &PlusProblem) -> String {
+    let job = json!({
+        "mode": "ground_truth",
+        "dataset": benchmark.evalplus_name(),
+        "task_id": problem.task_id,
+        "entry_point": problem.entry_point,
+        "code": problem.ground_truth_code(),
+    });
+    let inputs = format!(
+        "{{\"base\": {}, \"plus\": {}}}",
+        problem.base_input.text(),
+        problem.plus_input.text()
+    );
+    driver_program(&job, &inputs, None)
+}
+
+/// Runs `problems`' ground truths, longest inputs first, on all of the sandbox's workers.
+fn compute(
+    benchmark: Benchmark,
+    problems: &[&PlusProblem],
+    sandbox: &Sandbox,
+) -> Vec<Result<TaskTruth, String>> {
+    let mut order: Vec<usize> = (0..problems.len()).collect();
+    order.sort_by_key(|&i| {
+        std::cmp::Reverse(problems[i].base_input.text().len() + problems[i].plus_input.text().len())
+    });
+    let slots: Vec<Mutex<Option<Result<TaskTruth, String>>>> =
+        problems.iter().map(|_| Mutex::new(None)).collect();
+    let next = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..sandbox.config().workers {
+            scope.spawn(|| loop {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                let Some(&i) = order.get(n) else { break };
+                let r = compute_one(benchmark, problems[i], sandbox);
+                *slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+            });
+        }
+    });
+    slots
+        .into_iter()
+        .map(|m| {
+            m.into_inner()
+                .unwrap_or_else(|e| e.into_inner())
+                .unwrap_or_else(|| Err("not run".into()))
+        })
+        .collect()
+}
+
+fn compute_one(
+    benchmark: Benchmark,
+    problem: &PlusProblem,
+    sandbox: &Sandbox,
+) -> Result<TaskTruth, String> {
+    let program = ground_truth_program(benchmark, problem);
+    let (verdict, stdout) = sandbox.run_capturing(&program).map_err(|e| e.to_string())?;
+    if !verdict.passed {
+        let tail = verdict.stderr_tail.trim_end();
+        return Err(if tail.is_empty() {
+            verdict.result
+        } else {
+            format!("{}; stderr: {tail}", verdict.result)
+        });
+    }
+    parse_output(problem, &stdout)
+}
+
+/// Reads the driver's ground-truth line and checks it against the problem's inputs.
+fn parse_output(problem: &PlusProblem, stdout: &[u8]) -> Result<TaskTruth, String> {
+    let text = String::from_utf8_lossy(stdout);
+    let Some(pos) = text.rfind(MARKER) else {
+        return Err("the driver wrote no ground truth".into());
+    };
+    let truth: TaskTruth = serde_json::from_str(text[pos + MARKER.len()..].trim_end())
+        .map_err(|e| format!("unreadable ground truth: {e}"))?;
+    for (part, t) in [
+        (super::Part::Base, &truth.base),
+        (super::Part::Plus, &truth.plus),
+    ] {
+        let n = problem.inputs(part).len();
+        let outputs: usize = t.chunks.iter().map(|(c, _)| c).sum();
+        if t.time.len() != n || outputs != n {
+            return Err(format!(
+                "{} inputs: {} outputs and {} times for {n} inputs",
+                part.name(),
+                outputs,
+                t.time.len()
+            ));
+        }
+    }
+    Ok(truth)
+}
