@@ -72,6 +72,10 @@ struct RunArgs {
     /// humaneval+ / mbpp+: per-input limit = max(min, factor x ground-truth time).
     #[arg(long, default_value_t = evalplus::DEFAULT_GT_TIME_LIMIT_FACTOR)]
     gt_time_limit_factor: f64,
+    /// humaneval+ / mbpp+: a run ends as `timeout` after min(this, sum of its per-input
+    /// limits) + 2 seconds (EvalPlus's EVALPLUS_TIMEOUT_PER_TASK).
+    #[arg(long, env = "EVALPLUS_TIMEOUT_PER_TASK", default_value_t = evalplus::DEFAULT_TIMEOUT_PER_TASK)]
+    timeout_per_task: f64,
     /// Start a fresh sandboxed interpreter per program instead of using fork servers.
     #[arg(long)]
     fresh: bool,
@@ -249,6 +253,7 @@ async fn run_evalplus(
     let limits = Limits {
         min_time_limit: args.min_time_limit,
         gt_time_limit_factor: args.gt_time_limit_factor,
+        timeout_per_task: args.timeout_per_task,
     };
     limits.validate().map_err(anyhow::Error::msg)?;
     let path = evalplus::fetch::dataset_path(benchmark, args.dataset_path.as_deref()).await?;
@@ -288,6 +293,7 @@ async fn run_evalplus(
         mode,
         workers,
         args.allow_unsandboxed,
+        &limits,
     ))
     .context("starting the sandbox")?;
     let data = std::sync::Arc::new(data);
@@ -333,13 +339,9 @@ async fn run_evalplus(
         "{benchmark} evaluation of `{model}` on {rows} problem(s) x {} trial(s)",
         args.trials
     );
-    for (part, label) in [("base", "base tests"), ("plus", "base + plus tests")] {
+    for (part, label) in [("base", "passed base"), ("plus", "passed base+plus")] {
         let count = score[part]["true_count"].as_u64().unwrap_or(0);
-        println!(
-            "  {:<22} {count}/{}",
-            format!("passed {label}"),
-            rows * args.trials
-        );
+        println!("  {:<22} {count}/{}", label, rows * args.trials);
     }
     for (part, label) in [("base", "pass@1 base"), ("plus", "pass@1 plus")] {
         let p = score[part]["pass@1"]

@@ -68,6 +68,10 @@ pub struct EvalPlusOptions {
     /// humaneval+ / mbpp+: per-input limit = max(min, factor x ground-truth time).
     #[arg(long, default_value_t = crate::evalplus::DEFAULT_GT_TIME_LIMIT_FACTOR)]
     pub gt_time_limit_factor: f64,
+    /// humaneval+ / mbpp+: a run ends as `timeout` after min(this, sum of its per-input
+    /// limits) + 2 seconds (EvalPlus's EVALPLUS_TIMEOUT_PER_TASK).
+    #[arg(long, env = "EVALPLUS_TIMEOUT_PER_TASK", default_value_t = crate::evalplus::DEFAULT_TIMEOUT_PER_TASK)]
+    pub timeout_per_task: f64,
 }
 
 impl Default for EvalPlusOptions {
@@ -77,6 +81,7 @@ impl Default for EvalPlusOptions {
             base_only: false,
             min_time_limit: crate::evalplus::DEFAULT_MIN_TIME_LIMIT,
             gt_time_limit_factor: crate::evalplus::DEFAULT_GT_TIME_LIMIT_FACTOR,
+            timeout_per_task: crate::evalplus::DEFAULT_TIMEOUT_PER_TASK,
         }
     }
 }
@@ -236,6 +241,7 @@ pub fn evaluate_evalplus(
     let limits = Limits {
         min_time_limit: args.evalplus.min_time_limit,
         gt_time_limit_factor: args.evalplus.gt_time_limit_factor,
+        timeout_per_task: args.evalplus.timeout_per_task,
     };
     limits.validate().map_err(anyhow::Error::msg)?;
     let path = match tokio::runtime::Handle::try_current() {
@@ -265,6 +271,7 @@ pub fn evaluate_evalplus(
         mode,
         workers,
         args.allow_unsandboxed,
+        &limits,
     ))
     .context("creating the sandbox")?;
     let mut wanted: Vec<&str> = samples.iter().map(|s| s.task_id.as_str()).collect();

@@ -54,9 +54,14 @@ pub struct RawInputs {
 }
 
 impl RawInputs {
-    /// Parses the outline of a JSON array (the elements' extents) from `text`.
+    /// Parses the outline of a JSON array (the elements' extents) from `text`. An empty
+    /// object counts as no inputs: MBPP+ v0.2.0 has `"plus_input": {}` for Mbpp/793, which
+    /// EvalPlus iterates over as nothing.
     pub fn new(text: String) -> Result<Self, String> {
-        let spans = array_elements(&text)?;
+        let spans = match object_members(&text) {
+            Ok(members) if members.is_empty() => Vec::new(),
+            _ => array_elements(&text)?,
+        };
         Ok(RawInputs { text, spans })
     }
 
@@ -454,6 +459,8 @@ mod tests {
         assert_eq!(r.get(2), Some("[123456789012345678901234567890]"));
         assert_eq!(r.get(3), Some(r#"{"k": [1]}"#));
         assert_eq!(RawInputs::new("[]".into()).unwrap().len(), 0);
+        assert_eq!(RawInputs::new(" { } ".into()).unwrap().len(), 0);
+        assert!(RawInputs::new("{\"a\": 1}".into()).is_err());
         assert!(RawInputs::new("[1, 2".into()).is_err());
         assert!(RawInputs::new("[1] x".into()).is_err());
         assert!(RawInputs::new("{}".into()).is_err());

@@ -1,11 +1,13 @@
 //! The ground truth: each canonical solution run on every input in the sandbox (EvalPlus's
 //! `get_groundtruth`), its outputs and per-input times cached per dataset hash.
 //!
-//! The cache is one JSON file per dataset version,
-//! `<cache>/evalplus/<HumanEvalPlus|MbppPlus>-<md5>.v1.json`, where `<cache>` is
-//! `$WEAVE_CACHE_DIR`, else `$XDG_CACHE_HOME/weave`, else `~/.cache/weave`, and `<md5>` is
-//! EvalPlus's dataset hash (the MD5 of the decompressed file). Problems are added to it as
-//! they are first needed; a file of another format or hash is ignored.
+//! The cache is a directory per dataset version,
+//! `<cache>/evalplus/<HumanEvalPlus|MbppPlus>-<md5>.v1/`, with one JSON file per problem
+//! (`HumanEval_0.json`), where `<cache>` is `$WEAVE_CACHE_DIR`, else
+//! `$XDG_CACHE_HOME/weave`, else `~/.cache/weave`, and `<md5>` is EvalPlus's dataset hash
+//! (the MD5 of the decompressed file). A problem is computed when it is first needed (a run
+//! of three problems computes three), under a lock so that concurrent runs compute it once;
+//! a file of another format, hash or shape is ignored and recomputed.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -19,7 +21,7 @@ use serde_json::json;
 use super::check::driver_program;
 use super::data::{PlusDataset, PlusProblem};
 use super::Benchmark;
-use crate::sandbox::Sandbox;
+use crate::sandbox::{Sandbox, SandboxConfig};
 
 const FORMAT: u32 = 1;
 const MARKER: &str = "\n@@weave-evalplus-ground-truth@@\n";
@@ -56,6 +58,9 @@ pub enum GroundTruthError {
     /// Canonical solutions that did not run to the end in the sandbox.
     #[error("the ground truth could not be computed for {}: {}", .0.len(), list(.0))]
     Failed(Vec<(String, String)>),
+    /// The sandbox for the ground truth could not be started.
+    #[error("starting the sandbox for the ground truth: {0}")]
+    Sandbox(#[from] crate::sandbox::SandboxError),
     /// The cache could not be written.
     #[error("writing the ground-truth cache {path}: {source}")]
     Cache {
@@ -74,12 +79,13 @@ fn list(failures: &[(String, String)]) -> String {
         .join("; ")
 }
 
+/// One problem's cache file.
 #[derive(Serialize, Deserialize)]
-struct CacheFile {
+struct CacheEntry {
     format: u32,
-    dataset: String,
     hash: String,
-    tasks: HashMap<String, Arc<TaskTruth>>,
+    task_id: String,
+    truth: TaskTruth,
 }
 
 /// Ground truths of (some of) a dataset's problems.
@@ -87,40 +93,70 @@ struct CacheFile {
 pub struct GroundTruth {
     hash: String,
     tasks: HashMap<String, Arc<TaskTruth>>,
-    path: PathBuf,
+    dir: PathBuf,
 }
 
 impl GroundTruth {
-    /// The cache file for `dataset`.
+    /// The cache directory for `dataset` (see the module docs).
     pub fn cache_path(dataset: &PlusDataset) -> PathBuf {
-        crate::hub::cache_dir().join("evalplus").join(format!(
-            "{}-{}.v{FORMAT}.json",
+        Self::cache_path_in(&crate::hub::cache_dir(), dataset)
+    }
+
+    /// The cache directory for `dataset` under the cache root `cache_dir`.
+    pub fn cache_path_in(cache_dir: &Path, dataset: &PlusDataset) -> PathBuf {
+        cache_dir.join("evalplus").join(format!(
+            "{}-{}.v{FORMAT}",
             dataset.benchmark.file_stem(),
             dataset.hash
         ))
     }
 
     /// The cached ground truth of `task_ids`, computing (in `sandbox`, in parallel) and
-    /// caching what is missing. `progress` receives one line per notable step.
+    /// caching what is missing, in [`GroundTruth::cache_path`]. `progress` receives one
+    /// line per notable step.
     pub fn ensure(
         dataset: &PlusDataset,
         task_ids: &[&str],
         sandbox: &Sandbox,
         progress: &dyn Fn(&str),
     ) -> Result<GroundTruth, GroundTruthError> {
-        let path = Self::cache_path(dataset);
+        Self::ensure_at(
+            Self::cache_path(dataset),
+            dataset,
+            task_ids,
+            sandbox,
+            progress,
+        )
+    }
+
+    /// [`GroundTruth::ensure`] with the cache in directory `dir`.
+    pub fn ensure_at(
+        dir: PathBuf,
+        dataset: &PlusDataset,
+        task_ids: &[&str],
+        sandbox: &Sandbox,
+        progress: &dyn Fn(&str),
+    ) -> Result<GroundTruth, GroundTruthError> {
         let mut truth = GroundTruth {
             hash: dataset.hash.clone(),
-            tasks: read_cache(&path, dataset),
-            path,
+            tasks: HashMap::new(),
+            dir,
         };
-        let missing: Vec<&PlusProblem> = dataset
+        let wanted: Vec<&PlusProblem> = dataset
             .problems
             .iter()
-            .filter(|p| {
-                task_ids.contains(&p.task_id.as_str()) && !truth.tasks.contains_key(&p.task_id)
-            })
+            .filter(|p| task_ids.contains(&p.task_id.as_str()))
             .collect();
+        let mut missing = truth.read_cached(&wanted);
+        if missing.is_empty() {
+            return Ok(truth);
+        }
+        // One process computes at a time; the others wait and then find it cached.
+        let _lock = CacheLock::acquire(&truth.dir).map_err(|source| GroundTruthError::Cache {
+            path: truth.dir.clone(),
+            source,
+        })?;
+        missing = truth.read_cached(&missing);
         if missing.is_empty() {
             return Ok(truth);
         }
@@ -129,21 +165,25 @@ impl GroundTruth {
              version; cached in {})",
             dataset.benchmark,
             missing.len(),
-            truth.path.display()
+            truth.dir.display()
         ));
         let start = Instant::now();
-        let results = compute(dataset.benchmark, &missing, sandbox);
+        // The same sandbox, with the ground truth's longer backstop.
+        let gt_sandbox = Sandbox::new(SandboxConfig {
+            timeout: super::GROUND_TRUTH_BACKSTOP,
+            ..sandbox.config().clone()
+        })?;
+        let results = compute(dataset.benchmark, &missing, &gt_sandbox);
         let mut failures = Vec::new();
         for (problem, result) in missing.iter().zip(results) {
             match result {
                 Ok(t) => {
+                    truth.save(&problem.task_id, &t)?;
                     truth.tasks.insert(problem.task_id.clone(), Arc::new(t));
                 }
                 Err(e) => failures.push((problem.task_id.clone(), e)),
             }
         }
-        // What was computed is kept even when some problems failed.
-        truth.save(dataset)?;
         progress(&format!(
             "Ground truth computed in {:.1} s",
             start.elapsed().as_secs_f64()
@@ -165,48 +205,97 @@ impl GroundTruth {
         &self.hash
     }
 
-    /// The cache file.
+    /// The cache directory.
     pub fn path(&self) -> &Path {
-        &self.path
+        &self.dir
     }
 
-    fn save(&self, dataset: &PlusDataset) -> Result<(), GroundTruthError> {
+    fn file(&self, task_id: &str) -> PathBuf {
+        self.dir
+            .join(format!("{}.json", task_id.replace(['/', '\\'], "_")))
+    }
+
+    /// Loads what the cache has of `problems`; returns the others.
+    fn read_cached<'a>(&mut self, problems: &[&'a PlusProblem]) -> Vec<&'a PlusProblem> {
+        let mut missing = Vec::new();
+        for p in problems {
+            match self.read_one(p) {
+                Some(t) => {
+                    self.tasks.insert(p.task_id.clone(), Arc::new(t));
+                }
+                None => missing.push(*p),
+            }
+        }
+        missing
+    }
+
+    fn read_one(&self, problem: &PlusProblem) -> Option<TaskTruth> {
+        let path = self.file(&problem.task_id);
+        let bytes = std::fs::read(&path).ok()?;
+        match serde_json::from_slice::<CacheEntry>(&bytes) {
+            Ok(e) if e.format == FORMAT && e.hash == self.hash && e.task_id == problem.task_id => {
+                check_counts(problem, &e.truth).ok().map(|_| e.truth)
+            }
+            Ok(_) => None,
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "ignoring an unreadable ground-truth cache file");
+                None
+            }
+        }
+    }
+
+    fn save(&self, task_id: &str, truth: &TaskTruth) -> Result<(), GroundTruthError> {
+        let path = self.file(task_id);
         let err = |source| GroundTruthError::Cache {
-            path: self.path.clone(),
+            path: path.clone(),
             source,
         };
-        // Keep what another process added meanwhile.
-        let mut tasks = read_cache(&self.path, dataset);
-        tasks.extend(self.tasks.iter().map(|(k, v)| (k.clone(), v.clone())));
-        let file = CacheFile {
+        std::fs::create_dir_all(&self.dir).map_err(err)?;
+        let entry = CacheEntry {
             format: FORMAT,
-            dataset: dataset.benchmark.file_stem().to_string(),
-            hash: dataset.hash.clone(),
-            tasks,
+            hash: self.hash.clone(),
+            task_id: task_id.to_string(),
+            truth: truth.clone(),
         };
-        if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir).map_err(err)?;
-        }
-        let tmp = self
-            .path
-            .with_extension(format!("json.part{}", std::process::id()));
-        let text = serde_json::to_vec(&file).map_err(|e| err(e.into()))?;
+        let tmp = path.with_extension(format!("json.part{}", std::process::id()));
+        let text = serde_json::to_vec(&entry).map_err(|e| err(e.into()))?;
         std::fs::write(&tmp, text).map_err(err)?;
-        std::fs::rename(&tmp, &self.path).map_err(err)
+        std::fs::rename(&tmp, &path).map_err(err)
     }
 }
 
-fn read_cache(path: &Path, dataset: &PlusDataset) -> HashMap<String, Arc<TaskTruth>> {
-    let Ok(bytes) = std::fs::read(path) else {
-        return HashMap::new();
-    };
-    match serde_json::from_slice::<CacheFile>(&bytes) {
-        Ok(f) if f.format == FORMAT && f.hash == dataset.hash => f.tasks,
-        Ok(_) => HashMap::new(),
-        Err(e) => {
-            tracing::warn!(path = %path.display(), error = %e, "ignoring an unreadable ground-truth cache");
-            HashMap::new()
+/// An exclusive `flock` on `<cache dir>.lock`, released when dropped.
+struct CacheLock(std::fs::File);
+
+impl CacheLock {
+    fn acquire(dir: &Path) -> std::io::Result<CacheLock> {
+        use std::os::fd::AsRawFd as _;
+        if let Some(parent) = dir.parent() {
+            std::fs::create_dir_all(parent)?;
         }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.with_extension(format!("v{FORMAT}.lock")))?;
+        loop {
+            // SAFETY: flock on a descriptor we own.
+            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0 {
+                return Ok(CacheLock(file));
+            }
+            let e = std::io::Error::last_os_error();
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+    }
+}
+
+impl Drop for CacheLock {
+    fn drop(&mut self) {
+        use std::os::fd::AsRawFd as _;
+        // SAFETY: unlocking a descriptor we own.
+        unsafe { libc::flock(self.0.as_raw_fd(), libc::LOCK_UN) };
     }
 }
 
@@ -286,6 +375,12 @@ fn parse_output(problem: &PlusProblem, stdout: &[u8]) -> Result<TaskTruth, Strin
     };
     let truth: TaskTruth = serde_json::from_str(text[pos + MARKER.len()..].trim_end())
         .map_err(|e| format!("unreadable ground truth: {e}"))?;
+    check_counts(problem, &truth)?;
+    Ok(truth)
+}
+
+/// Checks that `truth` has one output and one time per input.
+fn check_counts(problem: &PlusProblem, truth: &TaskTruth) -> Result<(), String> {
     for (part, t) in [
         (super::Part::Base, &truth.base),
         (super::Part::Plus, &truth.plus),
@@ -301,5 +396,5 @@ fn parse_output(problem: &PlusProblem, stdout: &[u8]) -> Result<TaskTruth, Strin
             ));
         }
     }
-    Ok(truth)
+    Ok(())
 }

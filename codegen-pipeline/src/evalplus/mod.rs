@@ -40,9 +40,9 @@ pub(crate) const DRIVER: &str = include_str!("driver.py");
 pub const DEFAULT_MIN_TIME_LIMIT: f64 = 4.0;
 /// EvalPlus's default factor on the ground truth's time (`--gt-time-limit-factor`).
 pub const DEFAULT_GT_TIME_LIMIT_FACTOR: f64 = 4.0;
-/// EvalPlus's cap on the sum of a run's per-input limits, seconds
-/// (`EVALPLUS_TIMEOUT_PER_TASK`).
-pub const TIMEOUT_PER_TASK: f64 = 60.0;
+/// EvalPlus's default cap on the sum of a run's per-input limits, seconds
+/// (`EVALPLUS_TIMEOUT_PER_TASK`, `--timeout-per-task`).
+pub const DEFAULT_TIMEOUT_PER_TASK: f64 = 60.0;
 
 /// The two benchmarks EvalPlus publishes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -133,6 +133,10 @@ pub struct Limits {
     pub min_time_limit: f64,
     /// Per-input limit = max(`min_time_limit`, `gt_time_limit_factor` x ground-truth time).
     pub gt_time_limit_factor: f64,
+    /// Cap on the sum of a run's per-input limits, seconds: a run ends as `timeout` after
+    /// `min(timeout_per_task, sum of limits) + 2` s. Raise it on a slow or busy machine
+    /// (MBPP+'s Mbpp/599 needs about 30 s of CPU for its canonical solution).
+    pub timeout_per_task: f64,
 }
 
 impl Default for Limits {
@@ -140,6 +144,7 @@ impl Default for Limits {
         Limits {
             min_time_limit: DEFAULT_MIN_TIME_LIMIT,
             gt_time_limit_factor: DEFAULT_GT_TIME_LIMIT_FACTOR,
+            timeout_per_task: DEFAULT_TIMEOUT_PER_TASK,
         }
     }
 }
@@ -153,6 +158,11 @@ impl Limits {
         if !(self.gt_time_limit_factor > 0.0 && self.gt_time_limit_factor.is_finite()) {
             return Err("--gt-time-limit-factor must be a positive number".into());
         }
+        if !(self.timeout_per_task > 0.0 && self.timeout_per_task <= 86_400.0) {
+            return Err(
+                "--timeout-per-task must be a positive number of seconds (at most a day)".into(),
+            );
+        }
         Ok(())
     }
 
@@ -165,26 +175,37 @@ impl Limits {
     }
 
     /// When EvalPlus gives up on the whole run (it then kills the process and reports
-    /// `timeout`): `min(60, sum of limits) + 1`, joined with one more second.
+    /// `timeout`): `min(timeout_per_task, sum of limits) + 1`, joined with one more second.
     pub fn deadline(&self, per_input: &[f64]) -> f64 {
-        TIMEOUT_PER_TASK.min(per_input.iter().sum()) + 2.0
+        self.timeout_per_task.min(per_input.iter().sum()) + 2.0
+    }
+
+    /// Wall-clock backstop of one check program in the sandbox: twice the longest deadline
+    /// plus a minute. The limits inside the program decide verdicts; this only ends a
+    /// program stuck where Python cannot interrupt it (in C code).
+    pub fn backstop(&self) -> Duration {
+        Duration::from_secs_f64(2.0 * (self.timeout_per_task + 2.0) + 60.0)
     }
 }
 
-/// Wall-clock backstop of one EvalPlus program in the sandbox. Limits inside the program
-/// (per input, and the run's deadline of at most 62 s) decide verdicts; this only ends
-/// programs stuck where Python cannot interrupt them (in C code), and bounds a ground-truth
-/// run.
-pub const PROGRAM_BACKSTOP: Duration = Duration::from_secs(180);
+/// Wall-clock backstop of a ground-truth program (EvalPlus runs the ground truth without a
+/// limit; Mbpp/599's takes 30 s of CPU, many times that on a busy machine).
+pub const GROUND_TRUTH_BACKSTOP: Duration = Duration::from_secs(3600);
 
-/// Sandbox settings for EvalPlus programs: the fork server, the backstop above as the
+/// Sandbox settings for EvalPlus check programs: the fork server, `limits`' backstop as the
 /// timeout, EvalPlus's memory limit (`min(4 GiB, RAM)`), and room on stdout for ground-truth
-/// outputs (HumanEval/130's are 30 MB compressed).
-pub fn sandbox_config(mode: Mode, workers: usize, allow_unsandboxed: bool) -> SandboxConfig {
+/// outputs (HumanEval/130's are 30 MB compressed). [`GroundTruth::ensure`] runs its
+/// programs in a sandbox like this one with [`GROUND_TRUTH_BACKSTOP`] as the timeout.
+pub fn sandbox_config(
+    mode: Mode,
+    workers: usize,
+    allow_unsandboxed: bool,
+    limits: &Limits,
+) -> SandboxConfig {
     SandboxConfig {
         mode,
         workers: workers.max(1),
-        timeout: PROGRAM_BACKSTOP,
+        timeout: limits.backstop(),
         memory_limit: evalplus_memory_limit(),
         output_limit: 256 << 20,
         allow_unsandboxed,
