@@ -225,3 +225,24 @@ fn evalplus_memory_limit() -> u64 {
         .map(|kb| kb * 1024);
     total.map_or(FOUR_GIB, |t| t.min(FOUR_GIB))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_follow_evalplus_formulas() {
+        let l = Limits::default();
+        // max(4 s, 4 x ground-truth time) per input.
+        assert_eq!(l.per_input(&[0.1, 2.0]), vec![4.0, 8.0]);
+        // min(60, sum) + 1, joined one second later.
+        assert_eq!(l.deadline(&[4.0, 8.0]), 14.0);
+        assert_eq!(l.deadline(&[4.0; 100]), 62.0);
+        assert_eq!(l.backstop(), Duration::from_secs(184));
+        let bad = Limits {
+            timeout_per_task: 0.0,
+            ..Limits::default()
+        };
+        assert!(bad.validate().unwrap_err().contains("--timeout-per-task"));
+    }
+}
