@@ -265,6 +265,14 @@ fn time_limits_per_input_and_the_run_deadline() {
     );
     assert_eq!(o.base.status, Status::Timeout, "{o:?}");
     assert!(o.base.duration_ms < 20_000, "{o:?}");
+    // Comparing is not part of an input's time (EvalPlus compares after its time limit's
+    // block): an output whose __eq__ takes 0.8 s, past the 0.5 s limit, still passes.
+    let o = rig.check(
+        &ds,
+        &truth,
+        "import time\nclass Slow:\n    def __init__(self, x):\n        self.x = x\n    def __eq__(self, other):\n        time.sleep(0.8)\n        return other == self.x\ndef f(x):\n    return Slow(x)\n",
+    );
+    assert_eq!(statuses(&o), (Status::Pass, Status::Pass), "{o:?}");
     // Slow but within the limit: passes.
     let o = rig.check(
         &ds,
