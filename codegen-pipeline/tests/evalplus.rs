@@ -465,11 +465,15 @@ fn special_cases_of_evalplus() {
 
 /// Runs `codegen-pipeline score` on the canonical solutions of `b` and returns
 /// eval_results.json.
-fn score_canonical(b: Benchmark, dir: &Path, extra: &[Value]) -> Value {
+fn score_canonical(b: Benchmark, dir: &Path, skip: &[&str], extra: &[Value]) -> Value {
     let ds = PlusDataset::load(b, dataset_file(b)).expect("dataset");
     let samples = dir.join("samples.jsonl");
     let mut lines = String::new();
-    for p in &ds.problems {
+    for p in ds
+        .problems
+        .iter()
+        .filter(|p| !skip.contains(&p.task_id.as_str()))
+    {
         lines.push_str(
             &json!({"task_id": p.task_id, "solution": p.ground_truth_code()}).to_string(),
         );
@@ -533,6 +537,7 @@ fn humaneval_plus_canonical_solutions_pass_164_of_164() {
     let results = score_canonical(
         Benchmark::HumanEvalPlus,
         dir.path(),
+        &[],
         &[json!({"task_id": "HumanEval/0", "completion": "    return False\n"})],
     );
     assert_eq!(results["hash"], Benchmark::HumanEvalPlus.release_hash());
@@ -554,12 +559,33 @@ fn humaneval_plus_canonical_solutions_pass_164_of_164() {
     assert!((p - (163.5 / 164.0)).abs() < 1e-12, "{p}");
 }
 
+/// The MBPP+ problems whose canonical solutions take longest on their inputs (measured:
+/// 2.5 to 60 s each on an idle core, about 166 of the 172 s all 378 take; Mbpp/599 sums
+/// `range(1, 10**8)` dozens of times). Scoring them means running them twice (ground truth,
+/// then the check), so the default test leaves them out; `WEAVE_EVALPLUS_FULL=1` runs all.
+const SLOW_MBPP: [&str; 12] = [
+    "Mbpp/599", "Mbpp/392", "Mbpp/271", "Mbpp/123", "Mbpp/603", "Mbpp/255", "Mbpp/300", "Mbpp/589",
+    "Mbpp/592", "Mbpp/84", "Mbpp/162", "Mbpp/453",
+];
+
+fn full_run() -> bool {
+    std::env::var("WEAVE_EVALPLUS_FULL").is_ok_and(|v| !v.is_empty() && v != "0")
+}
+
 #[test]
 fn mbpp_plus_canonical_solutions_pass_378_of_378() {
     let dir = tempfile::tempdir().unwrap();
-    let results = score_canonical(Benchmark::MbppPlus, dir.path(), &[]);
+    let skip: &[&str] = if full_run() { &[] } else { &SLOW_MBPP };
+    if !skip.is_empty() {
+        println!(
+            "MbppPlus: leaving out the {} slowest problems ({}); WEAVE_EVALPLUS_FULL=1 runs all 378",
+            skip.len(),
+            skip.join(", ")
+        );
+    }
+    let results = score_canonical(Benchmark::MbppPlus, dir.path(), skip, &[]);
     assert_eq!(results["hash"], Benchmark::MbppPlus.release_hash());
-    assert_all_canonical_pass(Benchmark::MbppPlus, 378, &results);
+    assert_all_canonical_pass(Benchmark::MbppPlus, 378 - skip.len(), &results);
     assert_eq!(results["pass_at_k"]["base"]["pass@1"], 1.0);
     assert_eq!(results["pass_at_k"]["plus"]["pass@1"], 1.0);
 }
