@@ -9,14 +9,14 @@
 //!    cached (two programs per problem, all inputs inside each);
 //! 4. the floor under 3: the canonical solutions' own call time on all inputs (as the
 //!    ground-truth run measured it), divided by the 2 workers;
-//! 4b. 3 without the 7 problems whose canonical solutions are slowest (there the
+//! 5. 3 without the 7 problems whose canonical solutions are slowest (there the
 //!    solutions' own time is the cost; elsewhere the driver's and sandbox's overhead);
-//! 5. with `pipeline`: the main job end to end (`codegen-pipeline --all`, reference model,
+//! 6. with `pipeline`: the main job end to end (`codegen-pipeline --all`, reference model,
 //!    every step traced into a fresh store) on `--dataset humaneval` and on
 //!    `--dataset humaneval+` (ground truth cached by row 2).
 //!
 //! `cargo bench -p codegen-pipeline --bench evalplus [-- mbpp] [pipeline] [rounds=N]` (best
-//! of N for rows 1, 3 and 5). The datasets come from `$WEAVE_SHARED_DIR/datasets` or
+//! of N for rows 1, 3, 5 and 6). The datasets come from `$WEAVE_SHARED_DIR/datasets` or
 //! `../shared/datasets` beside the workspace.
 
 use std::path::PathBuf;
