@@ -115,6 +115,7 @@ fn error_verdict(e: &crate::sandbox::SandboxError) -> Verdict {
     Verdict {
         passed: false,
         result: format!("sandbox error: {e}"),
+        detail: format!("sandbox error: {e}"),
         duration_ms: 0,
         stderr_tail: String::new(),
     }

@@ -7,7 +7,10 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use codegen_pipeline::evalplus::{self, DatasetKind, EvalPlusScorer, GroundTruth, Limits};
-use codegen_pipeline::generator::{Generator, GeneratorConfig};
+use codegen_pipeline::generator::{
+    list_models, Generator, GeneratorConfig, Instructions, Streaming, StructuredOutput,
+    DEFAULT_DEADLINE, DEFAULT_MAX_TOKENS, DEFAULT_REQUEST_TIMEOUT,
+};
 use codegen_pipeline::humaneval::Problem;
 use codegen_pipeline::pipeline::{CodeGenerationPipeline, HumanEvalScorer};
 use codegen_pipeline::sandbox::{Mode, Sandbox, SandboxConfig};
@@ -35,9 +38,40 @@ enum Command {
 #[derive(clap::Args)]
 struct RunArgs {
     /// Model name, or `reference` to evaluate the dataset's canonical solutions (no LLM).
-    /// Default: $OPENAI_MODEL, else gpt-4o-mini when an LLM is configured, else reference.
+    /// Default: $OPENAI_MODEL; else, with $OPENAI_BASE_URL, the server's only model (from
+    /// /v1/models); else gpt-4o-mini when an LLM is configured; else reference.
     #[arg(long, env = "OPENAI_MODEL")]
     model: Option<String>,
+    /// How to ask for structured output: auto (json_schema, falling back once per run to what
+    /// the server accepts), json_schema (OpenAI), json_object_schema (llama.cpp),
+    /// json_object (schema in the prompt), guided_json / structured_outputs (vLLM extras),
+    /// none (schema in the prompt only).
+    #[arg(long, default_value = "auto", value_parser = parse_structured_output)]
+    structured_output: StructuredOutput,
+    /// Where the instructions go: auto (system message for OpenAI, else the start of the
+    /// user message, which every chat template keeps), system, user.
+    #[arg(long, default_value = "auto", value_parser = parse_instructions)]
+    instructions: Instructions,
+    /// Cap on generated tokens per reply (0: send none, the server's default applies).
+    #[arg(long, default_value_t = DEFAULT_MAX_TOKENS)]
+    max_tokens: u32,
+    /// Stream replies: auto (from a server on this machine or a private network), on, off.
+    /// Streamed, a slow but working server is not cut off, and a request given up on stops
+    /// at the server.
+    #[arg(long, default_value = "auto", value_parser = parse_streaming)]
+    stream: Streaming,
+    /// Seconds one LLM request may go without progress (streamed: between two chunks; else
+    /// the whole request); then its connection is closed and it is retried.
+    #[arg(long, default_value_t = DEFAULT_REQUEST_TIMEOUT.as_secs_f64())]
+    request_timeout: f64,
+    /// Seconds one row's generation may take in all (retries and backoff included).
+    #[arg(long, default_value_t = DEFAULT_DEADLINE.as_secs_f64())]
+    row_deadline: f64,
+    /// LLM requests in flight at once (0: no limit). Default: 1 for a server on this machine
+    /// or a private network (such servers usually generate one reply at a time), else no
+    /// limit.
+    #[arg(long)]
+    llm_concurrency: Option<usize>,
     /// Benchmark: humaneval (its `check` tests), or EvalPlus's humaneval+ / mbpp+ (base and
     /// plus inputs, outputs compared with the ground truth's).
     #[arg(long, value_enum, default_value = "humaneval")]
@@ -102,10 +136,80 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let cli = Cli::parse();
     match cli.command {
-        Some(Command::Score(args)) => tokio::task::spawn_blocking(move || score_cli::run(args))
-            .await
-            .context("the score command panicked")?,
+        Some(Command::Score(args)) => {
+            let scored = tokio::task::spawn_blocking(move || score_cli::run(args))
+                .await
+                .context("the score command panicked")
+                .and_then(|r| r);
+            if let Err(e) = scored {
+                // A plain message (no backtrace, even with RUST_BACKTRACE set): bad
+                // input is the user's to fix, not a crash.
+                eprintln!("error: {e:#}");
+                std::process::exit(1);
+            }
+            Ok(())
+        }
         None => run(cli.run).await,
+    }
+}
+
+fn parse_structured_output(s: &str) -> Result<StructuredOutput, String> {
+    s.parse()
+        .map_err(|e: codegen_pipeline::generator::GeneratorError| e.to_string())
+}
+
+fn parse_streaming(s: &str) -> Result<Streaming, String> {
+    s.parse()
+        .map_err(|e: codegen_pipeline::generator::GeneratorError| e.to_string())
+}
+
+fn parse_instructions(s: &str) -> Result<Instructions, String> {
+    s.parse()
+        .map_err(|e: codegen_pipeline::generator::GeneratorError| e.to_string())
+}
+
+/// Positive, finite seconds.
+fn seconds(flag: &str, value: f64) -> anyhow::Result<Duration> {
+    if value.is_finite() && value > 0.0 {
+        Ok(Duration::from_secs_f64(value))
+    } else {
+        anyhow::bail!("--{flag} must be a positive number of seconds, not {value}")
+    }
+}
+
+/// The model to use when --model is not given: the only model a self-hosted server lists.
+async fn default_model() -> anyhow::Result<String> {
+    let config = GeneratorConfig::from_env("-").context("configuring the LLM client")?;
+    if config.is_openai() {
+        return Ok("gpt-4o-mini".to_string());
+    }
+    let models = list_models(
+        &config.base_url,
+        config.api_key.as_ref(),
+        Duration::from_secs(30),
+    )
+    .await
+    .with_context(|| {
+        format!(
+            "no --model given, and the models of {} could not be listed; pass --model",
+            config.base_url
+        )
+    })?;
+    match models.as_slice() {
+        [only] => {
+            eprintln!("Using {only}, the only model {} lists.", config.base_url);
+            Ok(only.clone())
+        }
+        [] => anyhow::bail!(
+            "no --model given, and {} lists no model; pass --model",
+            config.base_url
+        ),
+        several => anyhow::bail!(
+            "no --model given, and {} lists {} models; pass --model with one of: {}",
+            config.base_url,
+            several.len(),
+            several.join(", ")
+        ),
     }
 }
 
@@ -114,7 +218,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         || std::env::var_os("OPENAI_BASE_URL").is_some_and(|v| !v.is_empty());
     let model = match (&args.model, llm_configured) {
         (Some(m), _) => m.clone(),
-        (None, true) => "gpt-4o-mini".to_string(),
+        (None, true) => default_model().await?,
         (None, false) => {
             eprintln!(
                 "No LLM configured (set OPENAI_API_KEY and/or OPENAI_BASE_URL, and --model): \
@@ -123,15 +227,48 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             "reference".to_string()
         }
     };
+    let mut generator = None;
     let pipeline = if model == "reference" {
         CodeGenerationPipeline::reference()
     } else {
-        let config = GeneratorConfig::from_env(&model).context("configuring the LLM client")?;
-        CodeGenerationPipeline::llm(Generator::new(config).context("building the LLM client")?)
+        let mut config = GeneratorConfig::from_env(&model)
+            .context("configuring the LLM client")?
+            .with_structured_output(args.structured_output)
+            .with_instructions(args.instructions)
+            .with_stream(args.stream)
+            .with_request_timeout(seconds("request-timeout", args.request_timeout)?)
+            .with_deadline(seconds("row-deadline", args.row_deadline)?);
+        config.settings.max_tokens = (args.max_tokens > 0).then_some(args.max_tokens);
+        if let Some(n) = args.llm_concurrency {
+            config.max_concurrent_requests = (n > 0).then_some(n);
+        }
+        eprintln!(
+            "LLM: {} at {}; structured output {}, instructions in the {} message, {}, \
+             max_tokens {}, {} request(s) at a time",
+            config.model,
+            config.base_url,
+            config.structured_output,
+            config.resolved_instructions(),
+            if config.resolved_stream() {
+                "streamed"
+            } else {
+                "not streamed"
+            },
+            config
+                .settings
+                .max_tokens
+                .map_or("unset".to_string(), |n| n.to_string()),
+            config
+                .max_concurrent_requests
+                .map_or("any number of".to_string(), |n| n.to_string()),
+        );
+        let g = Generator::new(config).context("building the LLM client")?;
+        generator = Some(g.clone());
+        CodeGenerationPipeline::llm(g)
     };
 
     if let Some(benchmark) = args.dataset.benchmark() {
-        return run_evalplus(args, benchmark, model, pipeline).await;
+        return run_evalplus(args, benchmark, model, pipeline, generator).await;
     }
     let path = hub::humaneval_path(args.dataset_path.as_deref()).await?;
     let (mut dataset, _) = Dataset::load_typed::<Problem>("HumanEval", &path)
@@ -160,7 +297,6 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         } else {
             Mode::ForkServer
         },
-        workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
         timeout: Duration::from_secs_f64(args.timeout.max(0.1)),
         allow_unsandboxed: args.allow_unsandboxed,
         ..SandboxConfig::default()
@@ -204,11 +340,17 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             println!("  {:<22} {:.3}", format!("pass@{k}"), p);
         }
     }
-    print_footer(&client, s)
+    print_footer(&client, &results, generator.as_ref())
 }
 
-/// The lines every run ends with: predict errors, latency, tokens, where the traces are.
-fn print_footer(client: &weave::WeaveClient, s: &serde_json::Value) -> anyhow::Result<()> {
+/// The lines every run ends with: predict errors, latency, the LLM's structured output
+/// mode, tokens, where the traces are.
+fn print_footer(
+    client: &weave::WeaveClient,
+    results: &weave::eval::EvaluationResults,
+    generator: Option<&Generator>,
+) -> anyhow::Result<()> {
+    let s = &results.summary;
     println!(
         "  {:<22} {}",
         "predict errors",
@@ -217,24 +359,52 @@ fn print_footer(client: &weave::WeaveClient, s: &serde_json::Value) -> anyhow::R
     if let Some(l) = s["model_latency"]["mean"].as_f64() {
         println!("  {:<22} {:.3} s", "mean model latency", l);
     }
+    if let Some(g) = generator {
+        let mode = g
+            .structured_output()
+            .map_or("not settled (no request was accepted)", |m| m.as_str());
+        println!("  {:<22} {mode}", "structured output");
+        for r in g.rejections() {
+            let r = r
+                .to_string()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
+            println!("  {:<22} {r}", "  rejected");
+        }
+    }
+    if let Some(url) = client.trace_server_url() {
+        // Traces went to a trace server: the local store has none of them.
+        println!("\nTraces: sent to {url} (project {})", client.project_id());
+        if let Some(id) = &results.call_id {
+            println!("Evaluation call: {id}");
+        }
+        return Ok(());
+    }
+    // The run's root call, by the id the evaluation returned: its summary has the tokens.
     let store = client.store()?;
-    let root = store
-        .calls(&weave::store::CallFilter {
-            op_name: Some("Evaluation.evaluate".into()),
-            limit: Some(1),
-            ..Default::default()
-        })?
-        .into_iter()
-        .next();
+    let root = match &results.call_id {
+        Some(id) => {
+            use weave::store::TraceStore as _;
+            futures::executor::block_on(store.call_read(weave::types::CallReadReq {
+                project_id: client.project_id(),
+                id: id.clone(),
+                ..Default::default()
+            }))?
+            .call
+        }
+        None => None,
+    };
     if let Some(root) = &root {
-        let usage = &root.summary["usage"];
-        let total: u64 = usage
-            .as_object()
+        let total: u64 = root
+            .summary
+            .get("usage")
+            .and_then(|u| u.as_object())
             .map(|m| m.values().filter_map(|u| u["total_tokens"].as_u64()).sum())
             .unwrap_or(0);
         println!("  {:<22} {}", "tokens", total);
     }
-    let db = client.db_path().display().to_string();
+    let db = store.path().display().to_string();
     println!("\nTraces: {db} (project {})", client.project_id());
     if let Some(root) = root {
         println!("Inspect: weave --db {db} trace {}", &root.id);
@@ -249,6 +419,7 @@ async fn run_evalplus(
     benchmark: evalplus::Benchmark,
     model: String,
     pipeline: CodeGenerationPipeline,
+    generator: Option<Generator>,
 ) -> anyhow::Result<()> {
     let limits = Limits {
         min_time_limit: args.min_time_limit,
@@ -357,5 +528,5 @@ async fn run_evalplus(
             }
         }
     }
-    print_footer(&client, s)
+    print_footer(&client, &results, generator.as_ref())
 }

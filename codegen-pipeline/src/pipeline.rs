@@ -1,12 +1,14 @@
 //! `CodeGenerationPipeline`: the model evaluated on HumanEval. `predict` calls `generate_code`
-//! (the LLM, or the dataset's reference solution) and then each formatter step, every one a
-//! traced op, so the trace shows what each step changed.
+//! (the LLM, or the dataset's reference solution), `assemble`, then the formatter's own
+//! orchestration with each stage (`prepare`, then every `FormatStep`) a traced op returning
+//! `{code, changed, note}`, so the trace shows what each step changed, and why a step left the
+//! code as it was.
 
 use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::formatter::{assemble_function, CodeFormatter, GeneratedParts};
+use crate::formatter::{assemble, Assembly, CodeFormatter, FormatStep, Stage, StepOutput};
 use crate::generator::{GeneratedCode, GenerationSettings, Generator};
 use crate::humaneval::Problem;
 use crate::sandbox::{Sandbox, Verdict};
@@ -80,11 +82,12 @@ impl CodeGenerationPipeline {
         let ctx = weave::context::current();
         tokio::task::spawn_blocking(move || {
             weave::context::in_scope(ctx, || {
-                let code = this.assemble(&prompt, &entry_point, &generated);
-                let code = this.remove_unused(&code);
-                let code = this.add_missing_imports(&code);
-                let code = this.sort_imports(&code);
-                this.format_pep8(&code)
+                let assembly = this.assemble(&prompt, &entry_point, &generated);
+                this.formatter
+                    .orchestrate(&assembly.code, &mut |stage, code| {
+                        this.run_stage(stage, code)
+                    })
+                    .code
             })
         })
         .await
@@ -98,15 +101,7 @@ impl CodeGenerationPipeline {
             Some(Source::Llm(g)) => {
                 let generation = g.generate(&problem.prompt).await?;
                 if let Some(u) = generation.usage {
-                    weave::add_usage(
-                        &generation.model,
-                        weave::Usage {
-                            prompt_tokens: u.prompt_tokens,
-                            completion_tokens: u.completion_tokens,
-                            total_tokens: u.total_tokens,
-                            requests: 1,
-                        },
-                    );
+                    weave::add_usage(&generation.model, u);
                 }
                 Ok(generation.code)
             }
@@ -114,52 +109,58 @@ impl CodeGenerationPipeline {
         }
     }
 
-    /// Puts the generated parts together after what the prompt defines before the function.
+    /// Puts the generated parts together after what the prompt defines before the function;
+    /// the notes say what had to be decided.
     #[weave::op]
-    pub fn assemble(&self, prompt: &str, entry_point: &str, generated: &GeneratedCode) -> String {
-        assemble_function(
-            prompt,
-            entry_point,
-            &GeneratedParts {
-                function_signature: generated.function_signature.clone(),
-                function_args_with_docstring_within_triple_quotes: generated
-                    .function_args_with_docstring_within_triple_quotes
-                    .clone(),
-                code_logic: generated.code_logic.clone(),
-            },
-        )
+    pub fn assemble(&self, prompt: &str, entry_point: &str, generated: &GeneratedCode) -> Assembly {
+        assemble(prompt, entry_point, generated)
+    }
+
+    /// Runs one formatter stage as its own traced op.
+    fn run_stage(&self, stage: Stage, code: &str) -> StepOutput {
+        match stage {
+            Stage::Prepare => self.prepare(code),
+            Stage::Step(FormatStep::RemoveUnused) => self.remove_unused(code),
+            Stage::Step(FormatStep::SortImports) => self.sort_imports(code),
+            Stage::Step(FormatStep::AddMissingTypingImports) => {
+                self.add_missing_typing_imports(code)
+            }
+            Stage::Step(FormatStep::FormatPep8) => self.format_pep8(code),
+        }
+    }
+
+    /// Checks that the code parses, repairing its indentation once if needed.
+    #[weave::op]
+    pub fn prepare(&self, code: &str) -> StepOutput {
+        self.formatter.run_stage(Stage::Prepare, code)
     }
 
     /// Removes unused imports and variables (Ruff F401, F841).
     #[weave::op]
-    pub fn remove_unused(&self, code: &str) -> String {
+    pub fn remove_unused(&self, code: &str) -> StepOutput {
         self.formatter
-            .remove_unused(code)
-            .unwrap_or_else(|_| code.to_string())
-    }
-
-    /// Adds `from typing import ...` for undefined typing names (Ruff F821).
-    #[weave::op]
-    pub fn add_missing_imports(&self, code: &str) -> String {
-        self.formatter
-            .add_missing_typing_imports(code)
-            .unwrap_or_else(|_| code.to_string())
+            .run_stage(Stage::Step(FormatStep::RemoveUnused), code)
     }
 
     /// Sorts imports (Ruff I001).
     #[weave::op]
-    pub fn sort_imports(&self, code: &str) -> String {
+    pub fn sort_imports(&self, code: &str) -> StepOutput {
         self.formatter
-            .sort_imports(code)
-            .unwrap_or_else(|_| code.to_string())
+            .run_stage(Stage::Step(FormatStep::SortImports), code)
+    }
+
+    /// Adds `from typing import ...` for undefined typing names (Ruff F821).
+    #[weave::op]
+    pub fn add_missing_typing_imports(&self, code: &str) -> StepOutput {
+        self.formatter
+            .run_stage(Stage::Step(FormatStep::AddMissingTypingImports), code)
     }
 
     /// PEP 8 formatting (ruff_python_formatter).
     #[weave::op]
-    pub fn format_pep8(&self, code: &str) -> String {
+    pub fn format_pep8(&self, code: &str) -> StepOutput {
         self.formatter
-            .format_pep8(code)
-            .unwrap_or_else(|_| code.to_string())
+            .run_stage(Stage::Step(FormatStep::FormatPep8), code)
     }
 }
 

@@ -124,22 +124,36 @@ fn statuses(o: &Outcome) -> (Status, Status) {
 
 #[test]
 fn run_capturing_returns_stdout_up_to_the_limit() {
-    let sb = Sandbox::new(SandboxConfig {
-        output_limit: 1000,
-        ..SandboxConfig::default()
-    })
-    .unwrap();
-    let (v, out) = sb.run_capturing("print('hello')\n").unwrap();
-    assert!(v.passed, "{v:?}");
-    assert_eq!(out, b"hello\n");
-    // Past the cap the program is stopped (unless it already finished) and the capture
-    // ends at the cap.
-    let (v, out) = sb
-        .run_capturing("import sys\nfor _ in range(100):\n    sys.stdout.write('x' * 5000)\n    sys.stdout.flush()\n")
+    for mode in [Mode::ForkServer, Mode::Fresh] {
+        let sb = Sandbox::new(SandboxConfig {
+            mode,
+            output_limit: 1000,
+            ..SandboxConfig::default()
+        })
         .unwrap();
-    assert!(!v.passed, "{v:?}");
-    assert_eq!(v.result, "failed: output limit exceeded");
-    assert_eq!(out, vec![b'x'; 1000]);
+        let (v, out) = sb.run_capturing("print('hello')\n").unwrap();
+        assert!(v.passed, "{mode:?}: {v:?}");
+        assert_eq!(out, b"hello\n", "{mode:?}");
+        // Output past the cap is read and thrown away, as all output is: the program
+        // runs to the end and passes; the capture ends at the cap.
+        let (v, out) = sb
+            .run_capturing(
+                "import sys\nfor i in range(100):\n    sys.stdout.write(str(i % 10) * 5000)\n    sys.stdout.flush()\n",
+            )
+            .unwrap();
+        assert!(v.passed, "{mode:?}: {v:?}");
+        assert_eq!(out, vec![b'0'; 1000], "{mode:?}");
+        // `run` keeps nothing, and stdout does not reach stderr.
+        let v = sb.run("print('x' * 100000)\n").unwrap();
+        assert!(v.passed && v.stderr_tail.is_empty(), "{mode:?}: {v:?}");
+        // A failing program's stdout is returned too.
+        let (v, out) = sb
+            .run_capturing("print('before')\nraise ValueError('no')\n")
+            .unwrap();
+        assert!(!v.passed, "{mode:?}: {v:?}");
+        assert_eq!(v.detail, "ValueError: no", "{mode:?}");
+        assert_eq!(out, b"before\n", "{mode:?}");
+    }
 }
 
 #[test]
@@ -968,12 +982,19 @@ async fn mock_llm_pipeline_runs_on_all_three_datasets() {
         }
     }
     // The evaluations are in the store, with the EvalPlus scorer's calls.
-    let store = weave::store::Store::open(dir.path().join("w.db")).expect("store");
+    use weave::store::TraceStore as _;
+    let store = weave::store::SqliteStore::open(dir.path().join("w.db")).expect("store");
+    let project = "local/codegen-pipeline";
     let calls = store
-        .calls(&weave::store::CallFilter {
-            op_name: Some("score_evalplus".into()),
+        .calls_query_vec(weave::types::CallsQueryReq {
+            project_id: project.into(),
+            filter: Some(weave::types::CallsFilter {
+                op_names: Some(vec![format!("weave:///{project}/op/score_evalplus:*")]),
+                ..Default::default()
+            }),
             ..Default::default()
         })
+        .await
         .expect("calls");
     assert_eq!(calls.len(), 6);
     for c in calls {

@@ -5,10 +5,9 @@ use std::io::Read;
 use std::path::PathBuf;
 
 use codegen_pipeline::formatter::{
-    add_missing_typing_imports, assemble_function, assemble_function_detailed, check_syntax,
-    format_all, format_pep8, remove_unused, sort_imports, undefined_names, CodeFormatter,
-    FormatError, FormatStep, GeneratedParts,
+    assemble, check_syntax, CodeFormatter, FormatError, FormatStep, Stage, StepOutput,
 };
+use codegen_pipeline::generator::GeneratedCode;
 
 // ---------------------------------------------------------------- helpers
 
@@ -68,8 +67,8 @@ fn parses(code: &str) -> bool {
     check_syntax(code).is_ok()
 }
 
-fn parts(sig: &str, doc: &str, logic: &str) -> GeneratedParts {
-    GeneratedParts {
+fn parts(sig: &str, doc: &str, logic: &str) -> GeneratedCode {
+    GeneratedCode {
         function_signature: sig.into(),
         function_args_with_docstring_within_triple_quotes: doc.into(),
         code_logic: logic.into(),
@@ -82,7 +81,7 @@ fn parts(sig: &str, doc: &str, logic: &str) -> GeneratedParts {
 fn remove_unused_drops_unused_imports_and_variables() {
     let src = "import os\nimport sys, json\nfrom typing import List, Dict\n\n\
                def f(xs: List[int]) -> int:\n    tmp = 42\n    unused = len(xs)\n    return sum(xs) + sys.maxsize\n";
-    let out = remove_unused(src).unwrap();
+    let out = CodeFormatter::default().remove_unused(src).unwrap();
     assert!(!out.contains("import os"), "{out}");
     assert!(!out.contains("json"), "{out}");
     assert!(!out.contains("Dict"), "{out}");
@@ -98,13 +97,13 @@ fn remove_unused_drops_unused_imports_and_variables() {
 #[test]
 fn remove_unused_keeps_used_code_untouched() {
     let src = "import math\n\n\ndef f(x):\n    y = math.sqrt(x)\n    return y\n";
-    assert_eq!(remove_unused(src).unwrap(), src);
+    assert_eq!(CodeFormatter::default().remove_unused(src).unwrap(), src);
 }
 
 #[test]
 fn sort_imports_sorts_and_groups() {
     let src = "import sys\nimport os\nfrom collections import deque\nimport numpy as np\nfrom typing import List\nfrom typing import Dict\n\nprint(sys, os, deque, np, List, Dict)\n";
-    let out = sort_imports(src).unwrap();
+    let out = CodeFormatter::default().sort_imports(src).unwrap();
     let imports: Vec<&str> = out
         .lines()
         .take_while(|l| !l.starts_with("print"))
@@ -127,41 +126,64 @@ fn sort_imports_sorts_and_groups() {
 #[test]
 fn typing_imports_are_added_for_undefined_typing_names() {
     let src = "def f(x: List[int]) -> Optional[int]:\n    return x[0] if x else None\n";
-    assert_eq!(undefined_names(src).unwrap(), ["List", "Optional"]);
-    let out = add_missing_typing_imports(src).unwrap();
+    assert_eq!(
+        CodeFormatter::default().undefined_names(src).unwrap(),
+        ["List", "Optional"]
+    );
+    let out = CodeFormatter::default()
+        .add_missing_typing_imports(src)
+        .unwrap();
     assert!(
         out.starts_with("from typing import List, Optional\n"),
         "{out}"
     );
-    assert!(undefined_names(&out).unwrap().is_empty(), "{out}");
+    assert!(
+        CodeFormatter::default()
+            .undefined_names(&out)
+            .unwrap()
+            .is_empty(),
+        "{out}"
+    );
 }
 
 #[test]
 fn typing_imports_merge_with_existing_imports_and_skip_unknown_names() {
     let src = "\"\"\"Module doc.\"\"\"\nimport math\nfrom typing import Dict\n\n\n\
                def f(d: Dict[str, Tuple[int, int]]) -> float:\n    return math.pi + foo(d)\n";
-    let out = add_missing_typing_imports(src).unwrap();
+    let out = CodeFormatter::default()
+        .add_missing_typing_imports(src)
+        .unwrap();
     assert!(out.starts_with("\"\"\"Module doc.\"\"\"\n"), "{out}");
     assert!(
         out.contains("import math\nfrom typing import Dict, Tuple\n"),
         "{out}"
     );
     // `foo` is not a typing name: still undefined, nothing invented for it.
-    assert_eq!(undefined_names(&out).unwrap(), ["foo"]);
+    assert_eq!(
+        CodeFormatter::default().undefined_names(&out).unwrap(),
+        ["foo"]
+    );
 }
 
 #[test]
 fn typing_names_in_string_annotations_are_found() {
     let src = "def f(x: \"Dict[str, int]\") -> 'Any':\n    return x\n";
-    assert_eq!(undefined_names(src).unwrap(), ["Dict", "Any"]);
-    let out = add_missing_typing_imports(src).unwrap();
+    assert_eq!(
+        CodeFormatter::default().undefined_names(src).unwrap(),
+        ["Dict", "Any"]
+    );
+    let out = CodeFormatter::default()
+        .add_missing_typing_imports(src)
+        .unwrap();
     assert!(out.starts_with("from typing import Any, Dict\n"), "{out}");
 }
 
 #[test]
 fn collections_names_come_from_collections() {
     let src = "def f(xs):\n    return Counter(xs).most_common(1)\n";
-    let out = add_missing_typing_imports(src).unwrap();
+    let out = CodeFormatter::default()
+        .add_missing_typing_imports(src)
+        .unwrap();
     assert!(
         out.starts_with("from collections import Counter\n"),
         "{out}"
@@ -171,7 +193,7 @@ fn collections_names_come_from_collections() {
 #[test]
 fn format_pep8_formats() {
     let src = "def f( a,b ):\n  return {'a':a,'b' :b}\nx=f(1,2)\n";
-    let out = format_pep8(src).unwrap();
+    let out = CodeFormatter::default().format_pep8(src).unwrap();
     assert_eq!(
         out,
         "def f(a, b):\n    return {\"a\": a, \"b\": b}\n\n\nx = f(1, 2)\n"
@@ -182,10 +204,10 @@ fn format_pep8_formats() {
 fn steps_reject_invalid_syntax() {
     let src = "def f(:\n    return 1\n";
     for result in [
-        remove_unused(src),
-        sort_imports(src),
-        add_missing_typing_imports(src),
-        format_pep8(src),
+        CodeFormatter::default().remove_unused(src),
+        CodeFormatter::default().sort_imports(src),
+        CodeFormatter::default().add_missing_typing_imports(src),
+        CodeFormatter::default().format_pep8(src),
     ] {
         match result {
             Err(FormatError::Syntax { line, .. }) => assert_eq!(line, 1),
@@ -201,7 +223,7 @@ def  find_max(numbers: List[int])->Optional[int] :\n    debug=True\n    if not n
 
 #[test]
 fn format_all_cleans_messy_llm_code() {
-    let outcome = format_all(MESSY);
+    let outcome = CodeFormatter::default().format_all(MESSY);
     assert!(outcome.error.is_none(), "{outcome:?}");
     assert!(outcome.changed);
     let code = &outcome.code;
@@ -234,9 +256,9 @@ fn format_all_is_idempotent() {
         "class A:\n  def m(self,x):\n     y=x*2\n     return x\n",
     ];
     for sample in samples {
-        let once = format_all(sample);
+        let once = CodeFormatter::default().format_all(sample);
         assert!(once.error.is_none(), "{once:?}");
-        let twice = format_all(&once.code);
+        let twice = CodeFormatter::default().format_all(&once.code);
         assert_eq!(twice.code, once.code, "not idempotent for {sample:?}");
         assert!(!twice.changed, "{twice:?}");
     }
@@ -247,7 +269,7 @@ fn format_all_repairs_tab_indentation() {
     // Mixed tabs and spaces: Python rejects this (TabError).
     let src = "def f(x):\n\tif x:\n\t\treturn 1\n    return 2\n";
     assert!(!parses(src));
-    let outcome = format_all(src);
+    let outcome = CodeFormatter::default().format_all(src);
     assert!(outcome.error.is_none(), "{outcome:?}");
     assert_eq!(
         outcome.code,
@@ -263,7 +285,7 @@ fn format_all_repairs_tab_indentation() {
 #[test]
 fn format_all_repairs_code_indented_as_a_whole() {
     let src = "    import math\n    def area(r):\n        return math.pi * r ** 2\n";
-    let outcome = format_all(src);
+    let outcome = CodeFormatter::default().format_all(src);
     assert!(outcome.error.is_none(), "{outcome:?}");
     assert_eq!(
         outcome.code,
@@ -274,7 +296,7 @@ fn format_all_repairs_code_indented_as_a_whole() {
 #[test]
 fn format_all_returns_unparsable_code_unchanged_with_reason() {
     let src = "def broken(x)\n    return x +\n";
-    let outcome = format_all(src);
+    let outcome = CodeFormatter::default().format_all(src);
     assert_eq!(outcome.code, src);
     assert!(!outcome.changed);
     let reason = outcome.error.expect("a reason");
@@ -336,13 +358,91 @@ fn steps_are_callable_one_by_one() {
     for step in FormatStep::ALL {
         code = formatter.apply(step, &code).unwrap();
     }
-    assert_eq!(code, format_all(MESSY).code);
+    assert_eq!(code, CodeFormatter::default().format_all(MESSY).code);
     let json = serde_json::to_value(&formatter).unwrap();
     assert_eq!(json["line_length"], 88);
     assert_eq!(
         json["rules"],
         serde_json::json!(["F401", "F841", "I001", "F821"])
     );
+}
+
+#[test]
+fn one_orchestration_runs_every_stage_in_order_and_keeps_the_last_good_code() {
+    let formatter = CodeFormatter::default();
+    // A runner that records the stages and makes one step fail.
+    let mut seen = Vec::new();
+    let outcome = formatter.orchestrate(MESSY, &mut |stage, code| {
+        seen.push(stage);
+        if stage == Stage::Step(FormatStep::SortImports) {
+            return StepOutput {
+                code: "garbage that must not be kept".into(),
+                changed: true,
+                note: None,
+                error: Some("sorting broke".into()),
+            };
+        }
+        formatter.run_stage(stage, code)
+    });
+    assert_eq!(
+        seen,
+        [
+            Stage::Prepare,
+            Stage::Step(FormatStep::RemoveUnused),
+            Stage::Step(FormatStep::SortImports),
+            Stage::Step(FormatStep::AddMissingTypingImports),
+            Stage::Step(FormatStep::FormatPep8),
+        ]
+    );
+    assert!(!outcome.code.contains("garbage"), "{}", outcome.code);
+    assert!(
+        outcome
+            .notes
+            .contains(&"sort_imports: skipped: sorting broke".to_string()),
+        "{:?}",
+        outcome.notes
+    );
+    // Without the failure it is exactly format_all.
+    let all = formatter.format_all(MESSY);
+    let direct = formatter.orchestrate(MESSY, &mut |stage, code| formatter.run_stage(stage, code));
+    assert_eq!(all, direct);
+}
+
+#[test]
+fn a_stage_that_fails_says_why_and_keeps_the_code() {
+    let formatter = CodeFormatter::default();
+    let bad = "def f(:\n    pass\n";
+    let out = formatter.run_stage(Stage::Step(FormatStep::FormatPep8), bad);
+    assert_eq!(out.code, bad);
+    assert!(!out.changed);
+    assert!(
+        out.error
+            .as_deref()
+            .unwrap_or("")
+            .contains("invalid syntax"),
+        "{out:?}"
+    );
+    let prep = formatter.run_stage(Stage::Prepare, bad);
+    assert!(prep.error.is_some(), "{prep:?}");
+    // Nothing runs after a prepare that fails.
+    let mut stages = 0;
+    let outcome = formatter.orchestrate(bad, &mut |stage, code| {
+        stages += 1;
+        formatter.run_stage(stage, code)
+    });
+    assert_eq!(stages, 1);
+    assert_eq!(outcome.code, bad);
+    assert!(outcome.error.is_some());
+    let added = formatter.run_stage(
+        Stage::Step(FormatStep::AddMissingTypingImports),
+        "def f(x: List[int]) -> int:\n    return 1\n",
+    );
+    assert!(added.changed);
+    assert_eq!(added.note.as_deref(), Some("added from typing import List"));
+    // The step's output, as a traced op records it.
+    let json = serde_json::to_value(&added).unwrap();
+    assert_eq!(json["changed"], true);
+    assert!(json.get("error").is_none());
 }
 
 // ---------------------------------------------------------------- assembly
@@ -365,7 +465,7 @@ fn assembly_normalises_indentation() {
         "```python\n        total = a + b\n        if total > 10:\n            return total\n        return total\n```\n",
     ];
     for logic in logics {
-        let code = assemble_function("", "add", &parts(sig, doc, logic));
+        let code = assemble("", "add", &parts(sig, doc, logic)).code;
         assert_eq!(code, expected, "for {logic:?}");
     }
 }
@@ -375,14 +475,14 @@ fn assembly_first_line_block_opener() {
     // First line at column 0 ends with ':' and the rest is indented relative to a
     // base of four: only the shifted reading parses.
     let logic = "if n < 2:\n        return n\n    return fib(n - 1) + fib(n - 2)\n";
-    let code = assemble_function("", "fib", &parts("def fib(n)", "", logic));
+    let code = assemble("", "fib", &parts("def fib(n)", "", logic)).code;
     assert_eq!(
         code,
         "def fib(n):\n    if n < 2:\n        return n\n    return fib(n - 1) + fib(n - 2)\n"
     );
     // A lone block at column 0 whose body is indented stays as it is.
     let logic = "for x in xs:\n    print(x)\n";
-    let code = assemble_function("", "show", &parts("show(xs)", "", logic));
+    let code = assemble("", "show", &parts("show(xs)", "", logic)).code;
     assert_eq!(code, "def show(xs):\n    for x in xs:\n        print(x)\n");
 }
 
@@ -390,7 +490,7 @@ fn assembly_first_line_block_opener() {
 fn assembly_tolerates_repeated_def_and_sloppy_signature() {
     // The model repeats the whole function in code_logic.
     let logic = "def inc(x: int) -> int:\n    return x + 1\n";
-    let a = assemble_function_detailed(
+    let a = assemble(
         "",
         "inc",
         &parts("inc(x: int) -> int", "\"\"\"Inc.\"\"\"", logic),
@@ -404,7 +504,7 @@ fn assembly_tolerates_repeated_def_and_sloppy_signature() {
 
     // The model repeats only the def line and puts the body at column 0.
     let logic = "def inc(x):\nreturn x + 1\n";
-    let code = assemble_function("", "inc", &parts("def inc(x)", "Increment x.", logic));
+    let code = assemble("", "inc", &parts("def inc(x)", "Increment x.", logic)).code;
     assert_eq!(
         code,
         "def inc(x):\n    \"\"\"Increment x.\"\"\"\n    return x + 1\n"
@@ -414,7 +514,7 @@ fn assembly_tolerates_repeated_def_and_sloppy_signature() {
 #[test]
 fn assembly_keeps_multiline_strings_verbatim() {
     let logic = "    text = \"\"\"first\n  second\n\"\"\"\n    return text\n";
-    let code = assemble_function("", "f", &parts("def f():", "", logic));
+    let code = assemble("", "f", &parts("def f():", "", logic)).code;
     assert_eq!(
         code,
         "def f():\n    text = \"\"\"first\n  second\n\"\"\"\n    return text\n"
@@ -425,7 +525,7 @@ fn assembly_keeps_multiline_strings_verbatim() {
 fn assembly_uses_prompt_header_when_signature_is_wrong() {
     let prompt =
         "import math\n\n\ndef area(r: float) -> float:\n    \"\"\"Area of a circle.\"\"\"\n";
-    let a = assemble_function_detailed(
+    let a = assemble(
         prompt,
         "area",
         &parts("def circle_area(r):", "", "return math.pi * r * r"),
@@ -441,7 +541,7 @@ fn assembly_uses_prompt_header_when_signature_is_wrong() {
 fn assembly_keeps_statements_the_prompt_puts_in_the_body() {
     // Shape of HumanEval/115: an import before the docstring.
     let prompt = "\ndef buckets(xs, size):\n    import math\n    \"\"\"Number of buckets.\"\"\"\n";
-    let code = assemble_function(
+    let code = assemble(
         prompt,
         "buckets",
         &parts(
@@ -449,17 +549,19 @@ fn assembly_keeps_statements_the_prompt_puts_in_the_body() {
             "",
             "    return math.ceil(len(xs) / size)\n",
         ),
-    );
+    )
+    .code;
     assert_eq!(
         code,
         "def buckets(xs, size):\n    \"\"\"Number of buckets.\"\"\"\n    import math\n    return math.ceil(len(xs) / size)\n"
     ); // Also when the model repeats the def (without the import).
     let logic = "def buckets(xs, size):\n    return math.ceil(len(xs) / size)\n";
-    let code = assemble_function(
+    let code = assemble(
         prompt,
         "buckets",
         &parts("def buckets(xs, size):", "", logic),
-    );
+    )
+    .code;
     assert!(
         code.contains("    import math\n    return math.ceil"),
         "{code}"
@@ -481,7 +583,7 @@ fn assembly_keeps_helper_of_make_palindrome() {
         "\"\"\"Shortest palindrome starting with string.\"\"\"",
         &p.canonical_solution,
     );
-    let code = assemble_function(&p.prompt, &p.entry_point, &generated);
+    let code = assemble(&p.prompt, &p.entry_point, &generated).code;
     assert!(parses(&code), "{code}");
     assert!(defines(&code, "is_palindrome"), "{code}");
     assert!(code.contains("return string == string[::-1]"), "{code}");
@@ -494,7 +596,7 @@ fn assembly_keeps_helper_of_make_palindrome() {
     assert!(code.find("def is_palindrome").unwrap() < code.find("def make_palindrome").unwrap());
     assert_eq!(code.matches("def make_palindrome(").count(), 1);
 
-    let outcome = format_all(&code);
+    let outcome = CodeFormatter::default().format_all(&code);
     assert!(outcome.error.is_none(), "{outcome:?}");
     assert!(defines(&outcome.code, "is_palindrome") && defines(&outcome.code, "make_palindrome"));
 }
@@ -506,7 +608,7 @@ fn assembly_keeps_helper_of_decode_cyclic() {
     // Sloppy signature (no `def`, no colon) and an empty docstring: the prompt's
     // docstring is used.
     let generated = parts("decode_cyclic(s: str)", "", &p.canonical_solution);
-    let code = assemble_function(&p.prompt, &p.entry_point, &generated);
+    let code = assemble(&p.prompt, &p.entry_point, &generated).code;
     assert!(parses(&code), "{code}");
     assert!(defines(&code, "encode_cyclic"), "{code}");
     assert!(
@@ -533,7 +635,7 @@ fn assembly_of_every_canonical_solution_parses() {
             .unwrap_or_default()
             .to_string();
         let generated = parts(&header, "", &p.canonical_solution);
-        let code = assemble_function(&p.prompt, &p.entry_point, &generated);
+        let code = assemble(&p.prompt, &p.entry_point, &generated).code;
         assert!(parses(&code), "{}: {code}", p.task_id);
         assert!(defines(&code, &p.entry_point), "{}: {code}", p.task_id);
     }

@@ -13,8 +13,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 use codegen_pipeline::generator::{
-    GeneratedCode, GenerationSettings, Generator, GeneratorConfig, GeneratorError, RetryPolicy,
-    TransportErrorKind, Usage,
+    GeneratedCode, GenerationSettings, Generator, GeneratorConfig, GeneratorError, Instructions,
+    RetryPolicy, StructuredOutput, TransportErrorKind, Usage, DEFAULT_MAX_TOKENS,
 };
 use serde_json::{json, Value};
 
@@ -206,7 +206,7 @@ async fn structured_output_is_parsed() {
         }
     );
     assert_eq!(
-        generation.code.to_python(),
+        codegen_pipeline::formatter::assemble("", "add", &generation.code).code,
         "def add(a: int, b: int) -> int:\n    \"\"\"Return the sum of a and b.\"\"\"\n    return a + b\n"
     );
     assert_eq!(generation.model, SERVED_MODEL);
@@ -221,6 +221,7 @@ async fn usage_is_returned() {
     assert_eq!(
         generation.usage,
         Some(Usage {
+            requests: 1,
             prompt_tokens: 120,
             completion_tokens: 45,
             total_tokens: 165,
@@ -253,11 +254,15 @@ async fn missing_usage_and_model_fall_back() {
 #[tokio::test]
 async fn request_carries_strict_schema_model_and_auth() {
     let server = TestServer::start(vec![success()]).await;
-    let config = server.config().with_settings(GenerationSettings {
-        temperature: Some(0.2),
-        max_tokens: Some(512),
-        seed: Some(42),
-    });
+    // OpenAI's placement of the instructions (the default for api.openai.com).
+    let config = server
+        .config()
+        .with_instructions(Instructions::System)
+        .with_settings(GenerationSettings {
+            temperature: Some(0.2),
+            max_tokens: Some(512),
+            seed: Some(42),
+        });
     Generator::new(config)
         .unwrap()
         .generate(PROMPT)
@@ -340,8 +345,13 @@ async fn default_settings_and_no_key_for_local_servers() {
     assert_eq!(request.authorization, None);
     assert_eq!(request.body["model"], "llama3.1:8b");
     assert_eq!(request.body["temperature"], 0.0);
-    assert!(request.body.get("max_tokens").is_none());
+    assert_eq!(request.body["max_tokens"], DEFAULT_MAX_TOKENS);
     assert!(request.body.get("seed").is_none());
+    // A local server: the instructions open the only (user) message.
+    let messages = request.body["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0]["role"], "user");
+    assert!(messages[0]["content"].as_str().unwrap().ends_with(PROMPT));
 }
 
 #[tokio::test]
@@ -430,16 +440,74 @@ async fn retries_exhausted_names_status_and_message() {
 
 #[tokio::test]
 async fn client_errors_are_not_retried() {
+    // A fixed mode: the rejection is final.
     let server = TestServer::start(vec![
         Reply::error(400, "Invalid schema for response_format 'generated_code'"),
         success(),
     ])
     .await;
-    let err = server.generator().generate(PROMPT).await.unwrap_err();
+    let generator = Generator::new(
+        server
+            .config()
+            .with_structured_output(StructuredOutput::JsonSchema),
+    )
+    .unwrap();
+    let err = generator.generate(PROMPT).await.unwrap_err();
     assert_eq!(err.status(), Some(400));
     assert_eq!(err.attempts(), Some(1));
     assert!(err.to_string().contains("Invalid schema"), "{err}");
     assert_eq!(server.received().len(), 1);
+
+    // Auto mode: an error that is not about the request's shape is final too.
+    for status in [400, 401, 404, 422] {
+        let server = TestServer::start(vec![
+            Reply::error(status, "Invalid value for 'temperature': expected a number"),
+            success(),
+        ])
+        .await;
+        let err = server.generator().generate(PROMPT).await.unwrap_err();
+        assert!(err.is_request_error(), "{err:?}");
+        assert_eq!(err.status(), Some(status));
+        assert_eq!(err.attempts(), Some(1));
+        assert!(
+            err.to_string().contains("Invalid value for 'temperature'"),
+            "{err}"
+        );
+        assert_eq!(server.received().len(), 1);
+    }
+}
+
+#[tokio::test]
+async fn server_errors_naming_an_invalid_field_are_not_retried() {
+    // llama-cpp-python wraps validation errors in HTTP 500.
+    let message = "1 validation error:\n  {'type': 'int_parsing', 'loc': ('body', 'max_tokens'), \
+                   'msg': 'Input should be a valid integer', 'input': 'abc'}";
+    let server = TestServer::start(vec![Reply::error(500, message), success()]).await;
+    let err = server.generator().generate(PROMPT).await.unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            GeneratorError::Rejected {
+                status: 500,
+                attempts: 1,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().contains("Input should be a valid integer"),
+        "{err}"
+    );
+    assert_eq!(server.received().len(), 1);
+
+    // 408, 409 and 429 are transient, like 5xx without such a message.
+    for status in [408, 409, 429, 502] {
+        let server =
+            TestServer::start(vec![Reply::error(status, "try again later"), success()]).await;
+        let generation = server.generator().generate(PROMPT).await.unwrap();
+        assert_eq!(generation.attempts, 2, "HTTP {status}");
+    }
 }
 
 #[tokio::test]

@@ -14,8 +14,9 @@ use codegen_pipeline::humaneval::{load_problems, Problem};
 use codegen_pipeline::pipeline::{CodeGenerationPipeline, HumanEvalScorer};
 use codegen_pipeline::sandbox::{Sandbox, SandboxConfig};
 use serde_json::{json, Value};
-use weave::eval::{Dataset, Evaluation};
-use weave::store::{CallFilter, Store};
+use weave::eval::{Dataset, Evaluation, EVALUATE, PREDICT_AND_SCORE};
+use weave::store::{SqliteStore, TraceStore as _};
+use weave::types::{CallSchema, CallsFilter, CallsQueryReq, ObjReadReq, ObjSchema, WeaveRef};
 
 fn humaneval_file() -> PathBuf {
     let shared = std::env::var_os("WEAVE_SHARED_DIR")
@@ -27,13 +28,58 @@ fn humaneval_file() -> PathBuf {
 /// What the fake datasets-server handler shares: the rows and a hit counter.
 type HubState = (Arc<Vec<Value>>, Arc<Mutex<usize>>);
 
-fn calls_of(store: &Store, op: &str) -> Vec<weave::store::CallRecord> {
-    store
-        .calls(&CallFilter {
-            op_name: Some(op.into()),
+/// A store read through `TraceStore`, in one project.
+struct Store {
+    inner: SqliteStore,
+    project: String,
+}
+
+impl Store {
+    fn open(path: &std::path::Path, project: &str) -> Store {
+        Store {
+            inner: SqliteStore::open(path).expect("store"),
+            project: project.into(),
+        }
+    }
+
+    fn calls(&self, filter: CallsFilter) -> Vec<CallSchema> {
+        futures::executor::block_on(self.inner.calls_query_vec(CallsQueryReq {
+            project_id: self.project.clone(),
+            filter: Some(filter),
+            ..Default::default()
+        }))
+        .expect("calls")
+    }
+
+    fn children(&self, id: &str) -> Vec<CallSchema> {
+        self.calls(CallsFilter {
+            parent_ids: Some(vec![id.into()]),
             ..Default::default()
         })
-        .expect("calls")
+    }
+
+    fn object(&self, project: &str, name: &str, version: &str) -> ObjSchema {
+        futures::executor::block_on(self.inner.obj_read(ObjReadReq {
+            project_id: project.into(),
+            object_id: name.into(),
+            digest: version.into(),
+            ..Default::default()
+        }))
+        .expect("object")
+        .obj
+    }
+
+    fn resolve(&self, uri: &str) -> ObjSchema {
+        let r = WeaveRef::parse(uri).expect("ref");
+        self.object(&r.project_id(), &r.name, &r.digest)
+    }
+}
+
+fn calls_of(store: &Store, op: &str) -> Vec<CallSchema> {
+    store.calls(CallsFilter {
+        op_names: Some(vec![format!("weave:///{}/op/{op}:*", store.project)]),
+        ..Default::default()
+    })
 }
 
 #[test]
@@ -57,7 +103,7 @@ fn reference_model_scores_164_and_leaves_the_full_tree() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
     if !stdout.contains("passed                 164/164") {
-        let store = Store::open(&db).expect("store");
+        let store = Store::open(&db, "local/codegen-pipeline");
         let failed: Vec<String> = calls_of(&store, "score_humaneval_test")
             .into_iter()
             .filter(|c| c.output.as_ref().is_none_or(|o| o["passed"] != true))
@@ -69,52 +115,65 @@ fn reference_model_scores_164_and_leaves_the_full_tree() {
     assert!(stderr.contains("--model reference"), "{stderr}");
     assert!(stdout.contains(&db.display().to_string()), "{stdout}");
 
-    let store = Store::open(&db).expect("store");
+    let store = Store::open(&db, "local/codegen-pipeline");
     // The pipeline model refers to its formatter, itself a versioned object.
-    let pipeline = store
-        .object("CodeGenerationPipeline", "latest")
-        .expect("lookup")
-        .expect("pipeline stored");
+    let pipeline = store.object(&store.project, "CodeGenerationPipeline", "latest");
     let formatter_ref = pipeline.val["formatter"].as_str().expect("formatter ref");
-    let formatter = store
-        .resolve_ref(formatter_ref)
-        .expect("resolve")
-        .expect("formatter stored");
+    let formatter = store.resolve(formatter_ref);
     assert_eq!(formatter.val["line_length"], 88);
     assert!(pipeline.val["predict"]
         .as_str()
         .is_some_and(|r| r.contains("/op/CodeGenerationPipeline.predict:")));
-    let roots = calls_of(&store, "Evaluation.evaluate");
+    let roots = calls_of(&store, EVALUATE);
     assert_eq!(roots.len(), 1);
     let root = &roots[0];
-    assert_eq!(root.status(), weave::store::CallStatus::Success);
-    let rows = store.children(&root.id).expect("children");
+    assert_eq!(root.status(), weave::types::CallStatus::Success);
+    // The binary names the run it just made.
+    assert!(stdout.contains(&format!("trace {}", root.id)), "{stdout}");
+    let rows = store.children(&root.id);
     let pas: Vec<_> = rows
         .iter()
-        .filter(|c| c.op_short_name() == "Evaluation.predict_and_score")
+        .filter(|c| c.op_display_name() == PREDICT_AND_SCORE)
         .collect();
     assert_eq!(pas.len(), 164);
     for row in pas {
-        let kids = store.children(&row.id).expect("kids");
-        let names: Vec<&str> = kids.iter().map(|c| c.op_short_name()).collect();
+        let kids = store.children(&row.id);
+        let names: Vec<&str> = kids.iter().map(|c| c.op_display_name()).collect();
         assert_eq!(
             names,
             vec!["CodeGenerationPipeline.predict", "score_humaneval_test"],
             "row {}",
             row.inputs["example"]["task_id"]
         );
-        let steps = store.children(&kids[0].id).expect("steps");
-        let step_names: Vec<&str> = steps.iter().map(|c| c.op_short_name()).collect();
+        let steps = store.children(&kids[0].id);
+        let step_names: Vec<&str> = steps.iter().map(|c| c.op_display_name()).collect();
         assert_eq!(
             step_names,
             vec![
                 "CodeGenerationPipeline.generate_code",
                 "CodeGenerationPipeline.assemble",
+                "CodeGenerationPipeline.prepare",
                 "CodeGenerationPipeline.remove_unused",
-                "CodeGenerationPipeline.add_missing_imports",
                 "CodeGenerationPipeline.sort_imports",
+                "CodeGenerationPipeline.add_missing_typing_imports",
                 "CodeGenerationPipeline.format_pep8",
             ]
+        );
+        // Each stage records {code, changed, note}; the last one's code is the output.
+        for s in &steps[2..] {
+            let out = s.output.as_ref().expect("stage output");
+            assert!(
+                out["code"].is_string() && out["changed"].is_boolean(),
+                "{out}"
+            );
+            assert!(out.get("error").is_none(), "{}: {out}", s.op_display_name());
+        }
+        assert_eq!(
+            steps
+                .last()
+                .and_then(|s| s.output.as_ref())
+                .map(|o| &o["code"]),
+            kids[0].output.as_ref(),
         );
         assert_eq!(kids[1].output.as_ref().expect("verdict")["passed"], true);
         let protections = &kids[1].attributes["sandbox"]["protections"];
@@ -259,8 +318,12 @@ async fn llm_pipeline_records_usage_and_hides_the_key() {
         res.summary["score_humaneval_test"]["passed"]["true_count"],
         2
     );
-    let store = client.store().expect("store");
-    let root = &calls_of(&store, "Evaluation.evaluate")[0];
+    let store = Store {
+        inner: client.store().expect("store"),
+        project: client.project_id(),
+    };
+    let root = &calls_of(&store, EVALUATE)[0];
+    assert_eq!(res.call_id.as_deref(), Some(root.id.as_str()));
     assert_eq!(
         root.summary["usage"]["served-model"],
         json!({"prompt_tokens": 200, "completion_tokens": 40, "total_tokens": 240, "requests": 2})

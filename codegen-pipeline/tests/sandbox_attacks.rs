@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use codegen_pipeline::humaneval::{score_humaneval_test, Problem};
-use common::{assert_child_passed, copy_of_this_binary, processes_of, processes_with_arg};
+use common::{
+    assert_child_passed, claim_uid, copy_of_this_binary, processes_of, processes_with_arg,
+};
 
 mod common;
 use codegen_pipeline::sandbox::{Mode, Sandbox, SandboxConfig};
@@ -189,11 +191,31 @@ fn attacks(host: &Host) -> Vec<(&'static str, String)> {
             "steal the nonce",
             "    return None\nimport sys, gc, os\nfound = []\nfor get in (\n    lambda: sys._getframe(1).f_locals,\n    lambda: [o for o in gc.get_objects() if isinstance(o, dict)],\n    lambda: __import__('ctypes'),\n):\n    try:\n        found.append(get())\n    except Exception:\n        pass\ntry:\n    raise ValueError\nexcept ValueError as e:\n    try:\n        found.append(e.__traceback__.tb_frame.f_back.f_locals)\n    except Exception:\n        pass\nfor item in found:\n    for v in (item.values() if isinstance(item, dict) else []):\n        if isinstance(v, bytes) and len(v) == 32:\n            os.write(4, v)\n            os._exit(0)\nos._exit(0)\n".into(),
         ),
+        (
+            "code.replace and CodeType",
+            "    import types\n    co = (lambda: 0).__code__\n    made = []\n    for make in (\n        lambda: co.replace(co_consts=()),\n        lambda: co.replace(co_code=co.co_code),\n        lambda: co.replace(co_flags=co.co_flags | 0x100),\n        lambda: co.replace(),\n        lambda: co.__replace__(co_names=()),\n        lambda: types.CodeType(co.co_argcount, co.co_posonlyargcount, co.co_kwonlyargcount, co.co_nlocals, co.co_stacksize, co.co_flags, co.co_code, (), co.co_names, co.co_varnames, co.co_filename, co.co_name, co.co_qualname, co.co_firstlineno, co.co_linetable, co.co_exceptiontable),\n    ):\n        try:\n            made.append(make())\n        except Exception:\n            pass\n    return a + b if made else None\n".into(),
+        ),
+        (
+            "types.coroutine's code with forged globals",
+            "    import types\n    victim = (lambda *a, **k: 0).__code__\n    made = []\n    class FakeCode:\n        co_flags = 0x20 | 0x04 | 0x08\n        replace = victim.replace\n    class Flags:\n        co_flags = 0x20\n    class Shifty:\n        def __init__(self, seq):\n            self.seq = list(seq)\n            self.set = None\n        @property\n        def __code__(self):\n            return self.seq.pop(0) if len(self.seq) > 1 else self.seq[0]\n        @__code__.setter\n        def __code__(self, value):\n            self.set = value\n    for seq, code_type in (([FakeCode()], FakeCode), ([victim, Flags(), victim], type(victim))):\n        func = Shifty(seq)\n        forged = types.FunctionType(types.coroutine.__code__, {'FunctionType': Shifty, 'CodeType': code_type, 'callable': lambda f: True, '__builtins__': __builtins__})\n        try:\n            forged(func)\n        except Exception:\n            pass\n        if type(func.set) is type(victim):\n            made.append(func.set)\n    return a + b if made else None\n".into(),
+        ),
+        (
+            "frames through asyncio",
+            "    import asyncio, inspect, os, sys, traceback\n    def scan(frame):\n        while frame is not None:\n            v = frame.f_locals.get('nonce')\n            if isinstance(v, bytes) and len(v) == 32:\n                os.write(4, v)\n                os._exit(0)\n            frame = frame.f_back\n    async def agen():\n        yield 1\n    async def main():\n        task = asyncio.current_task()\n        g = agen()\n        await g.__anext__()\n        for get in (\n            lambda: task.get_stack(),\n            lambda: [task.get_coro().cr_frame],\n            lambda: [g.ag_frame],\n            lambda: [inspect.currentframe()],\n            lambda: [f for f, _ in traceback.walk_stack(None)],\n            lambda: [sys._getframe()],\n        ):\n            try:\n                for f in get():\n                    if isinstance(f, dict):\n                        f = None\n                    scan(f)\n            except Exception:\n                pass\n        try:\n            task.print_stack(file=sys.stderr)\n        except Exception:\n            pass\n        try:\n            raise ValueError\n        except ValueError as e:\n            try:\n                scan(e.__traceback__.tb_frame)\n            except Exception:\n                pass\n    for debug in (False, True):\n        try:\n            asyncio.run(main(), debug=debug)\n        except Exception:\n            pass\n    return None\n".into(),
+        ),
+        (
+            "race the hook while types.coroutine runs",
+            "    import os, sys, threading, types\n    stop = []\n    def convert():\n        while not stop:\n            def g():\n                yield\n            types.coroutine(g)\n    workers = [threading.Thread(target=convert) for _ in range(2)]\n    for t in workers:\n        t.start()\n    got = None\n    sys.setswitchinterval(1e-6)\n    for _ in range(20000):\n        try:\n            got = sys._getframe(1)\n            break\n        except Exception:\n            pass\n    stop.append(1)\n    for t in workers:\n        t.join()\n    f = got\n    while f is not None:\n        v = f.f_locals.get('nonce')\n        if isinstance(v, bytes) and len(v) == 32:\n            os.write(4, v)\n            os._exit(0)\n        f = f.f_back\n    return a + b if got is not None else None\n".into(),
+        ),
+        (
+            "bytecode of our own through the import system",
+            "    import importlib.util, marshal, os, sys\n    os.mkdir('__pycache__')\n    with open('weave_evil.py', 'w') as f:\n        f.write('X = 1\\n')\n    st = os.stat('weave_evil.py')\n    code = compile('X = 2\\n', os.path.abspath('weave_evil.py'), 'exec')\n    header = importlib.util.MAGIC_NUMBER + (0).to_bytes(4, 'little') + int(st.st_mtime).to_bytes(4, 'little') + st.st_size.to_bytes(4, 'little')\n    with open(importlib.util.cache_from_source('weave_evil.py'), 'wb') as f:\n        f.write(header + marshal.dumps(code))\n    sys.path.insert(0, os.getcwd())\n    loaded = []\n    try:\n        import weave_evil\n        loaded.append(weave_evil.X == 2)\n    except Exception:\n        pass\n    evil = os.path.abspath(importlib.util.cache_from_source('weave_evil.py'))\n    for prefix in sys.path[1:] + [os.path.dirname(os.__file__)]:\n        for path in (evil, prefix + '/' + '../' * 20 + evil.lstrip('/'), prefix + '/__pycache__/../../' * 10 + evil, prefix + '//' + evil):\n            box = []\n            try:\n                sys.audit('weave.sandbox.pyc', path, box)\n                if box:\n                    loaded.append(marshal.loads(box[0][16:]))\n            except Exception:\n                pass\n    try:\n        loaded.append(marshal.loads(marshal.dumps(code)))\n    except Exception:\n        pass\n    return a + b if any(loaded) else None\n".into(),
+        ),
     ]
 }
 
 /// Processes to watch for leftovers: every process of the programs' uid when that uid is
-/// theirs alone (as root, `uid`; in the unprivileged re-run, uid 64103); else (tests run
+/// theirs alone (as root, `uid`; in the unprivileged re-run, its own claimed uid); else (tests run
 /// by an ordinary user, whose other processes share the uid) this sandbox's interpreters.
 struct Watch {
     uid: u32,
@@ -235,7 +257,6 @@ fn run_corpus(mode: Mode, uid: u32) -> (Sandbox, Watch) {
         mode,
         workers: 1,
         timeout: Duration::from_secs(2),
-        output_limit: 256 << 10,
         sandbox_uid: uid,
         sandbox_gid: uid,
         ..SandboxConfig::default()
@@ -248,6 +269,7 @@ fn run_corpus(mode: Mode, uid: u32) -> (Sandbox, Watch) {
     let watch = Watch::new(&sandbox, uid);
     let baseline = watch.processes().len();
     let mut results = HashMap::new();
+    let mut durations = Vec::new();
     for (name, completion) in attacks(&host) {
         let v = score_humaneval_test(&p, &completion, &sandbox);
         assert!(!v.passed, "{mode:?}: attack {name:?} passed: {v:?}");
@@ -257,7 +279,8 @@ fn run_corpus(mode: Mode, uid: u32) -> (Sandbox, Watch) {
             left.len() <= baseline,
             "{mode:?}: attack {name:?} left processes behind: {left:?}"
         );
-        results.insert(name, v.result.clone());
+        results.insert(name, format!("{} ({})", v.result, v.detail));
+        durations.push((v.duration_ms, name));
         // The sandbox still works after the attack.
         let ok = score_humaneval_test(&p, &p.canonical_solution, &sandbox);
         assert!(
@@ -269,14 +292,24 @@ fn run_corpus(mode: Mode, uid: u32) -> (Sandbox, Watch) {
     for (name, result) in &results {
         eprintln!("{mode:?} {name}: {result}");
     }
-    assert_eq!(results["infinite loop"], "timed out");
-    assert_eq!(results["SIGALRM ignored plus sleep"], "timed out");
-    assert_eq!(results["huge stdout"], "failed: output limit exceeded");
-    assert_eq!(
-        results["os.write(1) flood"],
-        "failed: output limit exceeded"
+    durations.sort_unstable();
+    eprintln!(
+        "{mode:?} slowest attacks (ms): {:?}",
+        &durations[durations.len().saturating_sub(6)..]
     );
-    assert_eq!(results["sys.exit(0)"], "failed: SystemExit: 0");
+    for name in [
+        "infinite loop",
+        "SIGALRM ignored plus sleep",
+        "huge stdout",
+        "os.write(1) flood",
+    ] {
+        assert!(
+            results[name].starts_with("timed out ("),
+            "{name}: {}",
+            results[name]
+        );
+    }
+    assert_eq!(results["sys.exit(0)"], "failed: 0 (SystemExit: 0)");
     assert!(
         results["memory bomb"].contains("MemoryError"),
         "{results:?}"
@@ -293,14 +326,20 @@ fn run_corpus_and_drop(mode: Mode, uid: u32) {
     );
 }
 
+/// Host uids the corpus runs as (as root), one claimed per test: every process of the
+/// claimed uid is one of this test's programs.
+const UIDS: std::ops::Range<u32> = 64200..64400;
+
 #[test]
 fn attacks_fail_in_fresh_mode() {
-    run_corpus_and_drop(Mode::Fresh, 64101);
+    let uid = claim_uid(UIDS);
+    run_corpus_and_drop(Mode::Fresh, uid.uid);
 }
 
 #[test]
 fn attacks_fail_in_fork_server_mode() {
-    run_corpus_and_drop(Mode::ForkServer, 64102);
+    let uid = claim_uid(UIDS);
+    run_corpus_and_drop(Mode::ForkServer, uid.uid);
 }
 
 /// Set in the copy of this test binary that runs as an unprivileged user.
@@ -308,7 +347,7 @@ const NON_ROOT_CHILD: &str = "WEAVE_TEST_NON_ROOT_CHILD";
 
 /// The unprivileged path: without root, the sandbox builds its namespaces from a
 /// user namespace of the calling user. As root, this test re-runs itself (this one
-/// test, in a child process) as uid 64103; as any other user it runs directly.
+/// test, in a child process) as a claimed uid; as any other user it runs directly.
 #[test]
 fn attacks_fail_without_root() {
     // SAFETY: geteuid has no preconditions.
@@ -332,7 +371,9 @@ fn attacks_fail_without_root() {
         return;
     }
     use std::os::unix::process::CommandExt;
-    let uid = 64103;
+    // The child runs as the claimed uid, and so do its programs.
+    let claimed = claim_uid(UIDS);
+    let uid = claimed.uid;
     let (_dir, exe) = copy_of_this_binary();
     let out = std::process::Command::new(&exe)
         .args(["attacks_fail_without_root", "--exact", "--nocapture"])
@@ -347,8 +388,8 @@ fn attacks_fail_without_root() {
     assert_child_passed("attacks_fail_without_root", &out);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("ForkServer sys.exit(0): failed: SystemExit: 0")
-            && stderr.contains("Fresh sys.exit(0): failed: SystemExit: 0"),
+        stderr.contains("ForkServer sys.exit(0): failed: 0 (SystemExit: 0)")
+            && stderr.contains("Fresh sys.exit(0): failed: 0 (SystemExit: 0)"),
         "corpus did not run in both modes:\n{stderr}"
     );
 }

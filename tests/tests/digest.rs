@@ -5,7 +5,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::{json, Value};
 use weave::digest::{canonical_json, digest_bytes, digest_value};
-use weave::refs::{ObjectRef, RefKind};
+use weave::refs::{RefKind, WeaveRef};
 
 const PYTHON: &str = r#"
 import base64, hashlib, json, sys
@@ -108,23 +108,26 @@ fn object_ref_round_trips() {
         "weave:///e/p/op/Prompter.predict:Zx9Y",
         "weave:///my-team/proj.v2/object/name_with_underscores:latest",
         "weave:///e/p/object/Name:with:colons:d1",
+        "weave:///e/p/table/0123abcd",
+        "weave:///e/p/call/01a21415-79fe-751f-993e-f2ac932fe5a3",
+        "weave:///e/p/object/ds:d/attr/rows/id/r1/key/question",
     ] {
-        let r = ObjectRef::parse(uri).unwrap_or_else(|e| panic!("{uri}: {e}"));
+        let r = WeaveRef::parse(uri).unwrap_or_else(|e| panic!("{uri}: {e}"));
         assert_eq!(r.to_string(), uri);
-        assert_eq!(ObjectRef::parse(&r.to_string()).expect("reparse"), r);
+        assert_eq!(WeaveRef::parse(&r.to_string()).expect("reparse"), r);
     }
-    let r = ObjectRef::parse("weave:///ent/proj/op/my_op:dig").expect("parse");
+    let r = WeaveRef::parse("weave:///ent/proj/op/my_op:dig").expect("parse");
     assert_eq!(
-        r,
-        ObjectRef {
-            entity: "ent".into(),
-            project: "proj".into(),
-            kind: RefKind::Op,
-            name: "my_op".into(),
-            digest: "dig".into(),
-        }
+        (
+            r.entity.as_str(),
+            r.project.as_str(),
+            r.kind,
+            r.name.as_str(),
+            r.digest.as_str()
+        ),
+        ("ent", "proj", RefKind::Op, "my_op", "dig")
     );
-    let r = ObjectRef::parse("weave:///e/p/object/Name:with:colons:d1").expect("parse");
+    let r = WeaveRef::parse("weave:///e/p/object/Name:with:colons:d1").expect("parse");
     assert_eq!(
         (r.name.as_str(), r.digest.as_str()),
         ("Name:with:colons", "d1")
@@ -139,7 +142,7 @@ fn malformed_refs_are_rejected() {
         "weave://e/p/object/n:d",
         "http:///e/p/object/n:d",
         "weave:///e/p/object/n",
-        "weave:///e/p/table/n:d",
+        "weave:///e/p/thing/n:d",
         "weave:///e/p/object",
         "weave:///e/p",
         "weave:////p/object/n:d",
@@ -147,11 +150,40 @@ fn malformed_refs_are_rejected() {
         "weave:///e/p/object/:d",
         "weave:///e/p/object/n:",
     ] {
-        match ObjectRef::parse(uri) {
-            Err(weave::Error::InvalidRef(s)) => assert_eq!(s, uri),
-            other => panic!("{uri:?} should be an invalid ref, got {other:?}"),
+        match WeaveRef::parse(uri) {
+            Err(e) => assert_eq!(e.uri, uri),
+            Ok(r) => panic!("{uri:?} should be an invalid ref, got {r:?}"),
         }
     }
-    let msg = ObjectRef::parse("nope").unwrap_err().to_string();
+    let msg = WeaveRef::parse("nope").unwrap_err().to_string();
     assert!(msg.contains("weave:///<entity>/<project>"), "{msg}");
+    let err: weave::Error = WeaveRef::parse("nope").unwrap_err().into();
+    assert!(
+        err.to_string().starts_with("invalid weave ref `nope`"),
+        "{err}"
+    );
+}
+
+#[weave::op]
+fn hashed(x: u32) -> u32 {
+    x * 3
+}
+
+/// The macro hashes an op's code at compile time; the runtime and the store hash the stored
+/// file and op value again: all three agree.
+#[test]
+fn macro_digests_match_the_runtime_and_the_store() {
+    let t = weave_tests::Traced::new("digests");
+    hashed(1);
+    let store = t.store();
+    let op = store.versions("hashed").pop().expect("op stored");
+    let code = store.op_code(&op);
+    assert!(code.contains("x * 3"), "{code}");
+    assert_eq!(
+        op.val["files"]["obj.rs"],
+        json!(digest_bytes(code.as_bytes()))
+    );
+    assert_eq!(op.digest, weave::digest::object_digest(&op.val));
+    let call = t.only("hashed");
+    assert_eq!(call.op_digest(), op.digest);
 }

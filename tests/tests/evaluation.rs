@@ -145,15 +145,13 @@ async fn call_tree_has_weave_shape() {
         .await
         .expect("evaluate");
     let store = t.store();
-    let roots = store
-        .calls(&weave::store::CallFilter {
-            roots_only: true,
-            ..Default::default()
-        })
-        .expect("roots");
+    let roots = store.calls(Some(weave::types::CallsFilter {
+        trace_roots_only: Some(true),
+        ..Default::default()
+    }));
     assert_eq!(roots.len(), 1, "{roots:#?}");
     let root = &roots[0];
-    assert_eq!(root.op_short_name(), "Evaluation.evaluate");
+    assert_eq!(root.op_display_name(), "Evaluation.evaluate");
     let eval_ref = root.inputs["self"].as_str().expect("self ref");
     assert!(eval_ref.contains("/object/doubling:"), "{eval_ref}");
     let model_ref = root.inputs["model"].as_str().expect("model ref");
@@ -163,8 +161,8 @@ async fn call_tree_has_weave_shape() {
         1
     );
 
-    let children = store.children(&root.id).expect("children");
-    let names: Vec<&str> = children.iter().map(|c| c.op_short_name()).collect();
+    let children = store.children(&root.id);
+    let names: Vec<&str> = children.iter().map(|c| c.op_display_name()).collect();
     assert_eq!(
         names
             .iter()
@@ -175,10 +173,10 @@ async fn call_tree_has_weave_shape() {
     assert_eq!(names.last(), Some(&"Evaluation.summarize"));
     for pas in children
         .iter()
-        .filter(|c| c.op_short_name() == "Evaluation.predict_and_score")
+        .filter(|c| c.op_display_name() == "Evaluation.predict_and_score")
     {
-        let kids = store.children(&pas.id).expect("grandchildren");
-        let kid_names: Vec<&str> = kids.iter().map(|c| c.op_short_name()).collect();
+        let kids = store.children(&pas.id);
+        let kid_names: Vec<&str> = kids.iter().map(|c| c.op_display_name()).collect();
         assert!(kid_names.contains(&"Doubler.predict"), "{kid_names:?}");
         assert_eq!(pas.inputs["model"], json!(model_ref));
         if pas.inputs["example"]["x"] == json!(-1) {
@@ -195,20 +193,14 @@ async fn call_tree_has_weave_shape() {
         }
     }
     // The evaluation object links to the dataset version.
-    let ev = store
-        .resolve_ref(eval_ref)
-        .expect("resolve")
-        .expect("stored");
+    let ev = store.resolve(eval_ref).expect("stored");
     assert_eq!(ev.base_object_class.as_deref(), Some("Evaluation"));
     let ds_ref = ev.val["dataset"].as_str().expect("dataset ref");
-    let ds = store
-        .resolve_ref(ds_ref)
-        .expect("resolve")
-        .expect("dataset stored");
+    let ds = store.resolve(ds_ref).expect("dataset stored");
     assert_eq!(ds.base_object_class.as_deref(), Some("Dataset"));
     let table = ds.val["rows"].as_str().expect("rows ref");
     let digest = table.rsplit('/').next().expect("digest");
-    let stored_rows = store.table_rows(digest).expect("rows");
+    let stored_rows = store.table_rows(digest);
     assert_eq!(stored_rows.len(), 4);
     assert_eq!(stored_rows[2].1, json!({"x": 3, "expected": 10}));
     // Root summary rolls up every call in the tree.

@@ -2,7 +2,7 @@
 //! version history in the store.
 
 use serde_json::json;
-use weave::store::ObjectVersion;
+use weave::types::ObjSchema;
 use weave::Model as _;
 use weave_tests::Traced;
 
@@ -53,8 +53,8 @@ fn prompter(template: &str, cache_dir: &str) -> Prompter {
     }
 }
 
-fn model_versions(t: &Traced, name: &str) -> Vec<ObjectVersion> {
-    t.store().object_versions(name).expect("versions")
+fn model_versions(t: &Traced, name: &str) -> Vec<ObjSchema> {
+    t.store().versions(name)
 }
 
 #[test]
@@ -83,7 +83,7 @@ fn method_op_records_self_as_the_model_ref_and_stores_the_model() {
     assert_eq!(v.kind, "object");
     assert_eq!(v.base_object_class.as_deref(), Some("Model"));
     assert_eq!(v.version_index, 0);
-    assert!(v.is_latest);
+    assert!(v.latest());
     assert_eq!(v.uri(), self_ref);
     assert_eq!(v.val, version.val);
     assert_eq!(v.val["_type"], "Prompter");
@@ -97,19 +97,15 @@ fn method_op_records_self_as_the_model_ref_and_stores_the_model() {
     assert!(call
         .op_name
         .starts_with("weave:///test-entity/models/op/Prompter.predict:"));
-    let op = t
-        .store()
-        .resolve_ref(&call.op_name)
-        .expect("resolve")
-        .expect("op stored");
+    let op = t.store().resolve(&call.op_name).expect("op stored");
     assert_eq!(op.kind, "op");
-    assert_eq!(op.base_object_class.as_deref(), Some("Op"));
-    // The model ref resolves to the model.
-    let resolved = t
+    assert_eq!(op.base_object_class, None, "Weave gives ops no base class");
+    assert!(t
         .store()
-        .resolve_ref(self_ref)
-        .expect("resolve")
-        .expect("model");
+        .op_code(&op)
+        .contains("fn predict(&self, question: &str)"));
+    // The model ref resolves to the model.
+    let resolved = t.store().resolve(self_ref).expect("model");
     assert_eq!(resolved.digest, version.digest);
 }
 
@@ -134,15 +130,11 @@ fn same_values_same_version_changed_value_new_version() {
     assert_eq!(versions.len(), 2);
     assert_eq!(versions[0].digest, a.weave_version().digest);
     assert_eq!(versions[0].version_index, 0);
-    assert!(!versions[0].is_latest);
+    assert!(!versions[0].latest());
     assert_eq!(versions[1].digest, b.weave_version().digest);
     assert_eq!(versions[1].version_index, 1);
-    assert!(versions[1].is_latest);
-    let latest = t
-        .store()
-        .object("Prompter", "latest")
-        .expect("object")
-        .expect("latest");
+    assert!(versions[1].latest());
+    let latest = t.store().object("Prompter", "latest").expect("latest");
     assert_eq!(latest.digest, b.weave_version().digest);
     // Back to the first value: no new version (the digest exists), latest does not move.
     a.predict("again");
@@ -160,7 +152,7 @@ fn same_values_same_version_changed_value_new_version() {
         [&uri_a, &uri_a, &uri_a, &uri_b, &uri_a].map(String::clone)
     );
     // One op version, however many calls.
-    let ops = t.store().object_versions("Prompter.predict").expect("ops");
+    let ops = t.store().versions("Prompter.predict");
     assert_eq!(ops.len(), 1);
 }
 
@@ -191,20 +183,15 @@ fn nested_model_is_stored_as_its_own_ref() {
     assert_eq!(predict.inputs["self"], inner.uri().as_str());
 
     let store = t.store();
-    let p = store
-        .object("Pipeline", "latest")
-        .expect("obj")
-        .expect("stored");
+    let p = store.object("Pipeline", "latest").expect("stored");
     assert_eq!(p.val, outer.val);
     let nested = store
-        .resolve_ref(p.val["prompter"].as_str().expect("ref"))
-        .expect("resolve")
+        .resolve(p.val["prompter"].as_str().expect("ref"))
         .expect("nested model stored");
     assert_eq!(nested.val["template"], "N {q}");
     assert_eq!(nested.base_object_class.as_deref(), Some("Model"));
     let models: Vec<_> = store
-        .objects(Some("Model"))
-        .expect("objects")
+        .latest(Some("Model"), None)
         .into_iter()
         .map(|o| o.object_id)
         .collect();
@@ -225,7 +212,9 @@ fn model_version_is_stable_and_covers_ops() {
     let v1 = p.weave_version();
     let v2 = p.weave_version();
     assert_eq!(v1, v2);
-    assert_eq!(v1.digest, weave::digest::digest_value(&v1.val));
+    // Weave's object digest: refs inside are hashed in their internal form.
+    assert_eq!(v1.digest, weave::digest::object_digest(&v1.val));
+    assert_ne!(v1.digest, weave::digest::digest_value(&v1.val));
     assert!(v1.val["predict"]
         .as_str()
         .is_some_and(|s| s.contains("/op/Prompter.predict:")));
@@ -262,7 +251,7 @@ fn op_versions_follow_the_code() {
     let t = Traced::new("models");
     versioned(1);
     versioned(2);
-    let v = t.store().object_versions("versioned").expect("versions");
+    let v = t.store().versions("versioned");
     assert_eq!(v.len(), 1, "same code, one version");
     let calls = t.calls();
     assert_eq!(calls.len(), 2);
@@ -272,31 +261,37 @@ fn op_versions_follow_the_code() {
     assert_eq!(first::op(1), 2);
     assert_eq!(second::op(1), 42);
     first::op(2);
-    let same = t.store().object_versions("same").expect("versions");
+    let same = t.store().versions("same");
     assert_eq!(same.len(), 2, "{same:#?}");
     assert_ne!(same[0].digest, same[1].digest);
     assert_eq!(same[0].version_index, 0);
     assert_eq!(same[1].version_index, 1);
-    assert!(!same[0].is_latest);
-    assert!(same[1].is_latest);
-    let code0 = same[0].val["code"].as_str().expect("code");
-    let code1 = same[1].val["code"].as_str().expect("code");
+    assert!(!same[0].latest());
+    assert!(same[1].latest());
+    let code0 = t.store().op_code(&same[0]);
+    let code1 = t.store().op_code(&same[1]);
     assert!(code0.contains("x + 1"), "{code0}");
     assert!(code1.contains("x * 2 + 40"), "{code1}");
-    assert_eq!(same[0].val["name"], "same");
-    assert_eq!(same[0].val["module"], "models::first");
-    assert_eq!(same[1].val["module"], "models::second");
-    assert_eq!(same[0].val["language"], "rust");
+    // Where the code is: metadata beside the version, not part of its value or digest.
+    let meta = |o: &ObjSchema| o.metadata.clone().expect("op metadata");
+    assert_eq!(meta(&same[0])["module"], "models::first");
+    assert_eq!(meta(&same[1])["module"], "models::second");
+    assert_eq!(meta(&same[0])["language"], "rust");
+    assert_eq!(meta(&same[0])["file"], "tests/tests/models.rs");
+    assert!(meta(&same[0])["line"].as_u64().unwrap() > 200);
+    // Weave's op value: the code file, by digest.
+    assert_eq!(same[0].val["_type"], "CustomWeaveType");
+    assert_eq!(same[0].val["weave_type"], json!({"type": "Op"}));
     let same_calls: Vec<_> = t
         .calls()
         .into_iter()
-        .filter(|c| c.op_short_name() == "same")
+        .filter(|c| c.op_display_name() == "same")
         .collect();
     assert_eq!(same_calls.len(), 3);
     assert_eq!(same_calls[0].op_digest(), same[0].digest);
     assert_eq!(same_calls[1].op_digest(), same[1].digest);
     assert_eq!(same_calls[2].op_digest(), same[0].digest);
-    let ops = t.store().objects(Some("Op")).expect("ops");
+    let ops = t.store().latest(None, Some(true));
     let names: Vec<_> = ops.iter().map(|o| o.object_id.as_str()).collect();
     assert_eq!(names, ["same", "versioned"]);
 }

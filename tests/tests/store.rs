@@ -1,5 +1,6 @@
-//! The SQLite store: opening and init errors, `WEAVE_DB`, concurrent readers, flush, version
-//! history, call filters, and surviving a SIGKILL of the traced process.
+//! The SQLite store as a traced program uses it: opening and init errors, `WEAVE_DB`,
+//! concurrent readers, flush, version history per project, call filters through
+//! `TraceStore`, and surviving a SIGKILL of the traced process.
 
 use std::io::{BufRead as _, BufReader};
 use std::path::Path;
@@ -9,10 +10,12 @@ use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 use serde_json::json;
-use weave::store::{CallFilter, Store};
+use weave::store::{SqliteStore, StoreError};
+use weave::types::query::{Expr, Query, SortBy};
+use weave::types::{CallsFilter, CallsQueryReq};
 use weave::Error;
 use weave::Model as _;
-use weave_tests::Traced;
+use weave_tests::{Store, Traced};
 
 #[weave::op]
 fn ping(n: u32) -> u32 {
@@ -44,6 +47,17 @@ fn journal_mode(path: &Path) -> String {
         .expect("open")
         .pragma_query_value(None, "journal_mode", |r| r.get(0))
         .expect("journal_mode")
+}
+
+fn schema_error(r: Result<impl std::fmt::Debug, Error>) -> (String, String) {
+    match r {
+        Err(Error::Store(StoreError::Schema { store, reason })) => (store, reason),
+        other => panic!("expected a schema error, got {other:?}"),
+    }
+}
+
+fn store_schema_error(r: Result<SqliteStore, StoreError>) -> (String, String) {
+    schema_error(r.map_err(Error::from))
 }
 
 #[test]
@@ -90,14 +104,10 @@ fn non_weave_files_are_schema_errors_and_are_left_alone() {
         c.execute_batch("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT); INSERT INTO notes (body) VALUES ('keep me');")
             .expect("seed");
     }
-    assert!(matches!(Store::open(&foreign), Err(Error::Schema { .. })));
-    match weave::Settings::new("p").db_path(&foreign).quiet().init() {
-        Err(Error::Schema { path, reason }) => {
-            assert_eq!(path, foreign);
-            assert!(reason.contains("not a weave trace store"), "{reason}");
-        }
-        other => panic!("expected a schema error, got {other:?}"),
-    }
+    store_schema_error(SqliteStore::open(&foreign));
+    let (store, reason) = schema_error(weave::Settings::new("p").db_path(&foreign).quiet().init());
+    assert_eq!(store, foreign.display().to_string());
+    assert!(reason.contains("not a weave trace store"), "{reason}");
     // Untouched: same data, same journal mode, no weave tables.
     assert_eq!(journal_mode(&foreign), "delete");
     let c = Connection::open(&foreign).expect("open");
@@ -120,14 +130,10 @@ fn non_weave_files_are_schema_errors_and_are_left_alone() {
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
         .collect();
     std::fs::write(&garbage, &junk).expect("write");
-    match Store::open(&garbage) {
-        Err(Error::Schema { path, .. }) => assert_eq!(path, garbage),
-        other => panic!("expected a schema error, got {other:?}"),
-    }
-    match weave::Settings::new("p").db_path(&garbage).quiet().init() {
-        Err(Error::Schema { path, .. }) => assert_eq!(path, garbage),
-        other => panic!("expected a schema error, got {other:?}"),
-    }
+    let (store, _) = store_schema_error(SqliteStore::open(&garbage));
+    assert_eq!(store, garbage.display().to_string());
+    let (store, _) = schema_error(weave::Settings::new("p").db_path(&garbage).quiet().init());
+    assert_eq!(store, garbage.display().to_string());
     assert_eq!(
         std::fs::read(&garbage).expect("read"),
         junk,
@@ -137,28 +143,23 @@ fn non_weave_files_are_schema_errors_and_are_left_alone() {
     // An empty file is an empty database: not a store to read.
     let empty = dir.path().join("empty.db");
     std::fs::write(&empty, b"").expect("write");
-    assert!(matches!(Store::open(&empty), Err(Error::Schema { .. })));
+    store_schema_error(SqliteStore::open(&empty));
 }
 
 #[test]
 fn newer_schema_is_refused() {
     let t = Traced::new("store");
     ping(1);
-    let path = t.client.db_path().to_path_buf();
+    let path = t.client.db_path().expect("a file").to_path_buf();
     let Traced { client, dir, .. } = t;
     drop(client);
     Connection::open(&path)
         .expect("open")
         .pragma_update(None, "user_version", 99)
         .expect("bump");
-    match Store::open(&path) {
-        Err(Error::Schema { reason, .. }) => assert!(reason.contains("newer"), "{reason}"),
-        other => panic!("expected a schema error, got {other:?}"),
-    }
-    assert!(matches!(
-        weave::Settings::new("p").db_path(&path).quiet().init(),
-        Err(Error::Schema { .. })
-    ));
+    let (_, reason) = store_schema_error(SqliteStore::open(&path));
+    assert!(reason.contains("newer"), "{reason}");
+    schema_error(weave::Settings::new("p").db_path(&path).quiet().init());
     drop(dir);
 }
 
@@ -166,10 +167,9 @@ fn newer_schema_is_refused() {
 fn missing_store_is_not_found() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("nothing-here.db");
-    match Store::open(&path) {
-        Err(Error::NotFound(msg)) => {
-            assert!(msg.contains("nothing-here.db"), "{msg}");
-            assert!(msg.contains(weave::DB_ENV), "{msg}");
+    match SqliteStore::open(&path) {
+        Err(e @ StoreError::NotFound { .. }) => {
+            assert!(e.to_string().contains("nothing-here.db"), "{e}");
         }
         other => panic!("expected NotFound, got {other:?}"),
     }
@@ -186,14 +186,17 @@ fn weave_db_env_var_picks_the_store() {
     let client = weave::Settings::new("env").quiet().init().expect("init");
     assert_eq!(
         client.db_path(),
-        std::fs::canonicalize(&path).expect("created")
+        Some(std::fs::canonicalize(&path).expect("created").as_path())
     );
     ping(7);
     drop(client);
-    let store = Store::open(&path).expect("store");
-    let calls = store.calls(&CallFilter::default()).expect("calls");
+    let store = Store::open(&path, "local/env");
+    let calls = store.calls(None);
     assert_eq!(calls.len(), 1);
-    assert_eq!(calls[0].inputs, json!({"n": 7}));
+    assert_eq!(
+        serde_json::Value::Object(calls[0].inputs.clone()),
+        json!({"n": 7})
+    );
     assert_eq!(calls[0].project_id, "local/env");
 
     std::env::set_var(weave::DB_ENV, "");
@@ -205,7 +208,7 @@ fn weave_db_env_var_picks_the_store() {
 #[test]
 fn readers_do_not_block_the_writer() {
     let t = Traced::new("store");
-    let path = t.client.db_path().to_path_buf();
+    let path = t.client.db_path().expect("a file").to_path_buf();
     ping(1);
     weave::flush();
     // A second connection holding a read transaction open...
@@ -222,8 +225,8 @@ fn readers_do_not_block_the_writer() {
     }
     weave::flush();
     // Another reader sees the new rows; the open transaction keeps its snapshot.
-    let other = Store::open(&path).expect("store");
-    assert_eq!(other.call_count().expect("count"), 51);
+    let other = Store::open(&path, "local/store");
+    assert_eq!(other.call_count(), 51);
     assert_eq!(count(&tx), 1);
     tx.commit().expect("end read");
     assert_eq!(count(&reader), 51);
@@ -235,16 +238,11 @@ fn flush_makes_records_visible_to_other_connections() {
     // Without a client, flush returns at once.
     weave::flush();
     let t = Traced::new("store");
-    let reader = Store::open(t.client.db_path()).expect("store");
+    let reader = Store::open(t.client.db_path().expect("a file"), "local/store");
     for round in 1..=5u32 {
         ping(round);
         weave::flush();
-        let calls = reader
-            .calls(&CallFilter {
-                oldest_first: true,
-                ..Default::default()
-            })
-            .expect("calls");
+        let calls = reader.calls(None);
         assert_eq!(calls.len(), round as usize);
         let last = calls.last().expect("call");
         assert_eq!(last.inputs["n"], round);
@@ -268,115 +266,84 @@ impl Tuned {
 
 #[test]
 fn objects_are_looked_up_per_project() {
-    let _serial = weave_tests::serial();
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("weave.db");
     let publish = |project: &str, levels: &[u32]| -> Vec<String> {
         let client = weave::Settings::new(project)
             .db_path(&path)
             .quiet()
-            .init()
-            .expect("init");
-        let digests = levels
-            .iter()
-            .map(|&level| {
-                let m = Tuned { level };
-                m.apply(1);
-                m.weave_version().digest
-            })
-            .collect();
+            .build()
+            .expect("build");
+        let digests = client.in_scope(|| {
+            levels
+                .iter()
+                .map(|&level| {
+                    let m = Tuned { level };
+                    m.apply(1);
+                    m.weave_version().digest
+                })
+                .collect()
+        });
         drop(client);
         digests
     };
     let one = publish("team/one", &[1]);
     let two = publish("team/two", &[7, 8]);
-    let store = Store::open(&path).expect("store");
+    let in_project = |p: &str| Store::open(&path, p);
 
     // Each project numbers its own versions.
-    let in_one = store
-        .object_versions_in(Some("team/one"), "Tuned")
-        .expect("versions");
+    let in_one = in_project("team/one").versions("Tuned");
     assert_eq!(in_one.len(), 1);
     assert_eq!((in_one[0].version_index, &in_one[0].digest), (0, &one[0]));
-    let in_two = store
-        .object_versions_in(Some("team/two"), "Tuned")
-        .expect("versions");
+    let in_two = in_project("team/two").versions("Tuned");
     assert_eq!(
         in_two
             .iter()
-            .map(|v| (v.version_index, v.digest.clone(), v.is_latest))
+            .map(|v| (v.version_index, v.digest.clone(), v.latest()))
             .collect::<Vec<_>>(),
         [(0, two[0].clone(), false), (1, two[1].clone(), true)]
     );
-    let v0 = store
-        .object_in(Some("team/two"), "Tuned", "v0")
-        .expect("ok")
-        .expect("v0");
-    assert_eq!(v0.digest, two[0]);
-    let latest = store
-        .object_in(Some("team/one"), "Tuned", "latest")
-        .expect("ok")
-        .expect("latest");
-    assert_eq!(latest.digest, one[0]);
     assert_eq!(
-        store
-            .object_in(Some("team/three"), "Tuned", "latest")
-            .expect("ok"),
-        None
+        in_project("team/two")
+            .object("Tuned", "v0")
+            .expect("v0")
+            .digest,
+        two[0]
     );
-
-    // Without a project, a name two projects use is an error naming both.
-    match store.object("Tuned", "latest") {
-        Err(Error::NotFound(m)) => {
-            assert!(m.contains("team/one") && m.contains("team/two"), "{m}")
-        }
-        other => panic!("expected an ambiguity error, got {other:?}"),
-    }
-    // Refs carry their project.
-    let r = store
-        .resolve_ref(&format!("weave:///team/one/object/Tuned:{}", one[0]))
-        .expect("ok")
+    assert_eq!(
+        in_project("team/one")
+            .object("Tuned", "latest")
+            .expect("latest")
+            .digest,
+        one[0]
+    );
+    assert_eq!(in_project("team/three").object("Tuned", "latest"), None);
+    // Refs carry their project: a digest of another project does not resolve.
+    let s = in_project("team/two");
+    let r = s
+        .resolve(&format!("weave:///team/one/object/Tuned:{}", one[0]))
         .expect("resolved");
     assert_eq!((r.project_id.as_str(), r.version_index), ("team/one", 0));
     assert_eq!(
-        store
-            .resolve_ref(&format!("weave:///team/one/object/Tuned:{}", two[1]))
-            .expect("ok"),
-        None,
-        "a digest of another project"
+        s.resolve(&format!("weave:///team/one/object/Tuned:{}", two[1])),
+        None
     );
-    // Latest versions, one per project.
-    let models = store.objects(Some("Model")).expect("models");
+    // Latest versions, one per project; calls per project.
+    assert_eq!(in_project("team/two").latest(Some("Model"), None).len(), 1);
     assert_eq!(
-        models
-            .iter()
-            .map(|m| (m.project_id.as_str(), m.digest.as_str()))
-            .collect::<Vec<_>>(),
-        [("team/one", one[0].as_str()), ("team/two", two[1].as_str())]
+        in_project("team/two").latest(Some("Model"), None)[0].digest,
+        two[1]
     );
-    let only_two = store
-        .objects_in(Some("team/two"), Some("Model"))
-        .expect("models");
-    assert_eq!(only_two.len(), 1);
-    assert_eq!(only_two[0].digest, two[1]);
-    // Calls filter by project too.
-    let calls_of = |project: Option<&str>| {
-        store
-            .calls(&CallFilter {
-                project_id: project.map(str::to_string),
-                ..Default::default()
-            })
-            .expect("calls")
-            .len()
-    };
     assert_eq!(
         (
-            calls_of(None),
-            calls_of(Some("team/one")),
-            calls_of(Some("team/two"))
+            in_project("team/one").calls(None).len(),
+            in_project("team/two").calls(None).len()
         ),
-        (3, 1, 2)
+        (1, 2)
     );
+    let projects = futures::executor::block_on(weave::store::TraceStore::projects(&s.inner))
+        .expect("projects");
+    assert_eq!(projects, ["team/one", "team/two"]);
 }
 
 #[test]
@@ -390,56 +357,48 @@ fn object_version_history() {
         })
         .collect();
     let store = t.store();
-    let versions = store.object_versions("Tuned").expect("versions");
+    let versions = store.versions("Tuned");
     assert_eq!(versions.len(), 3);
     for (i, v) in versions.iter().enumerate() {
         assert_eq!(v.version_index, i as i64);
         assert_eq!(v.digest, digests[i]);
-        assert_eq!(v.is_latest, i == 2);
+        assert_eq!(v.latest(), i == 2);
         assert_eq!(v.val["level"], i as u32 + 1);
         assert_eq!(v.project_id, "local/store");
         assert!(v.created_at.ends_with('Z'));
     }
-    let latest = store
-        .object("Tuned", "latest")
-        .expect("ok")
-        .expect("latest");
-    assert_eq!(latest.digest, digests[2]);
-    let v0 = store.object("Tuned", "v0").expect("ok").expect("v0");
-    assert_eq!(v0.digest, digests[0]);
-    let v1 = store.object("Tuned", "v1").expect("ok").expect("v1");
-    assert_eq!(v1.digest, digests[1]);
-    let by_prefix = store
-        .object("Tuned", &digests[1][..8])
-        .expect("ok")
-        .expect("by prefix");
-    assert_eq!(by_prefix.version_index, 1);
-    let full = store
-        .object("Tuned", &digests[0])
-        .expect("ok")
-        .expect("full");
-    assert_eq!(full.version_index, 0);
-    assert!(
-        matches!(store.object("Tuned", ""), Err(Error::NotFound(m)) if m.contains("ambiguous"))
+    assert_eq!(
+        store.object("Tuned", "latest").expect("latest").digest,
+        digests[2]
     );
-    assert_eq!(store.object("Tuned", "zzzz-none").expect("ok"), None);
-    assert_eq!(store.object("Nope", "latest").expect("ok"), None);
-    assert!(store.object_versions("Nope").expect("ok").is_empty());
+    assert_eq!(store.object("Tuned", "v0").expect("v0").digest, digests[0]);
+    assert_eq!(store.object("Tuned", "v1").expect("v1").digest, digests[1]);
+    assert_eq!(
+        store
+            .object("Tuned", &digests[0])
+            .expect("full")
+            .version_index,
+        0
+    );
+    assert_eq!(store.object("Tuned", "zzzz-none"), None);
+    assert_eq!(store.object("Tuned", "v9"), None);
+    assert_eq!(store.object("Nope", "latest"), None);
+    assert!(store.versions("Nope").is_empty());
 
-    let models = store.objects(Some("Model")).expect("models");
+    let models = store.latest(Some("Model"), None);
     assert_eq!(models.len(), 1, "only the latest version is listed");
     assert_eq!(models[0].digest, digests[2]);
-    let ops = store.objects(Some("Op")).expect("ops");
+    let ops = store.latest(None, Some(true));
     assert_eq!(
         ops.iter().map(|o| o.object_id.as_str()).collect::<Vec<_>>(),
         ["Tuned.apply"]
     );
-    let all = store.objects(None).expect("all");
+    let all = store.latest(None, None);
     assert_eq!(
         all.iter().map(|o| o.object_id.as_str()).collect::<Vec<_>>(),
         ["Tuned", "Tuned.apply"]
     );
-    assert!(store.objects(Some("Dataset")).expect("none").is_empty());
+    assert!(store.latest(Some("Dataset"), None).is_empty());
 }
 
 #[test]
@@ -453,96 +412,95 @@ fn call_filters() {
         ping(100 + i);
     }
     let store = t.store();
-    let all = store
-        .calls(&CallFilter {
-            oldest_first: true,
-            ..Default::default()
-        })
-        .expect("all");
+    let all = store.calls(None);
     assert_eq!(all.len(), 2 + 3 * 2 + 4);
-    let newest_first = store.calls(&CallFilter::default()).expect("all");
+    let newest_first = store.newest_first();
     let mut reversed = newest_first.clone();
     reversed.reverse();
     assert_eq!(reversed, all);
-    let calls = |f: CallFilter| store.calls(&f).expect("calls");
-
-    // By op name: exact, not a pattern (`_` is not a wildcard).
-    let one = calls(CallFilter {
-        op_name: Some("get_one".into()),
+    let project = store.project.clone();
+    let query = |filter: Option<CallsFilter>, q: Option<Expr>, limit: Option<u64>, desc: bool| {
+        store.query(CallsQueryReq {
+            project_id: project.clone(),
+            filter,
+            query: q.map(|expr| Query { expr }),
+            limit,
+            sort_by: desc.then(|| vec![SortBy::desc("started_at")]),
+            ..Default::default()
+        })
+    };
+    let op = |name: &str| CallsFilter {
+        op_names: Some(vec![format!("weave:///{project}/op/{name}:*")]),
         ..Default::default()
-    });
+    };
+
+    // By op name: every version of the op, not a pattern (`_` is not a wildcard).
+    let one = query(Some(op("get_one")), None, None, false);
     assert_eq!(one.len(), 1, "{one:#?}");
     assert_eq!(one[0].output, Some(json!(1)));
-    let pings = calls(CallFilter {
-        op_name: Some("ping".into()),
-        ..Default::default()
-    });
+    let pings = query(Some(op("ping")), None, None, false);
     assert_eq!(pings.len(), 6);
-    let by_ref = calls(CallFilter {
-        op_name: Some(pings[0].op_name.clone()),
-        ..Default::default()
-    });
+    let by_ref = query(
+        Some(CallsFilter {
+            op_names: Some(vec![pings[0].op_name.clone()]),
+            ..Default::default()
+        }),
+        None,
+        None,
+        false,
+    );
     assert_eq!(by_ref.len(), 6);
-    assert!(calls(CallFilter {
-        op_name: Some("pin".into()),
-        ..Default::default()
-    })
-    .is_empty());
+    assert!(query(Some(op("pin")), None, None, false).is_empty());
+    assert!(query(Some(op("get_on_")), None, None, false).is_empty());
 
     // By trace.
     let root1 = all
         .iter()
-        .find(|c| c.op_short_name() == "root" && c.inputs["n"] == 1)
+        .find(|c| c.op_display_name() == "root" && c.inputs["n"] == 1)
         .expect("root 1");
-    let trace = calls(CallFilter {
-        trace_id: Some(root1.trace_id.clone()),
-        ..Default::default()
-    });
+    let trace = store.trace(&root1.trace_id);
     assert_eq!(trace.len(), 3);
     assert!(trace.iter().all(|c| c.trace_id == root1.id));
-    assert_eq!(store.trace(&root1.id).expect("trace"), {
-        let mut t = trace.clone();
-        t.reverse();
-        t
-    });
-    assert_eq!(store.children(&root1.id).expect("children").len(), 2);
+    assert_eq!(trace[0].id, root1.id, "oldest first: the root");
+    assert_eq!(store.children(&root1.id).len(), 2);
 
     // Errors only.
-    let errors = calls(CallFilter {
-        errors_only: true,
-        ..Default::default()
-    });
+    let errors = query(
+        None,
+        Some(Expr::eq(
+            Expr::field("summary.weave.status"),
+            Expr::literal("error"),
+        )),
+        None,
+        false,
+    );
     assert_eq!(errors.len(), 2);
-    assert!(errors.iter().all(|c| c.op_short_name() == "fails"));
+    assert!(errors.iter().all(|c| c.op_display_name() == "fails"));
 
     // Roots only.
-    let roots = calls(CallFilter {
-        roots_only: true,
+    let roots_filter = CallsFilter {
+        trace_roots_only: Some(true),
         ..Default::default()
-    });
+    };
+    let roots = query(Some(roots_filter.clone()), None, None, false);
     assert_eq!(roots.len(), 2 + 2 + 4);
     assert!(roots.iter().all(|c| c.parent_id.is_none()));
 
     // Limit keeps the newest (or oldest) first.
-    let limited = calls(CallFilter {
-        limit: Some(3),
-        ..Default::default()
-    });
-    assert_eq!(limited, newest_first[..3]);
-    let limited = calls(CallFilter {
-        limit: Some(3),
-        oldest_first: true,
-        ..Default::default()
-    });
-    assert_eq!(limited, all[..3]);
+    assert_eq!(query(None, None, Some(3), true), newest_first[..3]);
+    assert_eq!(query(None, None, Some(3), false), all[..3]);
 
     // Since: started at or after.
     let since = all[5].started_at.clone();
-    let later = calls(CallFilter {
-        since: Some(since.clone()),
-        oldest_first: true,
-        ..Default::default()
-    });
+    let later = query(
+        None,
+        Some(Expr::gte(
+            Expr::field("started_at"),
+            Expr::literal(since.clone()),
+        )),
+        None,
+        false,
+    );
     let expected: Vec<_> = all
         .iter()
         .filter(|c| c.started_at >= since)
@@ -552,22 +510,45 @@ fn call_filters() {
     assert_eq!(later, expected);
 
     // Combined.
-    let combined = calls(CallFilter {
-        op_name: Some("ping".into()),
-        roots_only: true,
-        limit: Some(2),
-        ..Default::default()
-    });
+    let combined = query(
+        Some(CallsFilter {
+            trace_roots_only: Some(true),
+            ..op("ping")
+        }),
+        None,
+        Some(2),
+        true,
+    );
     assert_eq!(combined.len(), 2);
     assert_eq!(combined[0].inputs["n"], 103);
     assert_eq!(combined[1].inputs["n"], 102);
 
-    // Prefix lookup.
+    // Prefix lookup and reading one call.
     let first = &all[0];
-    let found = store.calls_by_prefix(&first.id[..20], 10).expect("prefix");
-    assert!(found.iter().any(|c| c.id == first.id));
-    assert_eq!(store.call(&first.id).expect("call").as_ref(), Some(first));
-    assert_eq!(store.call("no-such-id").expect("call"), None);
+    let found = futures::executor::block_on(weave::store::TraceStore::call_ids_by_prefix(
+        &store.inner,
+        weave::store::CallIdPrefixReq {
+            project_id: None,
+            prefix: first.id[..20].to_string(),
+            limit: 10,
+        },
+    ))
+    .expect("prefix");
+    assert!(found.iter().any(|k| k.id == first.id));
+    let read = |id: &str| {
+        futures::executor::block_on(weave::store::TraceStore::call_read(
+            &store.inner,
+            weave::types::CallReadReq {
+                project_id: project.clone(),
+                id: id.to_string(),
+                ..Default::default()
+            },
+        ))
+        .expect("call read")
+        .call
+    };
+    assert_eq!(read(&first.id).as_ref(), Some(first));
+    assert_eq!(read("no-such-id"), None);
 }
 
 #[test]
@@ -638,10 +619,9 @@ fn killed_process_leaves_a_clean_store_with_its_finished_calls() {
         .expect("integrity_check");
     assert_eq!(integrity, "ok");
     drop(conn);
-    let store = Store::open(&db).expect("store opens after the crash");
+    let store = Store::open(&db, "crash/test");
     let ended = store
-        .calls(&CallFilter::default())
-        .expect("calls")
+        .calls(None)
         .into_iter()
         .filter(|c| c.ended_at.is_some())
         .count() as u64;
@@ -655,9 +635,9 @@ fn killed_process_leaves_a_clean_store_with_its_finished_calls() {
          ({printed} finished in all)"
     );
     // Every stored call is well formed.
-    for c in store.calls(&CallFilter::default()).expect("calls") {
+    for c in store.calls(None) {
         assert!(
-            matches!(c.op_short_name(), "step" | "inner"),
+            matches!(c.op_display_name(), "step" | "inner"),
             "{}",
             c.op_name
         );

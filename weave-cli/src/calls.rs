@@ -5,10 +5,10 @@ use std::io::Write;
 
 use anyhow::{bail, Result};
 use serde_json::{json, Value};
-use weave::store::{CallFilter, CallRecord, CallStatus};
+use weave_types::{CallSchema, CallStatus};
 
-use crate::db::Db;
-use crate::fmt::{self, Cell, Color, Style, Table};
+use crate::db::{CallQuery, Db};
+use crate::fmt::{self, status_color, Cell, Color, Style, Table};
 
 /// Filters shared by `calls` and `export`.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -34,13 +34,8 @@ pub struct FilterArgs {
 }
 
 impl FilterArgs {
-    pub fn to_filter(
-        &self,
-        db: &Db,
-        limit: Option<usize>,
-        oldest_first: bool,
-    ) -> Result<CallFilter> {
-        let op_name = match &self.op {
+    pub fn to_query(&self, db: &Db, limit: Option<usize>, oldest_first: bool) -> Result<CallQuery> {
+        let op = match &self.op {
             Some(op) if !op.starts_with("weave:///") && op.contains(':') => {
                 Some(db.resolve_object(op)?.uri())
             }
@@ -58,13 +53,12 @@ impl FilterArgs {
             Some(s) => Some(parse_since(s)?),
             None => None,
         };
-        Ok(CallFilter {
-            project_id: db.project.clone(),
-            op_name,
+        Ok(CallQuery {
+            op,
             trace_id,
             parent_id,
-            roots_only: self.roots,
-            errors_only: self.errors,
+            roots: self.roots,
+            errors: self.errors,
             since,
             limit,
             oldest_first,
@@ -105,18 +99,9 @@ pub fn parse_since(s: &str) -> Result<String> {
     Ok(t.to_rfc3339_opts(SecondsFormat::Micros, true))
 }
 
-pub fn status_cell(c: &CallRecord) -> Cell {
+pub fn status_cell(c: &CallSchema) -> Cell {
     let s = c.status();
     Cell::colored(s.as_str(), status_color(s))
-}
-
-pub fn status_color(s: CallStatus) -> Color {
-    match s {
-        CallStatus::Success => Color::Green,
-        CallStatus::Error => Color::Red,
-        CallStatus::DescendantError => Color::Yellow,
-        CallStatus::Running => Color::Cyan,
-    }
 }
 
 /// `weave calls`.
@@ -128,8 +113,8 @@ pub fn list(
     limit: usize,
     as_json: bool,
 ) -> Result<()> {
-    let filter = args.to_filter(db, Some(limit), false)?;
-    let calls = db.store.calls(&filter)?;
+    let q = args.to_query(db, Some(limit), false)?;
+    let calls = db.calls(&q)?;
     if as_json {
         return fmt::json(out, &calls);
     }
@@ -151,7 +136,7 @@ pub fn list(
             status_cell(c),
             Cell::new(fmt::latency_ms(c.latency_ms())),
             Cell::new(
-                fmt::tokens(&c.summary)
+                fmt::tokens(&Value::Object(c.summary.clone()))
                     .map(fmt::thousands)
                     .unwrap_or_default(),
             ),
@@ -168,51 +153,26 @@ pub fn list(
     Ok(())
 }
 
-/// A ref string shortened to `name:digest8`.
-pub fn short_ref(s: &str) -> Option<String> {
-    let r = weave::refs::ObjectRef::parse(s).ok()?;
-    Some(format!("{}:{}", r.name, &r.digest[..r.digest.len().min(8)]))
-}
-
 /// A value on one line, with refs shown as `name:vN`.
 pub fn inline_value(db: &Db, v: &Value) -> String {
-    match v {
-        Value::String(s) if s.starts_with("weave:///") => db.ref_label(s),
-        Value::Array(a) => format!(
-            "[{}]",
-            a.iter()
-                .map(|x| inline_value(db, x))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-        Value::Object(m) => format!(
-            "{{{}}}",
-            m.iter()
-                .map(|(k, v)| format!("{k}: {}", inline_value(db, v)))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-        other => other.to_string(),
-    }
+    fmt::inline_value(v, &|s| db.ref_label(s))
 }
 
 /// `(a=1, b="x")`.
-pub fn inline_inputs(db: &Db, inputs: &Value) -> String {
-    match inputs.as_object() {
-        Some(m) => format!(
-            "({})",
-            m.iter()
-                .map(|(k, v)| format!("{k}={}", inline_value(db, v)))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-        None => inline_value(db, inputs),
-    }
+pub fn inline_inputs(db: &Db, inputs: &serde_json::Map<String, Value>) -> String {
+    format!(
+        "({})",
+        inputs
+            .iter()
+            .map(|(k, v)| format!("{k}={}", inline_value(db, v)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
 }
 
 /// What a call produced, on one line: the output, or `Type: message`.
-pub fn inline_result(db: &Db, c: &CallRecord) -> String {
-    if let Some(e) = c.exception_parts() {
+pub fn inline_result(db: &Db, c: &CallSchema) -> String {
+    if let Some(e) = c.exception_info() {
         return format!("{}: {}", e.kind, e.message);
     }
     if let Some(e) = &c.exception {
@@ -234,7 +194,7 @@ pub fn show(
     full: bool,
 ) -> Result<()> {
     let c = db.resolve_call(id)?;
-    let children = db.store.children(&c.id)?;
+    let children = db.children(&c)?;
     if as_json {
         let mut v = serde_json::to_value(&c)?;
         v["children"] = json!(children.iter().map(|c| &c.id).collect::<Vec<_>>());
@@ -291,16 +251,20 @@ pub fn show(
     if let Some(p) = &c.parent_id {
         kv(out, "parent", p.clone())?;
     }
-    if let Some(t) = fmt::tokens(&c.summary) {
+    if let Some(t) = fmt::tokens(&Value::Object(c.summary.clone())) {
         kv(out, "tokens", fmt::thousands(t))?;
     }
 
     writeln!(out, "\n{}", st.bold("inputs"))?;
-    writeln!(out, "{}", fmt::block(&c.inputs, 2, full))?;
-    if let Some(e) = c.exception_parts() {
+    writeln!(
+        out,
+        "{}",
+        fmt::block(&Value::Object(c.inputs.clone()), 2, full)
+    )?;
+    if let Some(e) = c.exception_info() {
         writeln!(out, "\n{}", st.bold("exception"))?;
         writeln!(out, "  {}", st.red(&format!("{}: {}", e.kind, e.message)))?;
-        for l in e.traceback.lines().filter(|l| !l.trim().is_empty()) {
+        for l in e.traceback_lines().iter().filter(|l| !l.trim().is_empty()) {
             writeln!(out, "    {}", st.dim(l))?;
         }
     } else if let Some(e) = &c.exception {
@@ -314,9 +278,17 @@ pub fn show(
         }
     }
     writeln!(out, "\n{}", st.bold("summary"))?;
-    writeln!(out, "{}", fmt::block(&c.summary, 2, full))?;
+    writeln!(
+        out,
+        "{}",
+        fmt::block(&Value::Object(c.summary.clone()), 2, full)
+    )?;
     writeln!(out, "\n{}", st.bold("attributes"))?;
-    writeln!(out, "{}", fmt::block(&c.attributes, 2, full))?;
+    writeln!(
+        out,
+        "{}",
+        fmt::block(&Value::Object(c.attributes.clone()), 2, full)
+    )?;
 
     writeln!(out, "\n{} ({})", st.bold("children"), children.len())?;
     if !children.is_empty() {
@@ -348,7 +320,7 @@ pub fn show(
 /// `weave trace <id>`.
 pub fn trace(db: &Db, st: &Style, out: &mut dyn Write, id: &str, as_json: bool) -> Result<()> {
     let start = db.resolve_call(id)?;
-    let calls = db.store.trace(&start.trace_id)?;
+    let calls = db.trace(&start)?;
     let ids: std::collections::HashSet<&str> = calls.iter().map(|c| c.id.as_str()).collect();
     let mut kids: HashMap<&str, Vec<usize>> = HashMap::new();
     let mut roots = Vec::new();
@@ -359,7 +331,7 @@ pub fn trace(db: &Db, st: &Style, out: &mut dyn Write, id: &str, as_json: bool) 
         }
     }
     if as_json {
-        fn node(calls: &[CallRecord], kids: &HashMap<&str, Vec<usize>>, i: usize) -> Value {
+        fn node(calls: &[CallSchema], kids: &HashMap<&str, Vec<usize>>, i: usize) -> Value {
             let mut v = serde_json::to_value(&calls[i]).unwrap_or(Value::Null);
             let children: Vec<Value> = kids
                 .get(calls[i].id.as_str())
@@ -494,8 +466,8 @@ pub fn export(
     limit: Option<usize>,
     _format: ExportFormat,
 ) -> Result<usize> {
-    let filter = args.to_filter(db, limit, true)?;
-    let calls = db.store.calls(&filter)?;
+    let q = args.to_query(db, limit, true)?;
+    let calls = db.calls(&q)?;
     for c in &calls {
         serde_json::to_writer(&mut *out, c)?;
         writeln!(out)?;
@@ -517,13 +489,5 @@ mod tests {
         assert!(parse_since("2025-01-02").is_ok());
         assert!(parse_since("soon").is_err());
         assert!(parse_since("3y").is_err());
-    }
-
-    #[test]
-    fn refs_shorten() {
-        assert_eq!(
-            short_ref("weave:///e/p/object/M:abcdef0123456789").as_deref(),
-            Some("M:abcdef01")
-        );
     }
 }

@@ -24,10 +24,10 @@ pub fn list(db: &Db, st: &Style, out: &mut dyn Write, limit: usize, as_json: boo
     let mut t = Table::new(&["DATE", "ID", "EVALUATION", "MODEL", "DATASET", "SUMMARY"]).flex(5);
     for r in &runs {
         let headline = match r.call.status() {
-            weave::store::CallStatus::Running => "running".to_string(),
-            weave::store::CallStatus::Error => r
+            weave_types::CallStatus::Running => "running".to_string(),
+            weave_types::CallStatus::Error => r
                 .call
-                .exception_parts()
+                .exception_info()
                 .map(|e| format!("failed: {}", e.message))
                 .unwrap_or_else(|| "failed".into()),
             _ => evalshape::headline(&r.summary),
@@ -38,7 +38,7 @@ pub fn list(db: &Db, st: &Style, out: &mut dyn Write, limit: usize, as_json: boo
             Cell::new(fmt::trunc(&r.evaluation, 20)),
             Cell::colored(fmt::trunc(&r.model, 24), Color::Bold),
             Cell::new(fmt::trunc(r.dataset.as_deref().unwrap_or("-"), 20)),
-            Cell::colored(headline, crate::calls::status_color(r.call.status())),
+            Cell::colored(headline, fmt::status_color(r.call.status())),
         ]);
     }
     t.print(out, st)?;
@@ -77,7 +77,7 @@ fn run_header(st: &Style, out: &mut dyn Write, r: &Run, rows: Option<usize>) -> 
         format!(
             "{}  {}  {}",
             fmt::time(&r.started_at),
-            st.apply(crate::calls::status_color(r.call.status()), &r.status),
+            st.apply(fmt::status_color(r.call.status()), &r.status),
             fmt::latency_ms(r.latency_ms)
         ),
     )?;
@@ -103,7 +103,7 @@ pub fn show(db: &Db, st: &Style, out: &mut dyn Write, id: &str, as_json: bool) -
     }
     run_header(st, out, &run, Some(rows.len()))?;
     writeln!(out, "\n{}", st.bold("summary"))?;
-    if let Some(e) = run.call.exception_parts() {
+    if let Some(e) = run.call.exception_info() {
         writeln!(out, "  {}", st.red(&format!("{}: {}", e.kind, e.message)))?;
     }
     let lines = evalshape::summary_lines(&run.summary);

@@ -11,14 +11,12 @@
 use anyhow::{bail, Result};
 use serde::Serialize;
 use serde_json::{Map, Value};
-use weave::store::{CallFilter, CallRecord, ObjectVersion};
+use weave_types::{CallSchema, ObjSchema};
 
-use crate::db::Db;
+use crate::db::{CallQuery, Db};
 use crate::fmt;
 
-pub const EVALUATE: &str = "Evaluation.evaluate";
-pub const PREDICT_AND_SCORE: &str = "Evaluation.predict_and_score";
-pub const SUMMARIZE: &str = "Evaluation.summarize";
+pub use weave_types::eval::{EVALUATE, PREDICT_AND_SCORE, SUMMARIZE};
 
 /// Summary keys that are not scorers.
 fn is_meta_key(k: &str) -> bool {
@@ -44,7 +42,7 @@ pub struct Run {
     /// The run's output.
     pub summary: Value,
     #[serde(skip)]
-    pub call: CallRecord,
+    pub call: CallSchema,
 }
 
 /// One row of a run.
@@ -63,16 +61,16 @@ pub struct Row {
     pub error: Option<String>,
 }
 
-pub fn is_run(c: &CallRecord) -> bool {
-    c.op_short_name() == EVALUATE
+pub fn is_run(c: &CallSchema) -> bool {
+    c.op_display_name() == EVALUATE
 }
 
-fn object_label(db: &Db, v: &Value) -> (String, Option<String>, Option<ObjectVersion>) {
+fn object_label(db: &Db, v: &Value) -> (String, Option<String>, Option<ObjSchema>) {
     match v {
-        Value::String(uri) => match db.store.resolve_ref(uri).ok().flatten() {
-            Some(o) => (crate::objects::label(&o), Some(uri.clone()), Some(o)),
+        Value::String(uri) => match db.resolve_ref(uri).ok().flatten() {
+            Some(o) => (fmt::label(&o), Some(uri.clone()), Some(o)),
             None => (
-                crate::calls::short_ref(uri).unwrap_or_else(|| uri.clone()),
+                fmt::short_ref(uri).unwrap_or_else(|| uri.clone()),
                 Some(uri.clone()),
                 None,
             ),
@@ -90,13 +88,14 @@ fn object_label(db: &Db, v: &Value) -> (String, Option<String>, Option<ObjectVer
 }
 
 /// Reads a run from its `Evaluation.evaluate` call.
-pub fn run(db: &Db, call: CallRecord) -> Run {
-    let (model, model_ref, _) = object_label(db, &call.inputs["model"]);
-    let (eval_label, evaluation_ref, eval_obj) = object_label(db, &call.inputs["self"]);
+pub fn run(db: &Db, call: CallSchema) -> Run {
+    let input = |k: &str| call.inputs.get(k).cloned().unwrap_or(Value::Null);
+    let (model, model_ref, _) = object_label(db, &input("model"));
+    let (eval_label, evaluation_ref, eval_obj) = object_label(db, &input("self"));
     let eval_val = eval_obj
         .as_ref()
         .map(|o| o.val.clone())
-        .unwrap_or_else(|| call.inputs["self"].clone());
+        .unwrap_or_else(|| input("self"));
     let evaluation = eval_val["name"]
         .as_str()
         .map(str::to_string)
@@ -127,9 +126,8 @@ pub fn run(db: &Db, call: CallRecord) -> Run {
 
 /// Runs, newest first.
 pub fn runs(db: &Db, limit: usize) -> Result<Vec<Run>> {
-    let calls = db.store.calls(&CallFilter {
-        project_id: db.project.clone(),
-        op_name: Some(EVALUATE.into()),
+    let calls = db.calls(&CallQuery {
+        op: Some(EVALUATE.into()),
         limit: Some(limit),
         ..Default::default()
     })?;
@@ -143,7 +141,7 @@ pub fn resolve_run(db: &Db, id: &str) -> Result<Run> {
         bail!(
             "call {} is `{}`, not an evaluation run ({EVALUATE}); see `weave evals`",
             c.id,
-            c.op_short_name()
+            c.op_display_name()
         );
     }
     Ok(run(db, c))
@@ -151,14 +149,14 @@ pub fn resolve_run(db: &Db, id: &str) -> Result<Run> {
 
 /// The rows of a run, in the order they started.
 pub fn rows(db: &Db, run: &Run) -> Result<Vec<Row>> {
-    let calls = db.store.children(&run.id)?;
+    let calls = db.children(&run.call)?;
     let mut out = Vec::new();
     for (i, c) in calls
         .into_iter()
-        .filter(|c| c.op_short_name() == PREDICT_AND_SCORE)
+        .filter(|c| c.op_display_name() == PREDICT_AND_SCORE)
         .enumerate()
     {
-        let example = c.inputs["example"].clone();
+        let example = c.inputs.get("example").cloned().unwrap_or(Value::Null);
         let id = match &example["id"] {
             Value::String(s) => Some(s.clone()),
             Value::Number(n) => Some(n.to_string()),
@@ -170,27 +168,27 @@ pub fn rows(db: &Db, run: &Run) -> Result<Vec<Row>> {
         let mut scores = out_v["scores"].as_object().cloned().unwrap_or_default();
         let needs_children = scores.is_empty() || c.exception.is_some();
         let children = if needs_children {
-            db.store.children(&c.id)?
+            db.children(&c)?
         } else {
             Vec::new()
         };
         if scores.is_empty() {
             // Fall back to the scorer calls: every child after the model's.
             for s in children.iter().skip(1) {
-                if s.op_short_name() != SUMMARIZE {
-                    let name = s.op_short_name();
+                if s.op_display_name() != SUMMARIZE {
+                    let name = s.op_display_name();
                     let name = name.rsplit('.').next().unwrap_or(name);
                     scores.insert(name.to_string(), s.output.clone().unwrap_or(Value::Null));
                 }
             }
         }
         let error = c
-            .exception_parts()
+            .exception_info()
             .map(|e| format!("{}: {}", e.kind, e.message))
             .or_else(|| {
                 children.iter().find_map(|ch| {
-                    ch.exception_parts()
-                        .map(|e| format!("{}: {}: {}", ch.op_short_name(), e.kind, e.message))
+                    ch.exception_info()
+                        .map(|e| format!("{}: {}: {}", ch.op_display_name(), e.kind, e.message))
                 })
             });
         let latency_s = out_v["model_latency"]

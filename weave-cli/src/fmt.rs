@@ -5,6 +5,7 @@ use std::io::{self, IsTerminal, Write};
 
 use serde_json::Value;
 use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
+use weave_types::{CallStatus, ObjSchema};
 
 /// Width when neither `COLUMNS` nor the terminal says (e.g. output to a pipe).
 pub const DEFAULT_WIDTH: usize = 100;
@@ -463,6 +464,54 @@ pub fn score(v: &Value) -> String {
     }
 }
 
+/// `name:vN` of an object version.
+pub fn label(o: &ObjSchema) -> String {
+    format!("{}:v{}", o.object_id, o.version_index)
+}
+
+/// A ref string shortened to `name:digest8` (`table:digest8` for tables).
+pub fn short_ref(s: &str) -> Option<String> {
+    let r = weave_types::WeaveRef::parse(s).ok()?;
+    let name = if r.name.is_empty() {
+        r.kind.as_str()
+    } else {
+        r.name.as_str()
+    };
+    Some(format!("{name}:{}", &r.digest[..r.digest.len().min(8)]))
+}
+
+/// The colour of a call status.
+pub fn status_color(s: CallStatus) -> Color {
+    match s {
+        CallStatus::Success => Color::Green,
+        CallStatus::Error => Color::Red,
+        CallStatus::DescendantError => Color::Yellow,
+        CallStatus::Running => Color::Cyan,
+    }
+}
+
+/// A value on one line, with refs shown by `ref_label` (`name:vN`).
+pub fn inline_value(v: &Value, ref_label: &dyn Fn(&str) -> String) -> String {
+    match v {
+        Value::String(s) if s.starts_with("weave:///") => ref_label(s),
+        Value::Array(a) => format!(
+            "[{}]",
+            a.iter()
+                .map(|x| inline_value(x, ref_label))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Value::Object(m) => format!(
+            "{{{}}}",
+            m.iter()
+                .map(|(k, v)| format!("{k}: {}", inline_value(v, ref_label)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        other => other.to_string(),
+    }
+}
+
 /// Pretty JSON, with long strings cut unless `full`; every line indented by `indent`.
 pub fn block(v: &Value, indent: usize, full: bool) -> String {
     let shown = if full {
@@ -541,5 +590,23 @@ mod tests {
         assert_eq!(number(0.8), "0.8");
         assert_eq!(number(3.0), "3");
         assert_eq!(number(1.0 / 3.0), "0.3333");
+    }
+
+    #[test]
+    fn refs_shorten() {
+        assert_eq!(
+            short_ref("weave:///e/p/object/M:abcdef0123456789").as_deref(),
+            Some("M:abcdef01")
+        );
+        assert_eq!(
+            short_ref("weave:///e/p/table/0123456789abcdef").as_deref(),
+            Some("table:01234567")
+        );
+        assert_eq!(short_ref("nope"), None);
+        let v = serde_json::json!({"m": "weave:///e/p/object/M:d", "n": [1, "x"]});
+        assert_eq!(
+            inline_value(&v, &|s| format!("<{s}>")),
+            "{m: <weave:///e/p/object/M:d>, n: [1, \"x\"]}"
+        );
     }
 }

@@ -1,7 +1,9 @@
 //! `weave`: inspect the calls, objects and evaluations a traced program recorded.
 //!
 //! Reads the same SQLite store the library writes (`--db`, else `$WEAVE_DB`, else
-//! `./.weave/weave.db`), and is safe to run while a traced program is still writing.
+//! `./.weave/weave.db`), and is safe to run while a traced program is still writing. Every
+//! read goes through `weave_store::TraceStore`; nothing here knows SQL or the tracing runtime.
+//! `weave serve` serves that store over W&B Weave's trace-server API.
 
 mod calls;
 mod db;
@@ -9,6 +11,7 @@ mod evals;
 mod evalshape;
 mod fmt;
 mod objects;
+mod serve;
 
 use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
@@ -18,6 +21,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
 use crate::calls::{ExportFormat, FilterArgs};
+use crate::db::{Kind, PROJECT_ENV};
 use crate::fmt::{ColorChoice, Style};
 
 #[derive(Debug, Parser)]
@@ -161,19 +165,21 @@ enum Cmd {
         #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
     },
+    /// Serve the store over W&B Weave's trace-server API (for Python and Rust clients).
+    Serve(serve::ServeArgs),
 }
 
 fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
+    let cmd = match cli.cmd {
+        Cmd::Serve(args) => return serve::run(cli.db.as_deref(), args, out),
+        cmd => cmd,
+    };
     let st = Style::new(cli.color);
-    let path = cli.db.clone().unwrap_or_else(weave::default_db_path);
+    let path = cli.db.clone().unwrap_or_else(weave_store::default_db_path);
     let project = cli
         .project
         .clone()
-        .or_else(|| {
-            std::env::var("WEAVE_PROJECT")
-                .ok()
-                .filter(|p| !p.is_empty())
-        })
+        .or_else(|| std::env::var(PROJECT_ENV).ok().filter(|p| !p.is_empty()))
         .map(|p| {
             if p.contains('/') {
                 p
@@ -182,7 +188,7 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
             }
         });
     let db = db::Db::open(&path, project)?;
-    match cli.cmd {
+    match cmd {
         Cmd::Calls {
             filter,
             limit,
@@ -190,8 +196,8 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
         } => calls::list(&db, &st, out, &filter, limit, json),
         Cmd::Call { id, json, full } => calls::show(&db, &st, out, &id, json, full),
         Cmd::Trace { id, json } => calls::trace(&db, &st, out, &id, json),
-        Cmd::Ops { versions, json } => objects::list(&db, &st, out, "Op", versions, json),
-        Cmd::Models { versions, json } => objects::list(&db, &st, out, "Model", versions, json),
+        Cmd::Ops { versions, json } => objects::list(&db, &st, out, Kind::Op, versions, json),
+        Cmd::Models { versions, json } => objects::list(&db, &st, out, Kind::Model, versions, json),
         Cmd::Show {
             reference,
             json,
@@ -219,6 +225,7 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
             }
             None => calls::export(&db, out, &filter, limit, format).map(|_| ()),
         },
+        Cmd::Serve(_) => unreachable!("handled above"),
     }
 }
 

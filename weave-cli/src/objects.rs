@@ -5,11 +5,11 @@ use std::io::Write;
 use anyhow::Result;
 use serde_json::{json, Map, Value};
 use similar::{ChangeTag, TextDiff};
-use weave::refs::{ObjectRef, RefKind};
-use weave::store::ObjectVersion;
+use weave_types::refs::{RefKind, WeaveRef};
+use weave_types::ObjSchema;
 
-use crate::db::Db;
-use crate::fmt::{self, Cell, Color, Style, Table};
+use crate::db::{Db, Kind};
+use crate::fmt::{self, label, Cell, Color, Style, Table};
 
 /// Keys of a model's value that are bookkeeping, not attributes.
 fn is_internal(k: &str) -> bool {
@@ -17,14 +17,25 @@ fn is_internal(k: &str) -> bool {
 }
 
 /// An op ref stored as a model attribute.
-fn op_ref(v: &Value) -> Option<ObjectRef> {
-    let r = ObjectRef::parse(v.as_str()?).ok()?;
+fn op_ref(v: &Value) -> Option<WeaveRef> {
+    let r = WeaveRef::parse(v.as_str()?).ok()?;
     (r.kind == RefKind::Op).then_some(r)
 }
 
-/// `name:vN`.
-pub fn label(o: &ObjectVersion) -> String {
-    format!("{}:v{}", o.object_id, o.version_index)
+/// A value on one line, refs as `name:vN`.
+fn inline(db: &Db, v: &Value) -> String {
+    fmt::inline_value(v, &|s| db.ref_label(s))
+}
+
+/// Where an op's source is: `(file, line, module)`, from the version's metadata (or, in
+/// stores written before Weave's op shape, from its value).
+fn source(o: &ObjSchema) -> Option<(String, u64, Option<String>)> {
+    let m = o.metadata.as_ref().unwrap_or(&o.val);
+    Some((
+        m.get("file")?.as_str()?.to_string(),
+        m.get("line")?.as_u64()?,
+        m.get("module").and_then(Value::as_str).map(str::to_string),
+    ))
 }
 
 fn short_digest(d: &str) -> &str {
@@ -37,7 +48,7 @@ fn attributes_inline(db: &Db, val: &Value) -> String {
         .map(|m| {
             m.iter()
                 .filter(|(k, v)| !is_internal(k) && op_ref(v).is_none())
-                .map(|(k, v)| format!("{k}={}", crate::calls::inline_value(db, v)))
+                .map(|(k, v)| format!("{k}={}", inline(db, v)))
                 .collect::<Vec<_>>()
                 .join(" ")
         })
@@ -49,18 +60,17 @@ pub fn list(
     db: &Db,
     st: &Style,
     out: &mut dyn Write,
-    class: &str,
+    kind: Kind,
     all_versions: bool,
     as_json: bool,
 ) -> Result<()> {
-    let objects = db.store.objects_in(db.project(), Some(class))?;
+    let objects = db.latest(kind)?;
     let mut entries = Vec::new();
     for o in objects {
-        let versions = db
-            .store
-            .object_versions_in(Some(&o.project_id), &o.object_id)?;
+        let versions = db.versions(&o.project_id, &o.object_id)?;
         entries.push((o, versions));
     }
+    let is_op = kind == Kind::Op;
     if as_json {
         let v: Vec<Value> = entries
             .iter()
@@ -74,7 +84,7 @@ pub fn list(
                         "version_index": v.version_index,
                         "digest": v.digest,
                         "created_at": v.created_at,
-                        "is_latest": v.is_latest,
+                        "is_latest": v.latest(),
                         "ref": v.uri(),
                     })).collect::<Vec<_>>(),
                 })
@@ -83,26 +93,18 @@ pub fn list(
         return fmt::json(out, &v);
     }
     if entries.is_empty() {
-        let what = if class == "Op" { "ops" } else { "models" };
+        let what = if is_op { "ops" } else { "models" };
         writeln!(out, "no {what}")?;
         return Ok(());
     }
-    let last = if class == "Op" {
-        "SOURCE"
-    } else {
-        "ATTRIBUTES"
-    };
+    let last = if is_op { "SOURCE" } else { "ATTRIBUTES" };
     let t = Table::new(&["NAME", "VERSIONS", "LATEST", "DIGEST", "UPDATED", last]).right(1);
-    let mut t = if class == "Op" {
-        t.flex_left(5)
-    } else {
-        t.flex(5)
-    };
-    let detail = |o: &ObjectVersion| {
-        if class == "Op" {
-            match (o.val["file"].as_str(), o.val["line"].as_u64()) {
-                (Some(f), Some(l)) => format!("{f}:{l}"),
-                _ => String::new(),
+    let mut t = if is_op { t.flex_left(5) } else { t.flex(5) };
+    let detail = |o: &ObjSchema| {
+        if is_op {
+            match source(o) {
+                Some((f, l, _)) => format!("{f}:{l}"),
+                None => String::new(),
             }
         } else {
             attributes_inline(db, &o.val)
@@ -135,12 +137,13 @@ pub fn list(
     Ok(())
 }
 
-fn header(db: &Db, st: &Style, out: &mut dyn Write, o: &ObjectVersion) -> Result<()> {
-    let class = o.base_object_class.as_deref().unwrap_or(&o.kind);
-    let count = db
-        .store
-        .object_versions_in(Some(&o.project_id), &o.object_id)?
-        .len();
+fn header(db: &Db, st: &Style, out: &mut dyn Write, o: &ObjSchema) -> Result<()> {
+    let class = match (&o.base_object_class, o.kind.as_str()) {
+        (Some(c), _) => c.as_str(),
+        (None, "op") => "Op",
+        (None, k) => k,
+    };
+    let count = db.versions(&o.project_id, &o.object_id)?.len();
     writeln!(
         out,
         "{} {}  {}",
@@ -149,7 +152,7 @@ fn header(db: &Db, st: &Style, out: &mut dyn Write, o: &ObjectVersion) -> Result
         st.dim(&format!(
             "({count} version{}{})",
             if count == 1 { "" } else { "s" },
-            if o.is_latest { ", latest" } else { "" }
+            if o.latest() { ", latest" } else { "" }
         ))
     )?;
     writeln!(out, "  {}      {}", st.dim("ref"), o.uri())?;
@@ -158,9 +161,7 @@ fn header(db: &Db, st: &Style, out: &mut dyn Write, o: &ObjectVersion) -> Result
 }
 
 /// Op source with line numbers, from the op's recorded line.
-fn print_code(st: &Style, out: &mut dyn Write, o: &ObjectVersion) -> Result<()> {
-    let code = o.val["code"].as_str().unwrap_or("");
-    let first = o.val["line"].as_u64().unwrap_or(1) as usize;
+fn print_code(st: &Style, out: &mut dyn Write, code: &str, first: usize) -> Result<()> {
     let w = (first + code.lines().count()).to_string().len();
     for (i, l) in code.lines().enumerate() {
         writeln!(out, "  {} {l}", st.dim(&format!("{:>w$} │", first + i)))?;
@@ -178,23 +179,29 @@ pub fn show(
     full: bool,
 ) -> Result<()> {
     let o = db.resolve_object(spec)?;
+    let code = if o.kind == "op" { db.op_code(&o) } else { None };
     if as_json {
         let mut v = serde_json::to_value(&o)?;
         v["ref"] = json!(o.uri());
+        if let Some(code) = &code {
+            v["code"] = json!(code);
+        }
         return fmt::json(out, &v);
     }
     header(db, st, out, &o)?;
     let class = o.base_object_class.as_deref().unwrap_or("");
     if o.kind == "op" {
-        if let (Some(f), Some(l)) = (o.val["file"].as_str(), o.val["line"].as_u64()) {
-            let module = o.val["module"]
-                .as_str()
+        let src = source(&o);
+        if let Some((f, l, module)) = &src {
+            let module = module
+                .as_deref()
                 .map(|m| format!("  ({m})"))
                 .unwrap_or_default();
             writeln!(out, "  {}   {f}:{l}{}", st.dim("source"), st.dim(&module))?;
         }
         writeln!(out)?;
-        print_code(st, out, &o)?;
+        let first = src.map_or(1, |(_, l, _)| l as usize);
+        print_code(st, out, code.as_deref().unwrap_or(""), first)?;
     } else if class == "Model" || o.val.get("_bases").is_some() {
         let m = o.val.as_object().cloned().unwrap_or_default();
         writeln!(out, "\n{}", st.bold("attributes"))?;
@@ -204,7 +211,7 @@ pub fn show(
             .filter(|(k, v)| !is_internal(k) && op_ref(v).is_none())
         {
             any = true;
-            let text = crate::calls::inline_value(db, v);
+            let text = inline(db, v);
             let text = if full {
                 text
             } else {
@@ -226,28 +233,26 @@ pub fn show(
     } else {
         writeln!(out, "\n{}", st.bold("value"))?;
         writeln!(out, "{}", fmt::block(&o.val, 2, full))?;
-        if let Some(digest) = table_digest(&o.val["rows"]) {
-            if let Ok(rows) = db.store.table_rows(digest) {
-                writeln!(out, "\n{} ({})", st.bold("rows"), rows.len())?;
-                let shown = if full { rows.len() } else { 10 };
-                for (i, (_, r)) in rows.iter().take(shown).enumerate() {
-                    let text =
-                        fmt::trunc(&crate::calls::inline_value(db, r), fmt::line_width() - 8);
-                    writeln!(out, "  {:>3}  {text}", i)?;
-                }
-                if rows.len() > shown {
-                    writeln!(
-                        out,
-                        "  {}",
-                        st.dim(&format!("… {} more (--full)", rows.len() - shown))
-                    )?;
-                }
+    }
+    // A dataset (any object holding a table in `rows`) shows its rows.
+    if let Some(table) = table_ref(&o.val["rows"]) {
+        if let Ok(rows) = db.table_rows(&table.project_id(), &table.digest) {
+            writeln!(out, "\n{} ({})", st.bold("rows"), rows.len())?;
+            let shown = if full { rows.len() } else { 10 };
+            for (i, r) in rows.iter().take(shown).enumerate() {
+                let text = fmt::trunc(&inline(db, r), fmt::line_width() - 8);
+                writeln!(out, "  {:>3}  {text}", i)?;
+            }
+            if rows.len() > shown {
+                writeln!(
+                    out,
+                    "  {}",
+                    st.dim(&format!("… {} more (--full)", rows.len() - shown))
+                )?;
             }
         }
     }
-    let versions = db
-        .store
-        .object_versions_in(Some(&o.project_id), &o.object_id)?;
+    let versions = db.versions(&o.project_id, &o.object_id)?;
     if versions.len() > 1 {
         let list: Vec<String> = versions
             .iter()
@@ -267,10 +272,10 @@ pub fn show(
     Ok(())
 }
 
-/// The digest of a `weave:///e/p/table/<digest>` ref.
-pub fn table_digest(v: &Value) -> Option<&str> {
-    let s = v.as_str()?.strip_prefix("weave:///")?;
-    s.split_once("/table/").map(|(_, d)| d)
+/// A `weave:///e/p/table/<digest>` ref.
+fn table_ref(v: &Value) -> Option<WeaveRef> {
+    let r = WeaveRef::parse(v.as_str()?).ok()?;
+    (r.kind == RefKind::Table).then_some(r)
 }
 
 /// One field that differs.
@@ -369,7 +374,10 @@ pub fn diff(
     let is_op = oa.kind == "op" && ob.kind == "op";
     let fields = if is_op {
         field_changes(ma, mb, |k, _| {
-            !matches!(k, "code" | "line" | "_type" | "name")
+            !matches!(
+                k,
+                "code" | "line" | "_type" | "name" | "files" | "weave_type"
+            )
         })
     } else {
         field_changes(ma, mb, |k, v| !is_internal(k) && op_ref(v).is_none())
@@ -381,17 +389,14 @@ pub fn diff(
     };
     let mut code: Vec<(String, String, String, String, String)> = Vec::new(); // name, la, lb, a, b
     if is_op {
-        let (ca, cb) = (
-            ma.get("code").and_then(Value::as_str),
-            mb.get("code").and_then(Value::as_str),
-        );
+        let (ca, cb) = (db.op_code(&oa), db.op_code(&ob));
         if ca != cb {
             code.push((
                 oa.object_id.clone(),
                 la.clone(),
                 lb.clone(),
-                ca.unwrap_or("").into(),
-                cb.unwrap_or("").into(),
+                ca.unwrap_or_default(),
+                cb.unwrap_or_default(),
             ));
         }
     } else {
@@ -400,8 +405,8 @@ pub fn diff(
                 let Some(uri) = v.as_ref().and_then(Value::as_str) else {
                     return Ok((String::from("(none)"), String::new()));
                 };
-                Ok(match db.store.resolve_ref(uri)? {
-                    Some(o) => (label(&o), o.val["code"].as_str().unwrap_or("").to_string()),
+                Ok(match db.resolve_ref(uri)? {
+                    Some(o) => (label(&o), db.op_code(&o).unwrap_or_default()),
                     None => (db.ref_label(uri), String::new()),
                 })
             };
@@ -449,7 +454,7 @@ pub fn diff(
         writeln!(out, "  {}", st.dim("no differences in attributes or code"))?;
         return Ok(());
     }
-    let show = |v: &Value| fmt::trunc(&crate::calls::inline_value(db, v), fmt::line_width() - 20);
+    let show = |v: &Value| fmt::trunc(&inline(db, v), fmt::line_width() - 20);
     if !fields.is_empty() {
         writeln!(
             out,

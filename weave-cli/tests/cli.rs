@@ -6,6 +6,10 @@ use std::sync::Mutex;
 
 use serde::Serialize;
 use serde_json::{json, Value};
+use weave::store::TraceStore as _;
+use weave::types::{
+    CallsQueryReq, ObjCreateReq, ObjSchemaForInsert, TableCreateReq, TableSchemaForInsert,
+};
 
 // --- the traced program -------------------------------------------------------------------
 
@@ -105,8 +109,6 @@ impl EvalRef {
 }
 
 const PROJECT: &str = "test/proj";
-const EVAL_DIGEST: &str = "EvalDigestAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
-const DATASET_DIGEST: &str = "DatasetDigestBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB";
 
 struct Fixture {
     _dir: tempfile::TempDir,
@@ -118,18 +120,22 @@ struct Fixture {
     eval_b: String,
 }
 
-/// The client is process-wide: build one store at a time (cargo test runs tests in threads).
+/// The global client is process-wide: tests that use it run one at a time.
 static LOCK: Mutex<()> = Mutex::new(());
 
+fn block<F: std::future::Future>(f: F) -> F::Output {
+    futures::executor::block_on(f)
+}
+
 fn fixture() -> Fixture {
-    let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("weave.db");
     let client = weave::Settings::new(PROJECT)
         .db_path(&db)
         .quiet()
-        .init()
+        .build()
         .unwrap();
+    let _scope = client.set_default();
 
     pipeline("hello");
     let rows: Vec<Value> = vec![
@@ -137,7 +143,20 @@ fn fixture() -> Fixture {
         json!({"id": "r2", "q": "world", "expected": "world"}),
         json!({"id": "r3", "q": "bad", "expected": "bad"}),
     ];
-    let eval = EvalRef(format!("weave:///{PROJECT}/object/my-eval:{EVAL_DIGEST}"));
+    // The Evaluation and Dataset objects, as the eval module publishes them (their digests
+    // are known before they are stored: the refs go into the calls).
+    let row_digests: Vec<String> = rows.iter().map(weave::digest::row_digest).collect();
+    let table = weave::digest::table_digest(&row_digests);
+    let dataset_val = json!({"_type": "Dataset", "_class_name": "Dataset",
+        "_bases": ["Object", "BaseModel"], "name": "qa",
+        "rows": format!("weave:///{PROJECT}/table/{table}")});
+    let dataset_digest = weave::digest::object_digest(&dataset_val);
+    let eval_val = json!({"_type": "Evaluation", "_class_name": "Evaluation",
+        "_bases": ["Object", "BaseModel"], "name": "my-eval",
+        "dataset": format!("weave:///{PROJECT}/object/qa:{dataset_digest}"),
+        "scorers": [], "trials": 1});
+    let eval_digest = weave::digest::object_digest(&eval_val);
+    let eval = EvalRef(format!("weave:///{PROJECT}/object/my-eval:{eval_digest}"));
     let v0 = Echo {
         shout_on: "bad".into(),
         temperature: 0.0,
@@ -149,57 +168,47 @@ fn fixture() -> Fixture {
     };
     eval.evaluate(&v1, &rows);
     client.flush();
+    drop(_scope);
     drop(client);
 
-    // The Evaluation and Dataset objects, as the eval module will publish them.
-    let conn = rusqlite::Connection::open(&db).unwrap();
-    let now = "2025-01-01T00:00:00.000000Z";
-    let dataset_ref = format!("weave:///{PROJECT}/object/qa:{DATASET_DIGEST}");
-    for (name, digest, class, val) in [
-        (
-            "my-eval",
-            EVAL_DIGEST,
-            "Evaluation",
-            json!({"_type": "Evaluation", "name": "my-eval", "dataset": dataset_ref,
-                   "scorers": [], "trials": 1}),
-        ),
-        (
-            "qa",
-            DATASET_DIGEST,
-            "Dataset",
-            json!({"_type": "Dataset", "name": "qa", "rows": format!("weave:///{PROJECT}/table/tbl1")}),
-        ),
-    ] {
-        conn.execute(
-            "INSERT INTO objects (project_id, object_id, digest, kind, base_object_class, val, \
-             version_index, is_latest, created_at) VALUES (?1, ?2, ?3, 'object', ?4, ?5, 0, 1, ?6)",
-            rusqlite::params![PROJECT, name, digest, class, val.to_string(), now],
-        )
-        .unwrap();
-    }
-    conn.execute(
-        "INSERT INTO tables (project_id, digest, row_digests, created_at) VALUES (?1, 'tbl1', ?2, ?3)",
-        rusqlite::params![PROJECT, json!(["row1", "row2", "row3"]).to_string(), now],
-    )
+    let store = weave_store::SqliteStore::open(&db).unwrap();
+    let t = block(store.table_create(TableCreateReq {
+        table: TableSchemaForInsert {
+            project_id: PROJECT.into(),
+            rows: rows.clone(),
+            expected_digest: Some(table),
+        },
+    }))
     .unwrap();
-    for (i, r) in rows.iter().enumerate() {
-        conn.execute(
-            "INSERT INTO table_rows (project_id, digest, val) VALUES (?1, ?2, ?3)",
-            rusqlite::params![PROJECT, format!("row{}", i + 1), r.to_string()],
-        )
+    assert_eq!(t.row_digests, row_digests);
+    for (name, val, digest) in [
+        ("qa", dataset_val, dataset_digest),
+        ("my-eval", eval_val, eval_digest),
+    ] {
+        block(store.obj_create(ObjCreateReq {
+            obj: ObjSchemaForInsert {
+                project_id: PROJECT.into(),
+                object_id: name.into(),
+                val,
+                expected_digest: Some(digest),
+                ..Default::default()
+            },
+        }))
         .unwrap();
     }
-    drop(conn);
     if let Some(keep) = std::env::var_os("WEAVE_CLI_KEEP_DB") {
         // For looking at the output by hand: `WEAVE_CLI_KEEP_DB=/tmp/x.db cargo test ...`.
         std::fs::copy(&db, keep).unwrap();
     }
 
-    let store = weave::store::Store::open(&db).unwrap();
-    let all = store.calls(&Default::default()).unwrap();
+    let all = block(store.calls_query_vec(CallsQueryReq {
+        project_id: PROJECT.into(),
+        ..Default::default()
+    }))
+    .unwrap();
     let find = |op: &str| -> Vec<String> {
-        let mut v: Vec<&weave::store::CallRecord> =
-            all.iter().filter(|c| c.op_short_name() == op).collect();
+        let mut v: Vec<&weave::types::CallSchema> =
+            all.iter().filter(|c| c.op_display_name() == op).collect();
         v.sort_by(|a, b| a.started_at.cmp(&b.started_at).then(a.id.cmp(&b.id)));
         v.iter().map(|c| c.id.clone()).collect()
     };
@@ -471,7 +480,9 @@ fn ops_models_show_and_diff() {
     }
     let shown = json_of(&f.db, &["show", "add", "--json"]);
     assert_eq!(shown["ref"], json!(add_ref));
-    assert!(shown["val"]["code"].as_str().unwrap().contains("fn add"));
+    assert!(shown["code"].as_str().unwrap().contains("fn add"));
+    assert_eq!(shown["val"]["_type"], json!("CustomWeaveType"));
+    assert_eq!(shown["metadata"]["file"], json!("weave-cli/tests/cli.rs"));
 
     // A model shows attributes and its ops; a unique name prefix also resolves.
     let text = ok(&f.db, &["show", "Echo:v0"]);

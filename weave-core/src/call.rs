@@ -2,95 +2,22 @@
 //! output or error, roll the summary up, hand the record to the sink).
 
 use std::any::Any;
+use std::cell::RefCell;
 use std::future::Future;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Once};
 use std::task::{Context, Poll};
 use std::time::SystemTime;
 
 use serde_json::Value;
 
-use crate::capture::Exception;
-use crate::client;
 use crate::context::{self, CallNode};
-use crate::sink::queue::{CallMsg, ThreadBuffer};
-use crate::sink::{EndRecord, StartRecord};
-
-/// Static description of an op, emitted by `#[weave::op]` into the function.
-#[doc(hidden)]
-#[derive(Debug)]
-pub struct OpInfo {
-    /// Function name, or the `name = "..."` given.
-    pub name: &'static str,
-    /// Whether `name` was given explicitly.
-    pub explicit_name: bool,
-    /// Digest of `code`.
-    pub digest: &'static str,
-    /// Source of the function.
-    pub code: &'static str,
-    /// `module_path!()` where the op is defined.
-    pub module_path: &'static str,
-    /// `file!()`.
-    pub file: &'static str,
-    /// `line!()`.
-    pub line: u32,
-}
-
-impl OpInfo {
-    /// The op's name as stored: `Type.method` for methods (unless named explicitly).
-    pub(crate) fn full_name(&self, self_type: Option<&str>) -> String {
-        match self_type {
-            Some(t) if !self.explicit_name => format!("{}.{}", short_type_name(t), self.name),
-            _ => self.name.to_string(),
-        }
-    }
-}
-
-/// `a::b::Foo<c::D>` -> `Foo`.
-pub(crate) fn short_type_name(t: &str) -> &str {
-    let base = t.split('<').next().unwrap_or(t);
-    base.rsplit("::").next().unwrap_or(base)
-}
-
-/// Inputs kept inline (no allocation) in a call's start record; more spill to a `Vec`.
-const INLINE_INPUTS: usize = 2;
-
-/// Captured inputs of a call, in argument order.
-#[doc(hidden)]
-pub struct Inputs {
-    len: usize,
-    inline: [(&'static str, Value); INLINE_INPUTS],
-    spill: Vec<(&'static str, Value)>,
-}
-
-impl Default for Inputs {
-    fn default() -> Self {
-        Inputs {
-            len: 0,
-            inline: [const { ("", Value::Null) }; INLINE_INPUTS],
-            spill: Vec::new(),
-        }
-    }
-}
-
-impl Inputs {
-    /// Adds one input.
-    pub fn push(&mut self, name: &'static str, value: Value) {
-        match self.inline.get_mut(self.len) {
-            Some(slot) => *slot = (name, value),
-            None => self.spill.push((name, value)),
-        }
-        self.len += 1;
-    }
-
-    /// The inputs, in argument order.
-    pub(crate) fn into_values(self) -> impl Iterator<Item = (&'static str, Value)> {
-        let inline = self.len.min(INLINE_INPUTS);
-        self.inline.into_iter().take(inline).chain(self.spill)
-    }
-}
+use crate::dispatch::{self, Dispatch};
+use crate::ids::new_call_id;
+use crate::queue::ThreadBuffer;
+use crate::record::{CallMsg, End, Exception, Inputs, OpInfo, Start};
 
 /// What a call produced.
 #[doc(hidden)]
@@ -125,7 +52,7 @@ impl Outcome {
         Outcome::err(Exception {
             kind: "panic".into(),
             message,
-            traceback: client::take_panic_location().unwrap_or_default(),
+            traceback: take_panic_location().unwrap_or_default(),
         })
     }
 }
@@ -138,7 +65,7 @@ pub fn start_call(
     self_type: Option<&'static str>,
     inputs: impl FnOnce(&mut Inputs),
 ) -> Option<ActiveCall> {
-    if !client::enabled() {
+    if !dispatch::enabled() {
         return None;
     }
     begin(op, self_type, inputs, true)
@@ -153,10 +80,23 @@ pub fn start_async_call(
     self_type: Option<&'static str>,
     inputs: impl FnOnce(&mut Inputs),
 ) -> Option<AsyncCall> {
-    if !client::enabled() {
+    if !dispatch::enabled() {
         return None;
     }
     begin(op, self_type, inputs, false).map(|call| AsyncCall { call })
+}
+
+/// This thread's buffer for a new call and, when the call reports to a scoped client, that
+/// client: this thread's scoped client, else the parent's, else the global one.
+#[inline]
+fn call_buffer(parent: Option<&CallNode>) -> Option<(Arc<ThreadBuffer>, Option<Arc<Dispatch>>)> {
+    if dispatch::any_scoped() {
+        let d = dispatch::scoped().or_else(|| parent.and_then(|p| p.dispatch.clone()));
+        if let Some(d) = d {
+            return Some((d.local_buffer(), Some(d)));
+        }
+    }
+    dispatch::global_buffer().map(|b| (b, None))
 }
 
 fn begin(
@@ -165,15 +105,15 @@ fn begin(
     inputs: impl FnOnce(&mut Inputs),
     make_current: bool,
 ) -> Option<ActiveCall> {
-    let buffer = client::call_buffer()?;
-    let started_at = SystemTime::now();
-    let id = client::new_call_id(started_at);
     let parent = context::current_node();
+    let (buffer, scoped) = call_buffer(parent.as_deref())?;
+    let started_at = SystemTime::now();
+    let id = new_call_id(started_at);
     let parent_id = parent.as_ref().map(|p| p.id);
-    let node = Arc::new(CallNode::new(id, parent));
+    let node = Arc::new(CallNode::new(id, parent, scoped));
     let mut captured = Inputs::default();
     inputs(&mut captured);
-    buffer.push(CallMsg::Start(StartRecord {
+    buffer.push(CallMsg::Start(Start {
         id,
         trace_id: node.trace_id,
         parent_id,
@@ -244,7 +184,7 @@ impl ActiveCall {
         if let Some(parent) = &node.parent {
             parent.absorb(success, error, usage.as_ref());
         }
-        self.buffer.push(CallMsg::End(EndRecord {
+        self.buffer.push(CallMsg::End(End {
             id: node.id,
             ended_at,
             output: outcome.output,
@@ -331,4 +271,34 @@ where
             }
         }
     }
+}
+
+// --- panics ------------------------------------------------------------------------------
+
+thread_local! {
+    static PANIC_LOCATION: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Installs (once) a panic hook that remembers where a panic happened, for the call's
+/// exception; the previous hook still runs.
+pub(crate) fn install_panic_hook() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if let Some(loc) = info.location() {
+                let text = format!("panicked at {}:{}:{}", loc.file(), loc.line(), loc.column());
+                let _ = PANIC_LOCATION.try_with(|p| *p.borrow_mut() = Some(text));
+            }
+            previous(info)
+        }));
+    });
+}
+
+/// Where the last panic on this thread happened, if the hook saw it.
+fn take_panic_location() -> Option<String> {
+    PANIC_LOCATION
+        .try_with(|p| p.borrow_mut().take())
+        .ok()
+        .flatten()
 }

@@ -1,128 +1,45 @@
-//! `weave::init`: the process-wide client that ops report to.
+//! The composition root: `weave::init` and [`Settings`] put a sink, the encoder, the writer
+//! thread and a dispatch together into a [`WeaveClient`]. Everything depends on nothing here;
+//! this depends on everything.
 
-use std::cell::{Cell, RefCell};
-use std::collections::HashSet;
-use std::hash::{BuildHasher, Hasher};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Mutex, Once};
+use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use arc_swap::ArcSwapOption;
-use uuid::Uuid;
+use weave_store::SqliteStore;
 
-use crate::capture::default_redact_keys;
+use crate::call::install_panic_hook;
+use crate::config::{default_db_path, parse_project};
+use crate::context;
+use crate::dispatch::{self, DefaultGuard, Dispatch};
+use crate::encode::{default_redact_keys, Encoder};
 use crate::error::Error;
-use crate::sink::queue::{self, Registry, ThreadBuffer};
-use crate::sink::{self, Msg};
-use crate::store::Store;
-
-static ENABLED: AtomicBool = AtomicBool::new(false);
-static CLIENT: ArcSwapOption<ClientInner> = ArcSwapOption::const_empty();
-/// Id of the current client's call [`Registry`] (0: none), so that a call finds this thread's
-/// buffer without loading the client.
-static CURRENT_CALLS: AtomicU64 = AtomicU64::new(0);
-
-/// Environment variable naming the database file.
-pub const DB_ENV: &str = "WEAVE_DB";
-/// Default database location, relative to the working directory.
-pub const DEFAULT_DB: &str = ".weave/weave.db";
-
-/// Whether a client is initialised: the one atomic load an op pays when tracing is off.
-#[inline(always)]
-pub(crate) fn enabled() -> bool {
-    ENABLED.load(Ordering::Relaxed)
-}
-
-pub(crate) fn current_client() -> Option<Arc<ClientInner>> {
-    CLIENT.load_full()
-}
-
-/// This thread's buffer for the current client's call records.
-pub(crate) fn call_buffer() -> Option<Arc<ThreadBuffer>> {
-    queue::cached(CURRENT_CALLS.load(Ordering::Acquire))
-        .or_else(|| CLIENT.load().as_ref().map(|c| c.calls.local()))
-}
-
-/// Shared state of an initialised client.
-#[derive(Debug)]
-pub(crate) struct ClientInner {
-    pub(crate) entity: String,
-    pub(crate) project: String,
-    sender: mpsc::Sender<Msg>,
-    calls: Arc<Registry>,
-    published: Mutex<HashSet<String>>,
-}
-
-impl ClientInner {
-    pub(crate) fn send(&self, msg: Msg) {
-        // The writer only goes away at shutdown; a record sent after that has nowhere to go.
-        let _ = self.sender.send(msg);
-    }
-
-    /// `entity/project`.
-    pub(crate) fn project_id(&self) -> String {
-        format!("{}/{}", self.entity, self.project)
-    }
-
-    /// `weave:///entity/project/`.
-    pub(crate) fn ref_prefix(&self) -> String {
-        format!("weave:///{}/{}/", self.entity, self.project)
-    }
-
-    /// Records that `key` was published; true the first time.
-    pub(crate) fn first_publish(&self, key: &str) -> bool {
-        let mut set = self.published.lock().unwrap_or_else(|e| e.into_inner());
-        if set.contains(key) {
-            false
-        } else {
-            set.insert(key.to_string())
-        }
-    }
-}
-
-/// Where the database is when nothing else is said: `$WEAVE_DB`, else `./.weave/weave.db`.
-pub fn default_db_path() -> PathBuf {
-    match std::env::var_os(DB_ENV) {
-        Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => PathBuf::from(DEFAULT_DB),
-    }
-}
-
-/// Splits `entity/project` or `project` (entity `local`), rejecting malformed names.
-pub fn parse_project(project: &str) -> Result<(String, String), Error> {
-    let bad = |why: &str| Error::InvalidProject {
-        project: project.to_string(),
-        reason: why.to_string(),
-    };
-    let valid = |s: &str| {
-        !s.is_empty()
-            && s.chars()
-                .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.'))
-    };
-    let (entity, name) = match project.split_once('/') {
-        Some((e, p)) => (e, p),
-        None => ("local", project),
-    };
-    if name.contains('/') {
-        return Err(bad("expected `project` or `entity/project`"));
-    }
-    if !valid(entity) || !valid(name) {
-        return Err(bad(
-            "names must be non-empty and use only letters, digits, `-`, `_` and `.`",
-        ));
-    }
-    Ok((entity.to_string(), name.to_string()))
-}
+use crate::queue::Registry;
+use crate::record::Msg;
+use crate::sink::{spawn_writer, RemoteConfig, RemoteSink, SqliteSink, TraceSink};
 
 /// Options for [`init`]; `Settings::new(project).db_path(..).init()`.
-#[derive(Debug, Clone)]
 pub struct Settings {
     project: String,
     db_path: Option<PathBuf>,
     redact_keys: Vec<String>,
     quiet: bool,
+    sink: Option<Box<dyn TraceSink>>,
+    remote: Option<RemoteConfig>,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("project", &self.project)
+            .field("db_path", &self.db_path)
+            .field("redact_keys", &self.redact_keys)
+            .field("quiet", &self.quiet)
+            .field("custom_sink", &self.sink.is_some())
+            .field("trace_server", &self.remote.as_ref().map(|r| &r.url))
+            .finish()
+    }
 }
 
 impl Settings {
@@ -133,16 +50,34 @@ impl Settings {
             db_path: None,
             redact_keys: default_redact_keys(),
             quiet: false,
+            sink: None,
+            remote: None,
         }
     }
 
-    /// Stores traces in this SQLite file instead of `$WEAVE_DB` / `./.weave/weave.db`.
+    /// Sends traces to a W&B Weave trace server (`weave serve`, or W&B's) instead of the
+    /// local store. Without this, `WEAVE_TRACE_SERVER_URL` (else `WF_TRACE_SERVER_URL`) and
+    /// `WANDB_API_KEY` select one, unless [`db_path`](Settings::db_path) is given.
+    pub fn trace_server(mut self, config: RemoteConfig) -> Self {
+        self.remote = Some(config);
+        self
+    }
+
+    /// Stores traces in this SQLite file instead of `$WEAVE_DB` / `./.weave/weave.db` (and
+    /// instead of a trace server named by the environment).
     pub fn db_path(mut self, path: impl Into<PathBuf>) -> Self {
         self.db_path = Some(path.into());
         self
     }
 
-    /// Adds keys whose values are redacted in inputs and attributes.
+    /// Sends the records to `sink` instead of the SQLite store (e.g. a
+    /// [`MemorySink`](crate::sink::MemorySink) in tests).
+    pub fn sink(mut self, sink: impl TraceSink) -> Self {
+        self.sink = Some(Box::new(sink));
+        self
+    }
+
+    /// Adds keys whose values are redacted in inputs, outputs and attributes.
     pub fn redact_key(mut self, key: impl Into<String>) -> Self {
         self.redact_keys.push(key.into());
         self
@@ -160,210 +95,177 @@ impl Settings {
         self
     }
 
-    /// Opens the store, starts the background writer, and turns tracing on.
-    pub fn init(self) -> Result<WeaveClient, Error> {
+    /// Opens the sink and starts the writer, without making the client current anywhere:
+    /// use [`WeaveClient::set_default`] or [`WeaveClient::in_scope`] to trace on a thread
+    /// (tests run in parallel this way, each with its own client).
+    pub fn build(self) -> Result<WeaveClient, Error> {
         let (entity, project) = parse_project(&self.project)?;
-        let db_path = self.db_path.unwrap_or_else(default_db_path);
-        if let Some(dir) = db_path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| Error::Io {
-                path: dir.to_path_buf(),
+        let project_id = format!("{entity}/{project}");
+        // An explicit sink, then an explicit server, then an explicit file, then a server
+        // named by the environment, then the default file.
+        let remote = match (&self.sink, self.remote, &self.db_path) {
+            (Some(_), _, _) => None,
+            (None, Some(r), _) => Some(r),
+            (None, None, Some(_)) => None,
+            (None, None, None) => RemoteConfig::from_env(),
+        };
+        let mut server_url = None;
+        let (sink, db_path): (Box<dyn TraceSink>, Option<PathBuf>) = match (self.sink, remote) {
+            (Some(sink), _) => (sink, None),
+            (None, Some(config)) => {
+                let sink = RemoteSink::new(config).map_err(|source| Error::Io {
+                    path: "weave-remote thread".into(),
+                    source,
+                })?;
+                server_url = Some(sink.url().to_string());
+                (Box::new(sink), None)
+            }
+            (None, None) => {
+                let path = self.db_path.unwrap_or_else(default_db_path);
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+                        path: dir.to_path_buf(),
+                        source,
+                    })?;
+                }
+                let store = SqliteStore::create(&path)?;
+                let path = std::fs::canonicalize(&path).unwrap_or(path);
+                (Box::new(SqliteSink::new(store)), Some(path))
+            }
+        };
+        let (sender, receiver) = mpsc::channel();
+        let calls = Arc::new(Registry::new());
+        let encoder = Encoder::new(&project_id, &self.redact_keys);
+        let writer =
+            spawn_writer(sink, encoder, receiver, calls.clone()).map_err(|source| Error::Io {
+                path: "weave-writer thread".into(),
                 source,
             })?;
-        }
-        let store = Store::open_writer(&db_path)?;
-        let db_path = std::fs::canonicalize(&db_path).unwrap_or(db_path);
-        let (sender, receiver) = mpsc::channel();
-        let project_id = format!("{entity}/{project}");
-        let calls = Arc::new(Registry::new());
-        let writer =
-            sink::spawn_writer(store, receiver, calls.clone(), project_id, self.redact_keys)?;
-        let inner = Arc::new(ClientInner {
-            entity,
-            project,
-            sender,
-            calls,
-            published: Mutex::new(HashSet::new()),
-        });
         install_panic_hook();
-        // A previous client stops receiving; its guard still flushes and joins its writer.
-        CLIENT.store(Some(inner.clone()));
-        CURRENT_CALLS.store(inner.calls.id(), Ordering::SeqCst);
-        ENABLED.store(true, Ordering::SeqCst);
+        let dispatch = Arc::new(Dispatch::new(project_id, sender, calls));
         if !self.quiet {
-            eprintln!(
-                "weave: logging project {} to {}\nweave: inspect with `weave calls --db {}`",
-                inner.project_id(),
-                db_path.display(),
-                db_path.display()
-            );
+            match &db_path {
+                None if server_url.is_some() => eprintln!(
+                    "weave: logging project {} to trace server {}",
+                    dispatch.project_id(),
+                    server_url.as_deref().unwrap_or("")
+                ),
+                Some(p) => eprintln!(
+                    "weave: logging project {} to {}\nweave: inspect with `weave calls --db {}`",
+                    dispatch.project_id(),
+                    p.display(),
+                    p.display()
+                ),
+                None => eprintln!("weave: logging project {}", dispatch.project_id()),
+            }
         }
         Ok(WeaveClient {
-            inner,
+            dispatch,
             db_path,
+            server_url,
             writer: Some(writer),
         })
     }
+
+    /// Opens the sink, starts the writer, and turns tracing on for the whole process (a
+    /// previous global client stops receiving records).
+    pub fn init(self) -> Result<WeaveClient, Error> {
+        let client = self.build()?;
+        dispatch::set_global(client.dispatch.clone());
+        Ok(client)
+    }
 }
 
-/// Starts tracing to the embedded store for `project` (`"entity/project"` or `"project"`).
+/// Starts tracing for `project` (`"entity/project"` or `"project"`): to the trace server named
+/// by `WEAVE_TRACE_SERVER_URL` / `WF_TRACE_SERVER_URL` when set, else to the embedded store.
 /// Keep the returned guard alive: dropping it flushes everything and stops tracing.
 pub fn init(project: &str) -> Result<WeaveClient, Error> {
     Settings::new(project).init()
 }
 
-/// Waits until every record sent so far is in the store. No-op without a client.
+/// Waits until every record sent so far to the client in use here (this thread's, else the
+/// global one) is written. No-op without a client.
 pub fn flush() {
-    if let Some(client) = current_client() {
-        flush_client(&client);
+    if let Some(d) = context::dispatch() {
+        flush_dispatch(&d);
     }
 }
 
-fn flush_client(client: &ClientInner) {
+fn flush_dispatch(d: &Dispatch) {
     let (tx, rx) = mpsc::sync_channel(1);
-    client.send(Msg::Flush(tx));
+    d.send(Msg::Flush(tx));
     if rx.recv_timeout(Duration::from_secs(60)).is_err() {
         tracing::warn!("weave: flush did not complete within 60 s");
     }
 }
 
-/// The guard returned by [`init`]. Dropping it flushes and turns tracing off.
+/// A running client, returned by [`init`] and [`Settings::build`]. Dropping it flushes,
+/// stops its writer and (if it is the global client) turns tracing off.
 #[derive(Debug)]
 pub struct WeaveClient {
-    inner: Arc<ClientInner>,
-    db_path: PathBuf,
+    dispatch: Arc<Dispatch>,
+    db_path: Option<PathBuf>,
+    server_url: Option<String>,
     writer: Option<JoinHandle<()>>,
 }
 
 impl WeaveClient {
     /// `entity/project`.
     pub fn project_id(&self) -> String {
-        self.inner.project_id()
+        self.dispatch.project_id().to_string()
     }
 
-    /// The SQLite file the traces go to.
-    pub fn db_path(&self) -> &Path {
-        &self.db_path
+    /// The SQLite file the traces go to (`None` with a custom sink or a trace server).
+    pub fn db_path(&self) -> Option<&Path> {
+        self.db_path.as_deref()
     }
 
-    /// Waits until everything recorded so far is in the store.
+    /// The trace server the traces go to, if any.
+    pub fn trace_server_url(&self) -> Option<&str> {
+        self.server_url.as_deref()
+    }
+
+    /// Waits until everything recorded so far is written.
     pub fn flush(&self) {
-        flush_client(&self.inner);
+        flush_dispatch(&self.dispatch);
     }
 
-    /// Flushes and opens a read handle on the store.
-    pub fn store(&self) -> Result<Store, Error> {
+    /// Flushes and opens the SQLite store for reading (an error with a custom sink).
+    pub fn store(&self) -> Result<SqliteStore, Error> {
         self.flush();
-        Store::open(&self.db_path)
+        let path = self.db_path.as_ref().ok_or_else(|| {
+            Error::Store(weave_store::StoreError::not_found(
+                "trace store (this client writes to a custom sink)",
+            ))
+        })?;
+        Ok(SqliteStore::open(path)?)
     }
 
     /// `weave:///entity/project/` prefix of this client's refs.
     pub fn ref_prefix(&self) -> String {
-        self.inner.ref_prefix()
+        self.dispatch.ref_prefix().to_string()
+    }
+
+    /// Makes this client the one ops on this thread report to, until the guard is dropped
+    /// (then the previous one is back). Calls started here carry the client with them, so
+    /// their children report to it wherever they run.
+    pub fn set_default(&self) -> DefaultGuard {
+        dispatch::set_default(self.dispatch.clone())
+    }
+
+    /// Runs `f` with this client as this thread's default.
+    pub fn in_scope<R>(&self, f: impl FnOnce() -> R) -> R {
+        let _guard = self.set_default();
+        f()
     }
 }
 
 impl Drop for WeaveClient {
     fn drop(&mut self) {
-        let is_current = CLIENT
-            .load()
-            .as_ref()
-            .is_some_and(|c| Arc::ptr_eq(c, &self.inner));
-        if is_current {
-            ENABLED.store(false, Ordering::SeqCst);
-            CURRENT_CALLS.store(0, Ordering::SeqCst);
-            CLIENT.store(None);
-        }
-        self.inner.send(Msg::Shutdown);
+        dispatch::clear_global(&self.dispatch);
+        self.dispatch.send(Msg::Shutdown);
         if let Some(w) = self.writer.take() {
             let _ = w.join();
         }
     }
-}
-
-// --- ids ---------------------------------------------------------------------------------
-
-thread_local! {
-    static RNG: Cell<u64> = Cell::new(seed());
-}
-
-fn seed() -> u64 {
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0),
-    );
-    h.finish() | 1
-}
-
-fn next_random() -> u64 {
-    RNG.with(|r| {
-        // splitmix64
-        let mut z = r.get().wrapping_add(0x9E37_79B9_7F4A_7C15);
-        r.set(z);
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    })
-}
-
-thread_local! {
-    /// Millisecond of the last id made on this thread and the sub-millisecond sequence.
-    static SEQ: Cell<(u64, u16)> = const { Cell::new((0, 0)) };
-}
-
-/// A UUIDv7 for a call started at `at`. Ids made on one thread in the same millisecond carry an
-/// increasing 12-bit sequence (RFC 9562, method 1), so a parent sorts before its children.
-pub(crate) fn new_call_id(at: SystemTime) -> Uuid {
-    let ms = at
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
-    let random = next_random();
-    let seq = SEQ.with(|s| {
-        let (last, seq) = s.get();
-        // A new millisecond starts the sequence at a random point in the lower half, leaving
-        // room to count up.
-        let next = if last == ms {
-            seq.wrapping_add(1) & 0x0FFF
-        } else {
-            (random >> 53) as u16 & 0x07FF
-        };
-        s.set((ms, next));
-        next
-    });
-    let mut rand = [0u8; 10];
-    rand[0] = (seq >> 8) as u8;
-    rand[1] = seq as u8;
-    rand[2..].copy_from_slice(&random.to_le_bytes());
-    uuid::Builder::from_unix_timestamp_millis(ms, &rand).into_uuid()
-}
-
-// --- panics ------------------------------------------------------------------------------
-
-thread_local! {
-    static PANIC_LOCATION: RefCell<Option<String>> = const { RefCell::new(None) };
-}
-
-fn install_panic_hook() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let previous = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            if let Some(loc) = info.location() {
-                let text = format!("panicked at {}:{}:{}", loc.file(), loc.line(), loc.column());
-                let _ = PANIC_LOCATION.try_with(|p| *p.borrow_mut() = Some(text));
-            }
-            previous(info)
-        }));
-    });
-}
-
-/// Where the last panic on this thread happened, if the hook saw it.
-pub(crate) fn take_panic_location() -> Option<String> {
-    PANIC_LOCATION
-        .try_with(|p| p.borrow_mut().take())
-        .ok()
-        .flatten()
 }

@@ -28,7 +28,8 @@ use std::task::{Context, Poll};
 
 use uuid::Uuid;
 
-use crate::usage::Usage;
+use crate::dispatch::{self, Dispatch};
+use crate::record::{Msg, Usage};
 
 /// One live call: identity and the summary its descendants roll up into.
 #[derive(Debug)]
@@ -36,6 +37,9 @@ pub(crate) struct CallNode {
     pub(crate) id: Uuid,
     pub(crate) trace_id: Uuid,
     pub(crate) parent: Option<Arc<CallNode>>,
+    /// The scoped client the call reports to (`None`: the global one), inherited by
+    /// children wherever they run.
+    pub(crate) dispatch: Option<Arc<Dispatch>>,
     pub(crate) success: AtomicU64,
     pub(crate) error: AtomicU64,
     pub(crate) usage: Mutex<Option<BTreeMap<String, Usage>>>,
@@ -45,12 +49,17 @@ pub(crate) struct CallNode {
 }
 
 impl CallNode {
-    pub(crate) fn new(id: Uuid, parent: Option<Arc<CallNode>>) -> Self {
+    pub(crate) fn new(
+        id: Uuid,
+        parent: Option<Arc<CallNode>>,
+        dispatch: Option<Arc<Dispatch>>,
+    ) -> Self {
         let trace_id = parent.as_ref().map_or(id, |p| p.trace_id);
         CallNode {
             id,
             trace_id,
             parent,
+            dispatch,
             success: AtomicU64::new(0),
             error: AtomicU64::new(0),
             usage: Mutex::new(None),
@@ -192,12 +201,30 @@ pub fn add_usage(model: &str, usage: Usage) {
     });
 }
 
+/// The client records go to here: this thread's scoped client, else the current call's,
+/// else the global one.
+pub(crate) fn dispatch() -> Option<Arc<Dispatch>> {
+    if dispatch::any_scoped() {
+        if let Some(d) = dispatch::scoped() {
+            return Some(d);
+        }
+        if let Some(d) = current_node().and_then(|n| n.dispatch.clone()) {
+            return Some(d);
+        }
+    }
+    dispatch::global()
+}
+
 /// Adds attributes to the current call (merged into its `attributes`, after redaction), e.g.
 /// the settings a scorer ran with. Does nothing when no call is current.
 pub fn add_attributes(attrs: serde_json::Value) {
     let Some(node) = current_node() else { return };
-    if let Some(client) = crate::client::current_client() {
-        client.send(crate::sink::Msg::Attributes {
+    let d = match &node.dispatch {
+        Some(d) => Some(d.clone()),
+        None => dispatch::global(),
+    };
+    if let Some(d) = d {
+        d.send(Msg::Attributes {
             id: node.id,
             attrs: Box::new(attrs),
         });

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 /// Everything that can go wrong in weave's own code.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The project name given to `init` is malformed.
     #[error("invalid weave project `{project}`: {reason}")]
@@ -22,40 +23,12 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// The database failed.
-    #[error("trace store {}: {source}", path.display())]
-    Store {
-        /// The database file.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: rusqlite::Error,
-    },
-    /// The database file is from a newer weave, or is not a weave database.
-    #[error("trace store {}: {reason}", path.display())]
-    Schema {
-        /// The database file.
-        path: PathBuf,
-        /// What is wrong.
-        reason: String,
-    },
+    /// The trace store failed or refused (its message names the file).
+    #[error(transparent)]
+    Store(#[from] weave_store::StoreError),
     /// A ref string is malformed.
-    #[error(
-        "invalid weave ref `{0}`: expected weave:///<entity>/<project>/<op|object>/<name>:<digest>"
-    )]
-    InvalidRef(String),
-    /// Nothing matched.
-    #[error("{0}")]
-    NotFound(String),
-    /// Stored JSON could not be decoded.
-    #[error("stored JSON is invalid in {what}: {source}")]
-    Json {
-        /// Which value.
-        what: String,
-        /// The cause.
-        #[source]
-        source: serde_json::Error,
-    },
+    #[error(transparent)]
+    InvalidRef(#[from] weave_types::RefError),
     /// A dataset file has a bad row or cannot be read.
     #[error("{}:{line}: {message}", path.display())]
     DatasetRow {
@@ -66,7 +39,7 @@ pub enum Error {
         /// What is wrong, naming the field where one is missing.
         message: String,
     },
-    /// An evaluation could not run.
+    /// An evaluation's settings are invalid.
     #[error("evaluation: {0}")]
     Evaluation(String),
 }

@@ -13,32 +13,44 @@
 //! client.flush();
 //! ```
 //!
-//! Data flows one way: the macros call [`__private`] -> the call [`context`] -> the sink
-//! (per-thread buffers and a channel, collected by a background writer) -> the [`store`] (SQLite) <- readers ([`store::Store`], the
-//! CLI). Evaluations ([`eval`]) are built from ops and use the same path.
+//! Data flows one way: the macros call [`__private`] -> the call path (`call`, [`context`],
+//! `dispatch`) queues plain records (`record`) in per-thread buffers -> the writer thread
+//! encodes each round into W&B Weave's wire types ([`sink::Batch`]) -> a [`sink::TraceSink`]
+//! (the SQLite [`store`], or another sink) <- readers ([`store::TraceStore`]: the CLI, a
+//! server). Evaluations ([`eval`]) are built from ops and use the same path; the client
+//! (`init`, [`Settings`]) puts it together.
 
 extern crate self as weave;
 
+mod batch;
 mod call;
-pub mod capture;
+mod capture;
 mod client;
+pub mod config;
 pub mod context;
-pub mod digest;
+mod dispatch;
+mod encode;
 mod error;
 pub mod eval;
+mod ids;
 mod model;
-pub mod refs;
-mod sink;
-pub mod store;
-mod usage;
+mod queue;
+mod record;
+pub mod sink;
 
-pub use client::{
-    default_db_path, flush, init, parse_project, Settings, WeaveClient, DB_ENV, DEFAULT_DB,
-};
+pub use client::{flush, init, Settings, WeaveClient};
+pub use config::{default_db_path, parse_project, DB_ENV, DEFAULT_DB};
 pub use context::{add_attributes, add_usage};
+pub use dispatch::DefaultGuard;
+pub use encode::{default_redact_keys, MAX_VALUE_BYTES, REDACTED};
 pub use error::Error;
 pub use model::{model_version, Model, ModelVersion};
-pub use usage::Usage;
+pub use record::Usage;
+/// Trace stores: the `TraceStore` trait and the SQLite store.
+pub use weave_store as store;
+/// Weave's wire types, digests and refs.
+pub use weave_types as types;
+pub use weave_types::{digest, refs};
 
 /// Records every call of a function as a weave call: inputs, output or error, timing,
 /// parent/child nesting and the op's version.
@@ -81,10 +93,14 @@ pub use weave_macros::Model;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::call::{
-        start_async_call, start_call, ActiveCall, AsyncCall, CallFuture, Inputs, OpInfo, Outcome,
+        start_async_call, start_call, ActiveCall, AsyncCall, CallFuture, Outcome,
     };
-    pub use crate::capture;
+    /// Value capture (autoref specialisation), for the macros.
+    pub mod capture {
+        pub use crate::capture::*;
+    }
     pub use crate::model::{MethodOp, ModelOps, RegisteredOp};
+    pub use crate::record::{Inputs, OpInfo};
     pub use inventory;
     pub use serde_json::Value;
 }

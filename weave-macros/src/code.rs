@@ -1,8 +1,5 @@
 //! The code text and version digest of an op, computed identically by `#[op]` and `#[ops]`.
 
-use base64::Engine as _;
-use sha2::{Digest as _, Sha256};
-
 /// Pretty-printed source of the function, as stored with the op object.
 pub(crate) fn code_text(item: &syn::ItemFn) -> String {
     let file = syn::File {
@@ -13,13 +10,16 @@ pub(crate) fn code_text(item: &syn::ItemFn) -> String {
     prettyplease::unparse(&file)
 }
 
-/// Weave's digest encoding of a sha256: URL-safe base64 without padding, `-`->`X`, `_`->`Y`.
+/// The digest of the op's code: Weave's file digest of its text (the same function the
+/// runtime and the store use).
 pub(crate) fn digest(text: &str) -> String {
-    let hash = Sha256::digest(text.as_bytes());
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .encode(hash)
-        .replace('-', "X")
-        .replace('_', "Y")
+    weave_types::digest::digest_str(text)
+}
+
+/// The op's version digest: Weave's object digest of the op value naming the code file (the
+/// same function the runtime uses when it publishes the op).
+pub(crate) fn version(code_digest: &str) -> String {
+    weave_types::obj::rust_op_version(code_digest)
 }
 
 /// True for attributes that are `#[op]`, `#[weave::op]` or `#[::weave::op]`, with or

@@ -44,6 +44,7 @@ pub(crate) fn expand(item: TokenStream) -> syn::Result<TokenStream> {
         }
     };
     let mut pushes = Vec::new();
+    let mut prints = Vec::new();
     for f in fields {
         if has_skip(&f.attrs)? {
             continue;
@@ -53,6 +54,11 @@ pub(crate) fn expand(item: TokenStream) -> syn::Result<TokenStream> {
         let key = key.strip_prefix("r#").unwrap_or(&key).to_string();
         pushes.push(quote! {
             __weave_attrs.push((#key, (&&&&::weave::__private::capture::Wrap(&self.#ident)).__weave_capture()));
+        });
+        prints.push(quote! {
+            __weave_out.extend_from_slice(#key.as_bytes());
+            __weave_out.push(0);
+            (&&&&::weave::__private::capture::Wrap(&self.#ident)).__weave_fingerprint(__weave_out);
         });
     }
     let name = &input.ident;
@@ -78,6 +84,12 @@ pub(crate) fn expand(item: TokenStream) -> syn::Result<TokenStream> {
                 let mut __weave_attrs = ::std::vec::Vec::new();
                 #(#pushes)*
                 __weave_attrs
+            }
+            #[doc(hidden)]
+            fn __weave_fingerprint(&self, __weave_out: &mut ::std::vec::Vec<u8>) {
+                #[allow(unused_imports)]
+                use ::weave::__private::capture::{FingerprintModel as _, FingerprintSerialize as _, FingerprintDebug as _, FingerprintAny as _};
+                #(#prints)*
             }
             #[doc(hidden)]
             fn __weave_type_id(&self) -> ::core::option::Option<::core::any::TypeId> {

@@ -164,6 +164,7 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenS
 
     let code = code::code_text(&item);
     let digest = code::digest(&code);
+    let version = code::version(&digest);
     let explicit_name = args.name.is_some();
     let name = args
         .name
@@ -286,6 +287,7 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenS
             name: #name,
             explicit_name: #explicit_name,
             digest: #digest,
+            version: #version,
             code: #code,
             module_path: ::core::module_path!(),
             file: ::core::file!(),

@@ -70,6 +70,7 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenS
             block: Box::new(f.block.clone()),
         };
         let digest = code::digest(&code::code_text(&item));
+        let version = code::version(&digest);
         let name = match op_args.name {
             Some(n) => {
                 let n = n.value();
@@ -79,7 +80,7 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenS
         };
         let attr_name = f.sig.ident.to_string();
         entries.push(quote! {
-            ::weave::__private::MethodOp { attribute: #attr_name, name: #name, digest: #digest }
+            ::weave::__private::MethodOp { attribute: #attr_name, name: #name, digest: #digest, version: #version }
         });
     }
 

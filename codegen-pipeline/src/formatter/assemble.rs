@@ -7,26 +7,10 @@ use ruff_text_size::Ranged;
 use serde::Serialize;
 
 use super::text::{dedent, expand_leading_tabs, indent, leading_width, lines, strip_code_fences};
+use crate::generator::GeneratedCode;
 
 /// Indentation of a function body.
 const INDENT: &str = "    ";
-
-/// The three parts of a generated function, as the model returns them.
-///
-/// The generator has its own serde struct with the same fields that converts
-/// into this one.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct GeneratedParts {
-    /// The `def` line, e.g. `def add(a: int, b: int) -> int:`. A missing `def`
-    /// or trailing colon is tolerated.
-    pub function_signature: String,
-    /// The docstring, normally including its triple quotes. Text without
-    /// quotes is wrapped in `"""`.
-    pub function_args_with_docstring_within_triple_quotes: String,
-    /// The statements of the function body, in any consistent or
-    /// inconsistent indentation (it is normalised).
-    pub code_logic: String,
-}
 
 /// The assembled program and what was done to build it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -40,12 +24,13 @@ pub struct Assembly {
 }
 
 /// Assembles the program for `entry_point` from a HumanEval-style `prompt` and
-/// the generated parts. See [`assemble_function_detailed`].
-pub fn assemble_function(prompt: &str, entry_point: &str, generated: &GeneratedParts) -> String {
-    assemble_function_detailed(prompt, entry_point, generated).code
-}
-
-/// Assembles the program for `entry_point` and reports the decisions taken.
+/// the parts the model generated, and reports the decisions taken. The one
+/// assembler: the pipeline and the tests use it.
+///
+/// `function_signature` is the `def` line (a missing `def` or trailing colon is
+/// tolerated); `function_args_with_docstring_within_triple_quotes` the docstring
+/// (text without quotes is wrapped in `"""`); `code_logic` the body, in any
+/// consistent or inconsistent indentation.
 ///
 /// - Everything the prompt defines before `def <entry_point>` (imports, helper
 ///   functions) is kept, because the function and the tests may use it.
@@ -60,11 +45,7 @@ pub fn assemble_function(prompt: &str, entry_point: &str, generated: &GeneratedP
 ///   aligned with them. If the model repeated `def <name>(...):` the
 ///   repeated function is used as a whole, or its body when the whole does not
 ///   parse. Among the candidates, the first whose program parses is chosen.
-pub fn assemble_function_detailed(
-    prompt: &str,
-    entry_point: &str,
-    generated: &GeneratedParts,
-) -> Assembly {
+pub fn assemble(prompt: &str, entry_point: &str, generated: &GeneratedCode) -> Assembly {
     let mut notes = Vec::new();
     let prompt = normalize_newlines(prompt);
     let entry_point = entry_point.trim();

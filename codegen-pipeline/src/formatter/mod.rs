@@ -5,21 +5,25 @@
 //! autopep8 + `add_imports`) in steps that can each be called (and traced) on
 //! their own:
 //!
-//! 1. [`remove_unused`]: Ruff's fixes for F401 (unused import) and F841 (unused
+//! 1. [`CodeFormatter::remove_unused`]: Ruff's fixes for F401 (unused import) and F841 (unused
 //!    local variable, an unsafe fix, enabled here).
-//! 2. [`sort_imports`]: Ruff's fix for I001 (isort-style import sorting).
-//! 3. [`add_missing_typing_imports`]: names that Ruff reports as undefined
+//! 2. [`CodeFormatter::sort_imports`]: Ruff's fix for I001 (isort-style import sorting).
+//! 3. [`CodeFormatter::add_missing_typing_imports`]: names that Ruff reports as undefined
 //!    (F821) and that `typing` (or `collections`, see [`known_names`]) exports
 //!    get an import line, then imports are sorted again.
-//! 4. [`format_pep8`]: Ruff's formatter (Black style, PEP 8 compliant).
+//! 4. [`CodeFormatter::format_pep8`]: Ruff's formatter (Black style, PEP 8 compliant).
 //!
-//! [`format_all`] runs them in that order. Source that does not parse gets
-//! one repair attempt ([`repair_indentation`]: leading tabs become four spaces
-//! and common indentation is removed); if it still does not parse, it is
-//! returned unchanged with the reason.
+//! [`CodeFormatter::orchestrate`] is the one place that runs them: first
+//! [`Stage::Prepare`] (source that does not parse gets one repair attempt,
+//! [`repair_indentation`]: leading tabs become four spaces and common
+//! indentation is removed; if it still does not parse, formatting stops and the
+//! code is returned unchanged with the reason), then [`FormatStep::ALL`] in
+//! order. Each stage returns a [`StepOutput`] (`{code, changed, note}`); a step
+//! that fails leaves the code as it was and says why. [`CodeFormatter::format_all`]
+//! runs the stages directly; the pipeline runs each one as a traced op.
 //!
-//! [`assemble_function`] builds the program to format from a HumanEval prompt
-//! and the parts the model generated.
+//! [`assemble`] builds the program to format from a HumanEval prompt and the
+//! [`GeneratedCode`](crate::generator::GeneratedCode) the model returned.
 
 mod assemble;
 pub mod known_names;
@@ -28,7 +32,7 @@ mod text;
 
 use serde::{Deserialize, Serialize};
 
-pub use assemble::{assemble_function, assemble_function_detailed, Assembly, GeneratedParts};
+pub use assemble::{assemble, Assembly};
 
 /// Errors of the formatter steps.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -115,7 +119,44 @@ impl std::fmt::Display for FormatStep {
     }
 }
 
-/// Result of [`format_all`].
+/// A stage of [`CodeFormatter::orchestrate`]: the parse check (and repair),
+/// then the steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    /// [`CodeFormatter::prepare`].
+    Prepare,
+    /// One of [`FormatStep::ALL`].
+    Step(FormatStep),
+}
+
+impl std::fmt::Display for Stage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Stage::Prepare => f.write_str("prepare"),
+            Stage::Step(s) => s.fmt(f),
+        }
+    }
+}
+
+/// What one stage did: the code after it, whether it changed, and a note (what
+/// it did, or why it left the code as it was).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepOutput {
+    /// The code after the stage (the input when the stage could not run).
+    pub code: String,
+    /// Whether `code` differs from the input.
+    pub changed: bool,
+    /// What the stage did (`added from typing import List`, a repair), if
+    /// anything worth saying.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// Why the stage left the code unchanged (it failed), if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Result of [`CodeFormatter::format_all`] and [`CodeFormatter::orchestrate`].
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct FormatOutcome {
     /// The formatted code, or the input unchanged if it could not be parsed.
@@ -267,50 +308,70 @@ impl CodeFormatter {
         }
     }
 
-    /// Runs the whole pipeline: the indentation repair if the source does not
-    /// parse, then [`FormatStep::ALL`] in order. A step that fails is skipped
-    /// (and noted); source that does not parse is returned unchanged with the
-    /// reason in [`FormatOutcome::error`].
-    pub fn format_all(&self, src: &str) -> FormatOutcome {
-        let mut notes = Vec::new();
-        let mut code = match self.prepare(src) {
-            Ok((code, note)) => {
-                notes.extend(note);
-                code
+    /// Runs one stage. Never fails: a stage that cannot run returns the code
+    /// unchanged with the reason in [`StepOutput::error`].
+    pub fn run_stage(&self, stage: Stage, src: &str) -> StepOutput {
+        let result = match stage {
+            Stage::Prepare => self.prepare(src),
+            Stage::Step(FormatStep::AddMissingTypingImports) => {
+                self.add_missing_imports_detailed(src).map(|(code, added)| {
+                    let note = (!added.is_empty()).then(|| format!("added {}", added.join("; ")));
+                    (code, note)
+                })
             }
+            Stage::Step(step) => self.apply(step, src).map(|code| (code, None)),
+        };
+        match result {
+            Ok((code, note)) => StepOutput {
+                changed: code != src,
+                code,
+                note,
+                error: None,
+            },
             Err(error) => {
-                tracing::debug!(%error, "formatter: source does not parse; returned unchanged");
-                return FormatOutcome {
+                tracing::debug!(%error, %stage, "formatter stage left the code unchanged");
+                StepOutput {
                     code: src.to_string(),
                     changed: false,
+                    note: None,
                     error: Some(error.to_string()),
-                    notes,
-                };
+                }
             }
-        };
-        for step in FormatStep::ALL {
-            let result = match step {
-                FormatStep::AddMissingTypingImports => self
-                    .add_missing_imports_detailed(&code)
-                    .map(|(new, added)| {
-                        if !added.is_empty() {
-                            notes.push(format!("{step}: added {}", added.join("; ")));
-                        }
-                        new
-                    }),
-                _ => self.apply(step, &code),
+        }
+    }
+
+    /// The one orchestration: [`Stage::Prepare`], then each of
+    /// [`FormatStep::ALL`], each run by `run` (which gets the stage and the
+    /// current code). A step that fails is skipped (and noted); source that does
+    /// not parse, even after the repair, is returned unchanged with the reason in
+    /// [`FormatOutcome::error`] and no step runs.
+    pub fn orchestrate(
+        &self,
+        src: &str,
+        run: &mut dyn FnMut(Stage, &str) -> StepOutput,
+    ) -> FormatOutcome {
+        let mut notes = Vec::new();
+        let prepared = run(Stage::Prepare, src);
+        if let Some(error) = prepared.error {
+            return FormatOutcome {
+                code: src.to_string(),
+                changed: false,
+                error: Some(error),
+                notes,
             };
-            match result {
-                Ok(new) => {
-                    if new != code && step != FormatStep::AddMissingTypingImports {
-                        notes.push(format!("{step}: changed"));
-                    }
-                    code = new;
-                }
-                Err(error) => {
-                    tracing::debug!(%error, %step, "formatter step skipped");
-                    notes.push(format!("{step}: skipped: {error}"));
-                }
+        }
+        notes.extend(prepared.note);
+        let mut code = prepared.code;
+        for step in FormatStep::ALL {
+            let out = run(Stage::Step(step), &code);
+            match (&out.error, &out.note) {
+                (Some(error), _) => notes.push(format!("{step}: skipped: {error}")),
+                (None, Some(note)) => notes.push(format!("{step}: {note}")),
+                (None, None) if out.changed => notes.push(format!("{step}: changed")),
+                (None, None) => {}
+            }
+            if out.error.is_none() {
+                code = out.code;
             }
         }
         FormatOutcome {
@@ -320,12 +381,18 @@ impl CodeFormatter {
             notes,
         }
     }
+
+    /// Runs every stage ([`CodeFormatter::orchestrate`] with
+    /// [`CodeFormatter::run_stage`]).
+    pub fn format_all(&self, src: &str) -> FormatOutcome {
+        self.orchestrate(src, &mut |stage, code| self.run_stage(stage, code))
+    }
 }
 
 /// Replaces the tabs in the leading whitespace of each line by four spaces
 /// and removes the indentation common to all lines (text inside multi-line
-/// strings is left alone). This is the repair [`format_all`] tries once when
-/// the source does not parse.
+/// strings is left alone). This is the repair [`CodeFormatter::prepare`] tries
+/// once when the source does not parse.
 pub fn repair_indentation(src: &str) -> String {
     let keep_no_final_newline = !src.ends_with('\n');
     let mut out = text::dedent(src);
@@ -338,34 +405,4 @@ pub fn repair_indentation(src: &str) -> String {
 /// Checks that `src` parses as a Python module.
 pub fn check_syntax(src: &str) -> Result<(), FormatError> {
     steps::check_syntax(src)
-}
-
-/// [`CodeFormatter::remove_unused`] with the default settings.
-pub fn remove_unused(src: &str) -> Result<String, FormatError> {
-    CodeFormatter::default().remove_unused(src)
-}
-
-/// [`CodeFormatter::sort_imports`] with the default settings.
-pub fn sort_imports(src: &str) -> Result<String, FormatError> {
-    CodeFormatter::default().sort_imports(src)
-}
-
-/// [`CodeFormatter::add_missing_typing_imports`] with the default settings.
-pub fn add_missing_typing_imports(src: &str) -> Result<String, FormatError> {
-    CodeFormatter::default().add_missing_typing_imports(src)
-}
-
-/// [`CodeFormatter::undefined_names`] with the default settings.
-pub fn undefined_names(src: &str) -> Result<Vec<String>, FormatError> {
-    CodeFormatter::default().undefined_names(src)
-}
-
-/// [`CodeFormatter::format_pep8`] with the default settings.
-pub fn format_pep8(src: &str) -> Result<String, FormatError> {
-    CodeFormatter::default().format_pep8(src)
-}
-
-/// [`CodeFormatter::format_all`] with the default settings.
-pub fn format_all(src: &str) -> FormatOutcome {
-    CodeFormatter::default().format_all(src)
 }

@@ -1,4 +1,5 @@
-//! A minimal OpenAI-compatible Chat Completions client with retries and structured outputs.
+//! A minimal OpenAI-compatible Chat Completions client: one request shape per call, transient
+//! failures retried with backoff within a deadline, request errors reported at once.
 
 use std::time::Duration;
 
@@ -6,11 +7,14 @@ use reqwest::header::HeaderMap;
 use reqwest::{StatusCode, Url};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{json, Map, Value};
+use tokio::time::Instant;
 use tracing::debug;
 
+use super::stream::{Event, SseParser, StreamedReply};
+use super::structured::names_invalid_request;
 use super::{
-    GenerationSettings, GeneratorConfig, GeneratorError, ResponseFormat, TransportErrorKind,
+    ApiKey, GenerationSettings, GeneratorConfig, GeneratorError, ResponseFormat, TransportErrorKind,
 };
 
 /// Maximum number of characters of server-provided text kept in error messages.
@@ -60,15 +64,27 @@ impl ChatMessage {
     }
 }
 
-/// Token usage reported by the server for one request.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Usage {
-    /// Tokens in the prompt.
-    pub prompt_tokens: u64,
-    /// Tokens in the completion.
-    pub completion_tokens: u64,
-    /// Total tokens billed (the sum of the above when the server does not report it).
-    pub total_tokens: u64,
+/// Token usage reported by the server for one request: weave's own `Usage` (one request;
+/// total tokens are the sum of the others when the server does not report them).
+pub use weave::Usage;
+
+/// A chat completion's first choice, as received.
+#[derive(Debug, Clone)]
+pub struct Completion {
+    /// The message's content (empty when the server sent none).
+    pub content: String,
+    /// The message's `refusal`, when set.
+    pub refusal: Option<String>,
+    /// Token usage, when the server reported it.
+    pub usage: Option<Usage>,
+    /// Model name reported by the server, or the requested one if it reported none.
+    pub model: String,
+    /// The choice's `finish_reason`, if reported.
+    pub finish_reason: Option<String>,
+    /// Number of HTTP requests made (1 when the first one succeeded).
+    pub attempts: u32,
+    /// Whether the reply was streamed.
+    pub streamed: bool,
 }
 
 /// A parsed structured reply.
@@ -100,13 +116,19 @@ struct ChatRequest<'a> {
     model: &'a str,
     messages: &'a [ChatMessage],
     #[serde(skip_serializing_if = "Option::is_none")]
-    response_format: Option<&'a ResponseFormat>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     temperature: Option<f32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     max_tokens: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     seed: Option<u64>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    stream: bool,
+    /// `{"include_usage": true}` when streaming (servers that do not know it ignore it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stream_options: Option<Value>,
+    /// Structured-output fields (`response_format`, `guided_json`, ...).
+    #[serde(flatten)]
+    fields: &'a Map<String, Value>,
 }
 
 #[derive(Deserialize)]
@@ -148,7 +170,8 @@ impl From<RawUsage> for Usage {
     fn from(raw: RawUsage) -> Self {
         let prompt_tokens = raw.prompt_tokens.unwrap_or(0);
         let completion_tokens = raw.completion_tokens.unwrap_or(0);
-        Self {
+        Usage {
+            requests: 1,
             prompt_tokens,
             completion_tokens,
             total_tokens: raw
@@ -164,28 +187,47 @@ enum Failure {
         status: StatusCode,
         message: String,
         retry_after: Option<Duration>,
+        /// Whether the failure may go away on its own (see [`is_transient`]).
+        transient: bool,
     },
     Transport {
         kind: TransportErrorKind,
         detail: String,
     },
+    /// A streamed chunk that is not JSON (not retried).
+    Malformed(String),
+}
+
+/// A successful exchange: a JSON body, or a streamed reply.
+enum Received {
+    Body(Vec<u8>),
+    Stream(StreamedReply),
 }
 
 impl Failure {
     fn is_retryable(&self) -> bool {
         match self {
-            Self::Status { status, .. } => {
-                *status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
-            }
+            Self::Status { transient, .. } => *transient,
             Self::Transport { .. } => true,
+            Self::Malformed(_) => false,
         }
     }
 
     fn into_error(self, attempts: u32) -> GeneratorError {
         match self {
             Self::Status {
-                status, message, ..
+                status,
+                message,
+                transient: true,
+                ..
             } => GeneratorError::Api {
+                status: status.as_u16(),
+                message,
+                attempts,
+            },
+            Self::Status {
+                status, message, ..
+            } => GeneratorError::Rejected {
                 status: status.as_u16(),
                 message,
                 attempts,
@@ -195,7 +237,18 @@ impl Failure {
                 detail,
                 attempts,
             },
+            Self::Malformed(detail) => GeneratorError::MalformedResponse(detail),
         }
+    }
+}
+
+/// Whether an error status may succeed when retried: 408, 409, 429, and 5xx unless the body
+/// says the request itself is invalid (llama-cpp-python reports validation errors as 500).
+fn is_transient(status: StatusCode, message: &str) -> bool {
+    match status.as_u16() {
+        408 | 409 | 429 => true,
+        500..=599 => !names_invalid_request(message),
+        _ => false,
     }
 }
 
@@ -207,16 +260,13 @@ impl ChatClient {
                 "the model name is empty".into(),
             ));
         }
-        let endpoint = chat_completions_url(&config.base_url)?;
-        let http = reqwest::Client::builder()
-            .timeout(config.request_timeout)
-            .connect_timeout(config.request_timeout.min(Duration::from_secs(30)))
-            .user_agent(concat!(
-                "weave-codegen-pipeline/",
-                env!("CARGO_PKG_VERSION")
-            ))
-            .build()
-            .map_err(|e| GeneratorError::Client(error_chain(&e)))?;
+        if config.request_timeout.is_zero() || config.deadline.is_zero() {
+            return Err(GeneratorError::InvalidConfig(
+                "the request timeout and the deadline must be positive".into(),
+            ));
+        }
+        let endpoint = endpoint_url(&config.base_url, &["chat", "completions"])?;
+        let http = http_client(config.request_timeout)?;
         Ok(Self {
             config,
             endpoint,
@@ -234,26 +284,44 @@ impl ChatClient {
         &self.endpoint
     }
 
-    /// Sends `messages` with `response_format` and the configured settings, retrying transient
-    /// failures, and deserialises the first choice's content into `T`.
-    ///
-    /// A `refusal` in the reply gives [`GeneratorError::Refusal`]; content that is not valid
-    /// JSON for `T` gives [`GeneratorError::InvalidOutput`] (not retried).
-    pub async fn complete_structured<T: DeserializeOwned>(
+    /// Sends `messages` with the structured-output request `fields` (top-level fields such as
+    /// `response_format`) and `settings`, retrying transient failures until `deadline`, and
+    /// returns the first choice.
+    pub async fn complete(
         &self,
         messages: &[ChatMessage],
-        response_format: &ResponseFormat,
+        fields: &Map<String, Value>,
         settings: &GenerationSettings,
-    ) -> Result<StructuredCompletion<T>, GeneratorError> {
+        deadline: Instant,
+    ) -> Result<Completion, GeneratorError> {
+        let stream = self.config.resolved_stream();
         let request = ChatRequest {
             model: &self.config.model,
             messages,
-            response_format: Some(response_format),
             temperature: settings.temperature,
             max_tokens: settings.max_tokens,
             seed: settings.seed,
+            stream,
+            stream_options: stream.then(|| json!({"include_usage": true})),
+            fields,
         };
-        let (body, attempts) = self.send_with_retries(&request).await?;
+        let (received, attempts) = self.send_with_retries(&request, deadline).await?;
+        let body = match received {
+            Received::Stream(reply) => {
+                return Ok(Completion {
+                    content: reply.content,
+                    refusal: Some(reply.refusal)
+                        .filter(|r| !r.trim().is_empty())
+                        .map(|r| self.scrub(r)),
+                    usage: reply.usage,
+                    model: reply.model.unwrap_or_else(|| self.config.model.clone()),
+                    finish_reason: reply.finish_reason,
+                    attempts,
+                    streamed: true,
+                })
+            }
+            Received::Body(body) => body,
+        };
 
         let response: ChatResponse = serde_json::from_slice(&body).map_err(|e| {
             GeneratorError::MalformedResponse(format!(
@@ -269,43 +337,121 @@ impl ChatClient {
         let choice = response.choices.into_iter().next().ok_or_else(|| {
             GeneratorError::MalformedResponse("the response contains no choices".into())
         })?;
+        Ok(Completion {
+            content: choice.message.content.unwrap_or_default(),
+            refusal: choice
+                .message
+                .refusal
+                .filter(|r| !r.trim().is_empty())
+                .map(|r| self.scrub(r)),
+            usage,
+            model,
+            finish_reason: choice.finish_reason,
+            attempts,
+            streamed: false,
+        })
+    }
 
-        if let Some(refusal) = choice.message.refusal.filter(|r| !r.trim().is_empty()) {
-            return Err(GeneratorError::Refusal(self.scrub(refusal)));
+    /// Sends `messages` with `response_format` and the configured settings, retrying transient
+    /// failures within the configured deadline, and deserialises the first choice's content
+    /// into `T`.
+    ///
+    /// A `refusal` in the reply gives [`GeneratorError::Refusal`]; a reply cut off at
+    /// `max_tokens` gives [`GeneratorError::Truncated`]; other content that is not valid JSON
+    /// for `T` gives [`GeneratorError::InvalidOutput`] (neither is retried).
+    pub async fn complete_structured<T: DeserializeOwned>(
+        &self,
+        messages: &[ChatMessage],
+        response_format: &ResponseFormat,
+        settings: &GenerationSettings,
+    ) -> Result<StructuredCompletion<T>, GeneratorError> {
+        let mut fields = Map::new();
+        fields.insert("response_format".into(), response_format.as_value().clone());
+        let deadline = Instant::now() + self.config.deadline;
+        let completion = self.complete(messages, &fields, settings, deadline).await?;
+        let value = self.parse_reply(&completion, settings, |v| {
+            serde_json::from_value::<T>(v).map_err(|e| e.to_string())
+        })?;
+        Ok(StructuredCompletion {
+            value,
+            usage: completion.usage,
+            model: completion.model,
+            finish_reason: completion.finish_reason,
+            attempts: completion.attempts,
+        })
+    }
+
+    /// Turns a completion's content into a value with `convert` (which sees the parsed JSON),
+    /// mapping refusals, cut-off replies and unusable content to their errors.
+    pub(crate) fn parse_reply<T>(
+        &self,
+        completion: &Completion,
+        settings: &GenerationSettings,
+        convert: impl FnOnce(Value) -> Result<T, String>,
+    ) -> Result<T, GeneratorError> {
+        if let Some(refusal) = &completion.refusal {
+            return Err(GeneratorError::Refusal(refusal.clone()));
         }
-        let content = choice.message.content.unwrap_or_default();
-        match parse_json_content::<T>(&content) {
-            Ok(value) => Ok(StructuredCompletion {
-                value,
-                usage,
-                model,
-                finish_reason: choice.finish_reason,
-                attempts,
-            }),
+        let content = &completion.content;
+        match parse_json_content::<Value>(content).and_then(convert) {
+            Ok(value) => Ok(value),
+            Err(_) if completion.finish_reason.as_deref() == Some("length") => {
+                Err(GeneratorError::Truncated {
+                    max_tokens: settings.max_tokens,
+                    head: self.scrub(head(content, MAX_OUTPUT_HEAD)),
+                    usage: completion.usage,
+                })
+            }
             Err(reason) => Err(GeneratorError::InvalidOutput {
                 reason,
-                head: self.scrub(head(&content, MAX_OUTPUT_HEAD)),
-                finish_reason: choice.finish_reason,
-                usage,
+                head: self.scrub(head(content, MAX_OUTPUT_HEAD)),
+                finish_reason: completion.finish_reason.clone(),
+                usage: completion.usage,
             }),
         }
     }
 
-    /// Posts `request` until it succeeds, fails permanently or attempts run out; returns the
-    /// body of the successful response and the number of attempts.
+    /// Posts `request` until it succeeds, fails permanently, attempts run out or `deadline`
+    /// passes; returns what the successful response brought and the number of attempts.
     async fn send_with_retries(
         &self,
         request: &ChatRequest<'_>,
-    ) -> Result<(Vec<u8>, u32), GeneratorError> {
+        deadline: Instant,
+    ) -> Result<(Received, u32), GeneratorError> {
         let policy = &self.config.retry;
         let max_attempts = policy.max_attempts.max(1);
+        let past_deadline = |attempts: u32, last_error: String| GeneratorError::DeadlineExceeded {
+            deadline: self.config.deadline,
+            attempts,
+            last_error,
+        };
         let mut attempt = 0;
         loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return Err(past_deadline(
+                    attempt,
+                    "the deadline passed before the request was sent".into(),
+                ));
+            }
             attempt += 1;
-            let failure = match self.send_once(request).await {
-                Ok(body) => return Ok((body, attempt)),
+            let failure = match self.send_once(request, deadline).await {
+                Ok(received) => return Ok((received, attempt)),
                 Err(failure) => failure,
             };
+            let timed_out = matches!(
+                failure,
+                Failure::Transport {
+                    kind: TransportErrorKind::Timeout,
+                    ..
+                }
+            );
+            if timed_out && Instant::now() >= deadline {
+                return Err(past_deadline(
+                    attempt,
+                    failure.into_error(attempt).to_string(),
+                ));
+            }
             if !failure.is_retryable() {
                 return Err(failure.into_error(attempt));
             }
@@ -316,13 +462,16 @@ impl ChatClient {
             }
             let retry_after = match &failure {
                 Failure::Status { retry_after, .. } => *retry_after,
-                Failure::Transport { .. } => None,
+                Failure::Transport { .. } | Failure::Malformed(_) => None,
             };
             let delay = match retry_after {
                 Some(d) => d.min(policy.max_retry_after),
                 None => policy.backoff(attempt),
             };
             let error = failure.into_error(attempt);
+            if Instant::now() + delay >= deadline {
+                return Err(past_deadline(attempt, error.to_string()));
+            }
             debug!(
                 attempt,
                 max_attempts,
@@ -335,23 +484,138 @@ impl ChatClient {
         }
     }
 
-    async fn send_once(&self, request: &ChatRequest<'_>) -> Result<Vec<u8>, Failure> {
+    /// One POST. Without streaming, the request timeout (or what is left before `deadline`)
+    /// bounds the whole exchange; with streaming, each wait for progress (the headers, the
+    /// next chunk). When a wait expires the request future is dropped, which closes the
+    /// connection (it cannot go back to the pool mid-response), so a server that notices can
+    /// stop generating.
+    async fn send_once(
+        &self,
+        request: &ChatRequest<'_>,
+        deadline: Instant,
+    ) -> Result<Received, Failure> {
+        let limit = || {
+            self.config
+                .request_timeout
+                .min(deadline.saturating_duration_since(Instant::now()))
+        };
+        let timed_out = |what: &str, after: Duration| Failure::Transport {
+            kind: TransportErrorKind::Timeout,
+            detail: format!(
+                "{what} within {:.3}s; the connection was closed",
+                after.as_secs_f64()
+            ),
+        };
         let mut builder = self.http.post(self.endpoint.clone()).json(request);
         if let Some(key) = &self.config.api_key {
             builder = builder.bearer_auth(key.expose());
         }
-        let response = builder.send().await.map_err(|e| self.transport(&e))?;
-        let status = response.status();
-        let retry_after = retry_after(response.headers());
-        let body = response.bytes().await.map_err(|e| self.transport(&e))?;
-        if status.is_success() {
-            return Ok(body.to_vec());
+        if !request.stream {
+            let timeout = limit();
+            let exchange = async {
+                let response = builder.send().await.map_err(|e| self.transport(&e))?;
+                let status = response.status();
+                let retry_after = retry_after(response.headers());
+                let body = response.bytes().await.map_err(|e| self.transport(&e))?;
+                if !status.is_success() {
+                    return Err(self.status_failure(status, retry_after, &body));
+                }
+                Ok(Received::Body(body.to_vec()))
+            };
+            return match tokio::time::timeout(timeout, exchange).await {
+                Ok(result) => result,
+                Err(_) => Err(timed_out("no complete response", timeout)),
+            };
         }
-        Err(Failure::Status {
+
+        let timeout = limit();
+        let mut response = match tokio::time::timeout(timeout, builder.send()).await {
+            Ok(response) => response.map_err(|e| self.transport(&e))?,
+            Err(_) => return Err(timed_out("no response headers", timeout)),
+        };
+        let status = response.status();
+        if !status.is_success() {
+            let retry_after = retry_after(response.headers());
+            let timeout = limit();
+            let body = match tokio::time::timeout(timeout, response.bytes()).await {
+                Ok(body) => body.map_err(|e| self.transport(&e))?,
+                Err(_) => return Err(timed_out("no complete error response", timeout)),
+            };
+            return Err(self.status_failure(status, retry_after, &body));
+        }
+        let is_event_stream = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim_start().starts_with("text/event-stream"));
+        if !is_event_stream {
+            // A server that ignored `"stream": true` answers with one JSON body.
+            let timeout = limit();
+            return match tokio::time::timeout(timeout, response.bytes()).await {
+                Ok(body) => Ok(Received::Body(
+                    body.map_err(|e| self.transport(&e))?.to_vec(),
+                )),
+                Err(_) => Err(timed_out("no complete response", timeout)),
+            };
+        }
+        let mut parser = SseParser::default();
+        let mut reply = StreamedReply::default();
+        loop {
+            let timeout = limit();
+            let chunk = match tokio::time::timeout(timeout, response.chunk()).await {
+                Ok(chunk) => chunk.map_err(|e| self.transport(&e))?,
+                Err(_) => return Err(timed_out("no new chunk of the streamed reply", timeout)),
+            };
+            let events = match &chunk {
+                Some(bytes) => parser.push(bytes),
+                None => parser.finish().into_iter().collect(),
+            };
+            for data in events {
+                match reply
+                    .add(&data)
+                    .map_err(|e| Failure::Malformed(self.scrub(e)))?
+                {
+                    Event::Done => return Ok(Received::Stream(reply)),
+                    Event::Chunk => {}
+                    Event::Error(message) => {
+                        let message = self.scrub(head(&message, MAX_ERROR_TEXT));
+                        let status = StatusCode::INTERNAL_SERVER_ERROR;
+                        return Err(Failure::Status {
+                            status,
+                            transient: is_transient(status, &message),
+                            message,
+                            retry_after: None,
+                        });
+                    }
+                }
+            }
+            if chunk.is_none() {
+                return if reply.is_complete() {
+                    Ok(Received::Stream(reply))
+                } else {
+                    Err(Failure::Transport {
+                        kind: TransportErrorKind::Other,
+                        detail: "the stream ended before the reply was complete".into(),
+                    })
+                };
+            }
+        }
+    }
+
+    /// The failure an error status means, with the server's message.
+    fn status_failure(
+        &self,
+        status: StatusCode,
+        retry_after: Option<Duration>,
+        body: &[u8],
+    ) -> Failure {
+        let message = self.scrub(error_message(status, body));
+        Failure::Status {
             status,
-            message: self.scrub(error_message(status, &body)),
+            transient: is_transient(status, &message),
+            message,
             retry_after,
-        })
+        }
     }
 
     fn transport(&self, error: &reqwest::Error) -> Failure {
@@ -362,36 +626,91 @@ impl ChatClient {
         } else {
             TransportErrorKind::Other
         };
-        let detail = if kind == TransportErrorKind::Timeout {
-            format!(
-                "no complete response within {:.3}s ({})",
-                self.config.request_timeout.as_secs_f64(),
-                error_chain(error)
-            )
-        } else {
-            error_chain(error)
-        };
         Failure::Transport {
             kind,
-            detail: self.scrub(detail),
+            detail: self.scrub(error_chain(error)),
         }
     }
 
     /// Removes the API key from server- or library-provided text.
     fn scrub(&self, text: String) -> String {
-        match &self.config.api_key {
-            Some(key)
-                if key.expose().len() >= MIN_REDACTED_KEY_LEN && text.contains(key.expose()) =>
-            {
-                text.replace(key.expose(), "<redacted>")
-            }
-            _ => text,
-        }
+        scrub(self.config.api_key.as_ref(), text)
     }
 }
 
-/// `base_url` with `/chat/completions` appended (keeping any query string).
-fn chat_completions_url(base_url: &str) -> Result<Url, GeneratorError> {
+/// Removes `key` from server- or library-provided text.
+fn scrub(key: Option<&ApiKey>, text: String) -> String {
+    match key {
+        Some(key) if key.expose().len() >= MIN_REDACTED_KEY_LEN && text.contains(key.expose()) => {
+            text.replace(key.expose(), "<redacted>")
+        }
+        _ => text,
+    }
+}
+
+fn http_client(request_timeout: Duration) -> Result<reqwest::Client, GeneratorError> {
+    reqwest::Client::builder()
+        .connect_timeout(request_timeout.min(Duration::from_secs(30)))
+        .user_agent(concat!(
+            "weave-codegen-pipeline/",
+            env!("CARGO_PKG_VERSION")
+        ))
+        .build()
+        .map_err(|e| GeneratorError::Client(error_chain(&e)))
+}
+
+#[derive(Deserialize)]
+struct ModelList {
+    #[serde(default)]
+    data: Vec<ModelEntry>,
+}
+
+#[derive(Deserialize)]
+struct ModelEntry {
+    id: String,
+}
+
+/// The model ids the server at `base_url` lists (`GET {base_url}/models`), in its order.
+pub async fn list_models(
+    base_url: &str,
+    api_key: Option<&ApiKey>,
+    timeout: Duration,
+) -> Result<Vec<String>, GeneratorError> {
+    let url = endpoint_url(base_url, &["models"])?;
+    let mut builder = http_client(timeout)?.get(url).timeout(timeout);
+    if let Some(key) = api_key {
+        builder = builder.bearer_auth(key.expose());
+    }
+    let failed = |status: Option<u16>, message: String| GeneratorError::ModelList {
+        status,
+        message: scrub(api_key, message),
+    };
+    let response = builder
+        .send()
+        .await
+        .map_err(|e| failed(None, error_chain(&e)))?;
+    let status = response.status();
+    let body = response
+        .bytes()
+        .await
+        .map_err(|e| failed(Some(status.as_u16()), error_chain(&e)))?;
+    if !status.is_success() {
+        return Err(failed(Some(status.as_u16()), error_message(status, &body)));
+    }
+    let list: ModelList = serde_json::from_slice(&body).map_err(|e| {
+        failed(
+            None,
+            format!(
+                "the answer is not {{\"data\": [{{\"id\": ...}}]}} ({e}); it starts with {:?}",
+                head(&String::from_utf8_lossy(&body), MAX_ERROR_TEXT)
+            ),
+        )
+    })?;
+    Ok(list.data.into_iter().map(|m| m.id).collect())
+}
+
+/// `base_url` with the `segments` appended (keeping any query string).
+fn endpoint_url(base_url: &str, segments: &[&str]) -> Result<Url, GeneratorError> {
     let invalid = |reason: String| GeneratorError::InvalidBaseUrl {
         url: base_url.to_owned(),
         reason,
@@ -406,7 +725,7 @@ fn chat_completions_url(base_url: &str) -> Result<Url, GeneratorError> {
     url.path_segments_mut()
         .map_err(|()| invalid("the URL cannot be a base".into()))?
         .pop_if_empty()
-        .extend(["chat", "completions"]);
+        .extend(segments);
     Ok(url)
 }
 
@@ -514,13 +833,18 @@ mod tests {
                 "http://127.0.0.1:8080/chat/completions",
             ),
         ] {
-            assert_eq!(chat_completions_url(base).unwrap().as_str(), expected);
+            assert_eq!(
+                endpoint_url(base, &["chat", "completions"])
+                    .unwrap()
+                    .as_str(),
+                expected
+            );
         }
         assert!(matches!(
-            chat_completions_url("ftp://example.com"),
+            endpoint_url("ftp://example.com", &["models"]),
             Err(GeneratorError::InvalidBaseUrl { .. })
         ));
-        assert!(chat_completions_url("not a url").is_err());
+        assert!(endpoint_url("not a url", &["models"]).is_err());
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! Errors returned by the generator client.
 
 use std::fmt;
+use std::time::Duration;
 
-use super::Usage;
+use super::{Rejection, Usage};
 
 /// Why a request failed below the HTTP layer (no response status was received).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,7 +63,7 @@ pub enum GeneratorError {
     #[error("cannot build strict JSON schema: {0}")]
     Schema(String),
 
-    /// The server answered with an error status (after retries, for retryable statuses).
+    /// The server answered with a transient error status (429, 5xx, ...) on every attempt.
     #[error("chat completion request failed with HTTP {} after {attempts} attempt(s): {message}", status_text(*status))]
     Api {
         /// HTTP status code of the last response.
@@ -71,6 +72,33 @@ pub enum GeneratorError {
         message: String,
         /// Number of requests made.
         attempts: u32,
+    },
+
+    /// The server rejected the request itself (HTTP 400, 404, 422, ..., or a 5xx whose body
+    /// names an invalid field); such a request is not retried.
+    #[error(
+        "the server rejected the chat completion request with HTTP {} (not retried: the \
+         request itself is invalid): {message}",
+        status_text(*status)
+    )]
+    Rejected {
+        /// HTTP status code.
+        status: u16,
+        /// The server's error message.
+        message: String,
+        /// Number of requests made (earlier ones may have failed transiently).
+        attempts: u32,
+    },
+
+    /// The server rejected every structured-output request shape `auto` tried.
+    #[error(
+        "the server rejected every structured-output request shape: {}; choose one it \
+         accepts with --structured-output",
+        join(rejections)
+    )]
+    NoStructuredOutput {
+        /// Each mode tried and the server's answer.
+        rejections: Vec<Rejection>,
     },
 
     /// No HTTP response was received (after retries).
@@ -84,6 +112,30 @@ pub enum GeneratorError {
         attempts: u32,
     },
 
+    /// The server's model list (`GET /models`) could not be read.
+    #[error("cannot list the server's models{}: {message}", status.map(|s| format!(" (HTTP {})", status_text(s))).unwrap_or_default())]
+    ModelList {
+        /// HTTP status of the answer, when there was one.
+        status: Option<u16>,
+        /// What went wrong.
+        message: String,
+    },
+
+    /// The generation's total deadline passed before an answer arrived.
+    #[error(
+        "no answer within the generation deadline of {:.0}s ({attempts} attempt(s)); last \
+         error: {last_error}",
+        deadline.as_secs_f64()
+    )]
+    DeadlineExceeded {
+        /// The deadline.
+        deadline: Duration,
+        /// Number of requests made.
+        attempts: u32,
+        /// The last failure.
+        last_error: String,
+    },
+
     /// The server answered with a success status but the body is not a chat completion.
     #[error("malformed chat completion response: {0}")]
     MalformedResponse(String),
@@ -91,6 +143,23 @@ pub enum GeneratorError {
     /// The model refused to answer (the message's `refusal` field was set).
     #[error("model refused the request: {0}")]
     Refusal(String),
+
+    /// The reply was cut off at the output cap (`finish_reason: length`) before its JSON was
+    /// complete.
+    #[error(
+        "the reply was cut off at the output cap ({}, finish_reason: length) before its JSON \
+         was complete; raise --max-tokens if the model needs more room; content starts with \
+         {head:?}",
+        cap_text(*max_tokens, usage.as_ref())
+    )]
+    Truncated {
+        /// The `max_tokens` sent, if any (without one the server's own limit applied).
+        max_tokens: Option<u32>,
+        /// The first characters of the reply's content.
+        head: String,
+        /// Token usage reported for the (billed) request.
+        usage: Option<Usage>,
+    },
 
     /// The model's reply is not valid JSON for the requested schema.
     #[error(
@@ -114,26 +183,61 @@ impl GeneratorError {
     /// could not be used, so that it can still be accounted for.
     pub fn usage(&self) -> Option<&Usage> {
         match self {
-            Self::InvalidOutput { usage, .. } => usage.as_ref(),
+            Self::InvalidOutput { usage, .. } | Self::Truncated { usage, .. } => usage.as_ref(),
             _ => None,
         }
+    }
+
+    /// Whether the server said the request itself is invalid (it is not retried).
+    pub fn is_request_error(&self) -> bool {
+        matches!(
+            self,
+            Self::Rejected { .. } | Self::NoStructuredOutput { .. }
+        )
     }
 
     /// Number of HTTP requests made before giving up, when known.
     pub fn attempts(&self) -> Option<u32> {
         match self {
-            Self::Api { attempts, .. } | Self::Transport { attempts, .. } => Some(*attempts),
+            Self::Api { attempts, .. }
+            | Self::Rejected { attempts, .. }
+            | Self::Transport { attempts, .. }
+            | Self::DeadlineExceeded { attempts, .. } => Some(*attempts),
             _ => None,
         }
     }
 
-    /// HTTP status of the failed response, for [`GeneratorError::Api`].
+    /// HTTP status of the failed response, for [`GeneratorError::Api`] and
+    /// [`GeneratorError::Rejected`].
     pub fn status(&self) -> Option<u16> {
         match self {
-            Self::Api { status, .. } => Some(*status),
+            Self::Api { status, .. } | Self::Rejected { status, .. } => Some(*status),
+            Self::ModelList { status, .. } => *status,
             _ => None,
         }
     }
+}
+
+/// `"max_tokens 1024, 1024 tokens generated"`.
+fn cap_text(max_tokens: Option<u32>, usage: Option<&Usage>) -> String {
+    let cap = match max_tokens {
+        Some(n) => format!("max_tokens {n}"),
+        None => "the server's own limit: no max_tokens was sent".into(),
+    };
+    match usage {
+        Some(u) if u.completion_tokens > 0 => {
+            format!("{cap}, {} tokens generated", u.completion_tokens)
+        }
+        _ => cap,
+    }
+}
+
+fn join(rejections: &[Rejection]) -> String {
+    rejections
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// `"429 Too Many Requests"`, or just the number for unknown codes.

@@ -10,32 +10,57 @@
 //! let generation = generator
 //!     .generate("def add(a: int, b: int) -> int:\n    \"\"\"Add two numbers.\"\"\"\n")
 //!     .await?;
-//! println!("{}", generation.code.to_python());
+//! let program = codegen_pipeline::formatter::assemble(
+//!     "def add(a: int, b: int) -> int:\n",
+//!     "add",
+//!     &generation.code,
+//! );
+//! println!("{}", program.code);
 //! # Ok(())
 //! # }
 //! ```
 //!
 //! Configuration comes from `OPENAI_API_KEY` and `OPENAI_BASE_URL` (default
 //! `https://api.openai.com/v1`), so OpenAI, Groq, vLLM, Ollama, llama.cpp server and LM Studio
-//! all work. Transient failures (HTTP 429, 5xx, connection errors, timeouts) are retried with
-//! exponential backoff and jitter; the API key never appears in errors, `Debug` output or the
-//! serialised configuration.
+//! all work. Servers differ in how they take structured output: [`StructuredOutput::Auto`]
+//! starts with OpenAI's `json_schema` and, when the server rejects that request shape, falls
+//! back once per run to the next shape it accepts (see [`StructuredOutput`]); the reply is
+//! validated against the schema in every mode. Transient failures (HTTP 408/409/429, 5xx,
+//! connection errors, timeouts) are retried with exponential backoff and jitter within a total
+//! deadline; request errors (other 4xx, 5xx bodies naming an invalid field) fail at once with
+//! the server's message. Output is capped (`max_tokens`), a reply cut off at the cap is its own
+//! error, and a limit on concurrent requests keeps a local server's queue short. The API key
+//! never appears in errors, `Debug` output or the serialised configuration.
 
 mod client;
 mod config;
 mod error;
 mod schema;
+mod stream;
+mod structured;
+
+use std::sync::Arc;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+use tracing::info;
 
-pub use client::{ChatClient, ChatMessage, Role, StructuredCompletion, Usage};
+pub use client::{
+    list_models, ChatClient, ChatMessage, Completion, Role, StructuredCompletion, Usage,
+};
 pub use config::{
-    ApiKey, GenerationSettings, GeneratorConfig, RetryPolicy, API_KEY_ENV, BASE_URL_ENV,
-    DEFAULT_BASE_URL,
+    is_local_url, ApiKey, GenerationSettings, GeneratorConfig, Instructions, RetryPolicy,
+    Streaming, API_KEY_ENV, BASE_URL_ENV, DEFAULT_BASE_URL, DEFAULT_DEADLINE, DEFAULT_MAX_TOKENS,
+    DEFAULT_REQUEST_TIMEOUT,
 };
 pub use error::{GeneratorError, TransportErrorKind};
 pub use schema::{make_strict, strict_schema_for, ResponseFormat};
+pub use structured::{Rejection, StructuredOutput};
+
+use structured::{names_structured_output, Negotiation};
 
 /// System message sent before the HumanEval prompt.
 pub const SYSTEM_PROMPT: &str = "\
@@ -74,56 +99,6 @@ pub struct GeneratedCode {
     pub code_logic: String,
 }
 
-impl GeneratedCode {
-    /// Assembles the parts into the source of the function: the signature, then the docstring
-    /// and the body. A docstring or body whose first line is not indented is indented by four
-    /// spaces; a function with neither gets a `pass` body.
-    pub fn to_python(&self) -> String {
-        let mut source = self.function_signature.trim().to_owned();
-        source.push('\n');
-        let mut has_body = false;
-        for block in [
-            &self.function_args_with_docstring_within_triple_quotes,
-            &self.code_logic,
-        ] {
-            if let Some(block) = indent_block(block) {
-                source.push_str(&block);
-                source.push('\n');
-                has_body = true;
-            }
-        }
-        if !has_body {
-            source.push_str("    pass\n");
-        }
-        source
-    }
-}
-
-/// Drops leading blank lines and trailing whitespace; if the first line is not indented, indents
-/// every non-empty line by four spaces. `None` for a blank block.
-fn indent_block(block: &str) -> Option<String> {
-    let lines: Vec<&str> = block
-        .trim_end()
-        .lines()
-        .skip_while(|l| l.trim().is_empty())
-        .collect();
-    let first = lines.first()?;
-    if first.starts_with([' ', '\t']) {
-        return Some(lines.join("\n"));
-    }
-    let indented: Vec<String> = lines
-        .iter()
-        .map(|l| {
-            if l.trim().is_empty() {
-                String::new()
-            } else {
-                format!("    {l}")
-            }
-        })
-        .collect();
-    Some(indented.join("\n"))
-}
-
 /// The result of one successful generation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Generation {
@@ -133,15 +108,26 @@ pub struct Generation {
     pub usage: Option<Usage>,
     /// Model name reported by the server, else the requested one.
     pub model: String,
-    /// Number of HTTP requests made (1 when the first one succeeded).
+    /// Number of HTTP requests made, rejected request shapes included (1 when the first one
+    /// succeeded).
     pub attempts: u32,
+    /// The structured-output mode of the successful request.
+    pub structured_output: StructuredOutput,
+    /// Where the instructions were put.
+    pub instructions: Instructions,
+    /// Whether the reply was streamed.
+    pub streamed: bool,
 }
 
-/// Generates HumanEval completions with structured outputs. Cheap to clone.
+/// Generates HumanEval completions with structured outputs. Cheap to clone; clones share the
+/// connection pool, the request slots and what `auto` learnt about the server.
 #[derive(Debug, Clone)]
 pub struct Generator {
     client: ChatClient,
     response_format: ResponseFormat,
+    validator: Arc<jsonschema::Validator>,
+    negotiation: Arc<Negotiation>,
+    slots: Option<Arc<Semaphore>>,
 }
 
 impl Generator {
@@ -155,9 +141,25 @@ impl Generator {
 
     /// Builds a generator on an existing client.
     pub fn from_client(client: ChatClient) -> Result<Self, GeneratorError> {
+        let response_format = ResponseFormat::json_schema::<GeneratedCode>(Self::SCHEMA_NAME)?;
+        let validator = jsonschema::validator_for(response_format.schema())
+            .map_err(|e| GeneratorError::Schema(format!("cannot compile the schema: {e}")))?;
+        let config = client.config();
+        let slots = match config.max_concurrent_requests {
+            Some(0) => {
+                return Err(GeneratorError::InvalidConfig(
+                    "the request concurrency limit must be at least 1".into(),
+                ))
+            }
+            Some(n) => Some(Arc::new(Semaphore::new(n))),
+            None => None,
+        };
         Ok(Self {
+            negotiation: Arc::new(Negotiation::new(config.structured_output)),
             client,
-            response_format: ResponseFormat::json_schema::<GeneratedCode>(Self::SCHEMA_NAME)?,
+            response_format,
+            validator: Arc::new(validator),
+            slots,
         })
     }
 
@@ -171,17 +173,59 @@ impl Generator {
         self.client.config()
     }
 
-    /// The `response_format` sent with each request (the strict schema of [`GeneratedCode`]).
+    /// The `response_format` of the `json_schema` mode (the strict schema of
+    /// [`GeneratedCode`]).
     pub fn response_format(&self) -> &ResponseFormat {
         &self.response_format
     }
 
-    /// The messages sent for `prompt`: [`SYSTEM_PROMPT`], then the prompt as the user message.
+    /// The structured-output mode in use: the configured one, or what `auto` settled on
+    /// (`None` while `auto` has not yet heard the server accept a request).
+    pub fn structured_output(&self) -> Option<StructuredOutput> {
+        self.negotiation.settled()
+    }
+
+    /// The request shapes the server rejected so far (each is tried once per run).
+    pub fn rejections(&self) -> Vec<Rejection> {
+        self.negotiation.rejections()
+    }
+
+    /// The messages sent for `prompt`: [`SYSTEM_PROMPT`] as a system message, then the prompt
+    /// as the user message (what OpenAI receives).
     pub fn messages(prompt: &str) -> Vec<ChatMessage> {
         vec![
             ChatMessage::system(SYSTEM_PROMPT),
             ChatMessage::user(prompt),
         ]
+    }
+
+    /// The messages sent for `prompt` in `mode` with the instructions at `placement`: the
+    /// schema is appended to the instructions when the mode may not enforce it, and with
+    /// [`Instructions::User`] the instructions open the user message.
+    pub fn messages_for(
+        &self,
+        prompt: &str,
+        mode: StructuredOutput,
+        placement: Instructions,
+    ) -> Vec<ChatMessage> {
+        let mut instructions = SYSTEM_PROMPT.to_owned();
+        if mode.schema_in_prompt() {
+            let schema =
+                serde_json::to_string_pretty(self.response_format.schema()).unwrap_or_default();
+            instructions.push_str(
+                "\n\nReply with a single JSON object, and nothing else, matching this JSON \
+                 schema:\n",
+            );
+            instructions.push_str(&schema);
+        }
+        match placement {
+            Instructions::User => vec![ChatMessage::user(format!(
+                "{instructions}\n\nThe beginning of the Python module:\n\n{prompt}"
+            ))],
+            Instructions::System | Instructions::Auto => {
+                vec![ChatMessage::system(instructions), ChatMessage::user(prompt)]
+            }
+        }
     }
 
     /// Asks the model to complete the HumanEval `prompt` with the configured settings.
@@ -190,69 +234,248 @@ impl Generator {
     }
 
     /// Like [`Generator::generate`], with explicit sampling settings.
+    ///
+    /// Waits for a request slot when the concurrency limit is reached, then has
+    /// [`GeneratorConfig::deadline`] for all its attempts (counted once it may send). With
+    /// [`StructuredOutput::Auto`], the first generation of a run probes the server while the
+    /// others wait; a rejected request shape is replaced by the next mode, which every later
+    /// generation uses. The mode and the instructions' placement are recorded as attributes
+    /// of the current weave call.
     pub async fn generate_with(
         &self,
         prompt: &str,
         settings: &GenerationSettings,
     ) -> Result<Generation, GeneratorError> {
+        let _slot =
+            match &self.slots {
+                Some(slots) => {
+                    Some(slots.clone().acquire_owned().await.map_err(|_| {
+                        GeneratorError::Client("the request slots were closed".into())
+                    })?)
+                }
+                None => None,
+            };
+        let placement = self.config().resolved_instructions();
+        let mut fallback = Vec::new();
+        let result = self
+            .negotiate(prompt, settings, placement, &mut fallback)
+            .await;
+        let mut attributes = json!({
+            "instructions": placement.as_str(),
+            "stream": self.config().resolved_stream(),
+        });
+        match &result {
+            Ok(generation) => {
+                attributes["structured_output"] = json!(generation.structured_output.as_str());
+            }
+            Err(_) => {
+                if let Some(mode) = self.negotiation.settled() {
+                    attributes["structured_output"] = json!(mode.as_str());
+                }
+            }
+        }
+        if !fallback.is_empty() {
+            attributes["structured_output_rejected"] = json!(fallback);
+        }
+        weave::add_attributes(json!({ "llm": attributes }));
+        result
+    }
+
+    /// Runs one generation in the settled mode, or probes the server for one.
+    async fn negotiate(
+        &self,
+        prompt: &str,
+        settings: &GenerationSettings,
+        placement: Instructions,
+        fallback: &mut Vec<Rejection>,
+    ) -> Result<Generation, GeneratorError> {
+        // The deadline starts when this generation may send its first request: after its
+        // wait for a slot and for the probe.
+        let deadline = || Instant::now() + self.config().deadline;
+        if let Some(mode) = self.negotiation.settled() {
+            return self
+                .attempt(prompt, settings, mode, placement, deadline(), 0)
+                .await;
+        }
+        let mut probe = self.negotiation.probe.lock().await;
+        if let Some(mode) = self.negotiation.settled() {
+            drop(probe);
+            return self
+                .attempt(prompt, settings, mode, placement, deadline(), 0)
+                .await;
+        }
+        let deadline = deadline();
+        let candidates = self.config().structured_output.candidates();
+        if probe.exhausted {
+            return Err(GeneratorError::NoStructuredOutput {
+                rejections: self.negotiation.rejections(),
+            });
+        }
+        let mut earlier_attempts = 0;
+        loop {
+            let mode = candidates[probe.next];
+            let result = self
+                .attempt(
+                    prompt,
+                    settings,
+                    mode,
+                    placement,
+                    deadline,
+                    earlier_attempts,
+                )
+                .await;
+            match result {
+                Err(GeneratorError::Rejected {
+                    status,
+                    message,
+                    attempts,
+                }) if names_structured_output(&message) => {
+                    let rejection = Rejection {
+                        mode,
+                        status,
+                        message,
+                    };
+                    info!(%rejection, "the server rejected this structured-output request shape");
+                    self.negotiation.reject(rejection.clone());
+                    fallback.push(rejection);
+                    earlier_attempts = attempts;
+                    if probe.next + 1 < candidates.len() {
+                        probe.next += 1;
+                        info!(
+                            mode = candidates[probe.next].as_str(),
+                            "falling back to the next structured-output mode"
+                        );
+                        continue;
+                    }
+                    probe.exhausted = true;
+                    return Err(GeneratorError::NoStructuredOutput {
+                        rejections: self.negotiation.rejections(),
+                    });
+                }
+                // The server accepted the request shape: keep it, whatever the reply was.
+                Ok(_)
+                | Err(
+                    GeneratorError::InvalidOutput { .. }
+                    | GeneratorError::Truncated { .. }
+                    | GeneratorError::Refusal(_)
+                    | GeneratorError::MalformedResponse(_),
+                ) => {
+                    if self.negotiation.settled().is_none() && candidates.len() > 1 {
+                        info!(mode = mode.as_str(), "structured-output mode chosen");
+                    }
+                    self.negotiation.settle(mode);
+                    return result;
+                }
+                // Nothing learnt (transient failures, other request errors): the next
+                // generation probes again.
+                Err(_) => return result,
+            }
+        }
+    }
+
+    /// One generation in `mode`: the request (with its retries) and the reply's validation.
+    async fn attempt(
+        &self,
+        prompt: &str,
+        settings: &GenerationSettings,
+        mode: StructuredOutput,
+        placement: Instructions,
+        deadline: Instant,
+        earlier_attempts: u32,
+    ) -> Result<Generation, GeneratorError> {
+        let messages = self.messages_for(prompt, mode, placement);
+        let fields = mode.request_fields(Self::SCHEMA_NAME, self.response_format.schema());
         let completion = self
             .client
-            .complete_structured::<GeneratedCode>(
-                &Self::messages(prompt),
-                &self.response_format,
-                settings,
-            )
-            .await?;
+            .complete(&messages, &fields, settings, deadline)
+            .await
+            .map_err(|e| add_attempts(e, earlier_attempts))?;
+        let code = self
+            .client
+            .parse_reply(&completion, settings, |value| self.validate(value))?;
         Ok(Generation {
-            code: completion.value,
+            code,
             usage: completion.usage,
             model: completion.model,
-            attempts: completion.attempts,
+            attempts: completion.attempts + earlier_attempts,
+            structured_output: mode,
+            instructions: placement,
+            streamed: completion.streamed,
         })
+    }
+
+    /// Checks the reply against the schema (whatever the mode, the server may not have
+    /// enforced it), then deserialises it.
+    fn validate(&self, value: Value) -> Result<GeneratedCode, String> {
+        let problems: Vec<String> = self
+            .validator
+            .iter_errors(&value)
+            .take(3)
+            .map(|e| {
+                let path = e.instance_path().to_string();
+                let path = if path.is_empty() { "/".into() } else { path };
+                format!("at {path}: {}", e.masked())
+            })
+            .collect();
+        if !problems.is_empty() {
+            return Err(format!(
+                "the reply does not match the schema: {}",
+                problems.join("; ")
+            ));
+        }
+        serde_json::from_value(value).map_err(|e| e.to_string())
+    }
+}
+
+/// Adds the requests of rejected request shapes to an error's attempt count.
+fn add_attempts(error: GeneratorError, earlier: u32) -> GeneratorError {
+    if earlier == 0 {
+        return error;
+    }
+    match error {
+        GeneratorError::Api {
+            status,
+            message,
+            attempts,
+        } => GeneratorError::Api {
+            status,
+            message,
+            attempts: attempts + earlier,
+        },
+        GeneratorError::Rejected {
+            status,
+            message,
+            attempts,
+        } => GeneratorError::Rejected {
+            status,
+            message,
+            attempts: attempts + earlier,
+        },
+        GeneratorError::Transport {
+            kind,
+            detail,
+            attempts,
+        } => GeneratorError::Transport {
+            kind,
+            detail,
+            attempts: attempts + earlier,
+        },
+        GeneratorError::DeadlineExceeded {
+            deadline,
+            attempts,
+            last_error,
+        } => GeneratorError::DeadlineExceeded {
+            deadline,
+            attempts: attempts + earlier,
+            last_error,
+        },
+        other => other,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn code(sig: &str, doc: &str, logic: &str) -> GeneratedCode {
-        GeneratedCode {
-            function_signature: sig.into(),
-            function_args_with_docstring_within_triple_quotes: doc.into(),
-            code_logic: logic.into(),
-        }
-    }
-
-    #[test]
-    fn to_python_keeps_indented_parts() {
-        let c = code(
-            "def add(a: int, b: int) -> int:",
-            "    \"\"\"Add.\"\"\"",
-            "    s = a + b\n    return s\n",
-        );
-        assert_eq!(
-            c.to_python(),
-            "def add(a: int, b: int) -> int:\n    \"\"\"Add.\"\"\"\n    s = a + b\n    return s\n"
-        );
-    }
-
-    #[test]
-    fn to_python_indents_unindented_parts() {
-        let c = code(
-            "def f(x):\n",
-            "\"\"\"Doc.\"\"\"",
-            "\nif x:\n    return 1\n\nreturn 0",
-        );
-        assert_eq!(
-            c.to_python(),
-            "def f(x):\n    \"\"\"Doc.\"\"\"\n    if x:\n        return 1\n\n    return 0\n"
-        );
-        assert_eq!(
-            code("def g():", "", " ").to_python(),
-            "def g():\n    pass\n"
-        );
-    }
 
     #[test]
     fn generated_code_schema_is_strict() {

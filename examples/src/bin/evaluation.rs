@@ -93,10 +93,11 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     client.flush();
+    let db = client.db_path().expect("the SQLite store").to_path_buf();
     println!(
         "\nTraces: {} — try `cargo run -p weave-cli -- --db {} evals`",
-        client.db_path().display(),
-        client.db_path().display()
+        db.display(),
+        db.display()
     );
     Ok(())
 }

@@ -66,12 +66,21 @@ async fn main() -> anyhow::Result<()> {
     println!("{failed:?}");
 
     client.flush();
-    let db = client.db_path().display().to_string();
+    // Read back through the store's interface (the same one the CLI and a server use).
     let store = client.store()?;
-    let roots = store.calls(&weave::store::CallFilter {
-        roots_only: true,
-        ..Default::default()
-    })?;
+    let db = store.path().display().to_string();
+    let roots = weave::store::TraceStore::calls_query_vec(
+        &store,
+        weave::types::CallsQueryReq {
+            project_id: client.project_id(),
+            filter: Some(weave::types::CallsFilter {
+                trace_roots_only: Some(true),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+    )
+    .await?;
     println!("\nTraces are in {db} (project {}).", client.project_id());
     println!("Look at them with the weave CLI:");
     println!("  cargo run -p weave-cli -- --db {db} calls");

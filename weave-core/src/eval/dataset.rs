@@ -6,13 +6,12 @@ use std::sync::OnceLock;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 
-use crate::client;
-use crate::digest::digest_value;
+use crate::context;
 use crate::error::Error;
 use crate::model::{ref_prefix, Model};
-use crate::sink::{Msg, TableRecord};
+use crate::record::{Msg, TableRecord};
 
 /// A named list of JSON rows. Publishing stores the rows in a table (one digest per row) and
 /// the dataset as a versioned object: identical rows give identical digests, a changed row a
@@ -31,7 +30,9 @@ impl Clone for Dataset {
 }
 
 impl Dataset {
-    /// A dataset from JSON rows.
+    /// A dataset from JSON rows. Rows should be JSON objects (Weave stores tables of
+    /// objects; a store refuses other rows when the dataset is published). The loaders check
+    /// this and name the offending row.
     pub fn new(name: impl Into<String>, rows: Vec<Value>) -> Dataset {
         Dataset {
             name: name.into(),
@@ -54,6 +55,8 @@ impl Dataset {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let path = std::path::PathBuf::from(format!("<dataset {name}>"));
+        check_objects(&rows, &path)?;
         Ok(Dataset::new(name, rows))
     }
 
@@ -90,6 +93,9 @@ impl Dataset {
                 line: i + 1,
                 message: format!("invalid JSON: {e}"),
             })?;
+            if !v.is_object() {
+                return Err(not_an_object(path, i + 1));
+            }
             rows.push(v);
         }
         Ok(Dataset::new(name, rows))
@@ -114,7 +120,10 @@ impl Dataset {
             message: format!("invalid JSON: {e}"),
         })?;
         match v {
-            Value::Array(rows) => Ok(Dataset::new(name, rows)),
+            Value::Array(rows) => {
+                check_objects(&rows, path)?;
+                Ok(Dataset::new(name, rows))
+            }
             _ => Err(Error::DatasetRow {
                 path: path.to_path_buf(),
                 line: 1,
@@ -198,10 +207,15 @@ impl Dataset {
         &self.table().0
     }
 
+    /// Row digests and the table digest, as a Weave server computes them.
     fn table(&self) -> &(String, Vec<String>) {
         self.table.get_or_init(|| {
-            let digests: Vec<String> = self.rows.iter().map(digest_value).collect();
-            let table = digest_value(&json!(digests));
+            let digests: Vec<String> = self
+                .rows
+                .iter()
+                .map(weave_types::digest::row_digest)
+                .collect();
+            let table = weave_types::digest::table_digest(&digests);
             (table, digests)
         })
     }
@@ -212,6 +226,21 @@ impl Dataset {
             .as_str()
             .unwrap_or_default()
             .to_string()
+    }
+}
+
+fn not_an_object(path: &Path, line: usize) -> Error {
+    Error::DatasetRow {
+        path: path.to_path_buf(),
+        line,
+        message: "a row must be a JSON object".into(),
+    }
+}
+
+fn check_objects(rows: &[Value], path: &Path) -> Result<(), Error> {
+    match rows.iter().position(|r| !r.is_object()) {
+        Some(i) => Err(not_an_object(path, i + 1)),
+        None => Ok(()),
     }
 }
 
@@ -238,7 +267,7 @@ impl Model for Dataset {
         self.name.clone()
     }
     fn __weave_bases(&self) -> &'static [&'static str] {
-        &["Dataset", "Object", "BaseModel"]
+        &["Object", "BaseModel"]
     }
     fn __weave_attributes(&self) -> Vec<(&'static str, Value)> {
         vec![
@@ -252,10 +281,15 @@ impl Model for Dataset {
     fn __weave_type_id(&self) -> Option<std::any::TypeId> {
         None
     }
+    fn __weave_fingerprint(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.name.as_bytes());
+        out.push(0);
+        out.extend_from_slice(self.table_digest().as_bytes());
+    }
     fn __weave_before_publish(&self) {
-        if let Some(client) = client::current_client() {
+        if let Some(d) = context::dispatch() {
             let (digest, digests) = self.table();
-            client.send(Msg::Table(Box::new(TableRecord {
+            d.send(Msg::Table(Box::new(TableRecord {
                 digest: digest.clone(),
                 rows: digests
                     .iter()

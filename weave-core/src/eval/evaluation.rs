@@ -55,13 +55,16 @@ pub struct RowResult {
     pub error: Option<String>,
 }
 
-/// What [`Evaluation::evaluate`] returns: the summary and every row's result.
+/// What [`Evaluation::evaluate`] returns: the summary, every row's result, and the call
+/// that recorded the run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EvaluationResults {
     /// The summary, in W&B Weave's format.
     pub summary: Value,
     /// Per-row results, in dataset order (then trial order).
     pub rows: Vec<RowResult>,
+    /// Id of the run's root call ([`EVALUATE`](super::EVALUATE)); `None` when tracing is off.
+    pub call_id: Option<String>,
 }
 
 /// The output of `Evaluation.predict_and_score`, as Weave records it.
@@ -177,28 +180,38 @@ where
             .map(Arc::new)
             .collect();
         let results = std::sync::Mutex::new(Vec::with_capacity(rows.len() * self.trials));
+        let call_id = std::sync::Mutex::new(None);
         let summary = self
-            .evaluate_call(model, &rows, parallelism, &results)
+            .evaluate_call(model, &rows, parallelism, &results, &call_id)
             .await;
         let mut rows_out = results.into_inner().unwrap_or_else(|e| e.into_inner());
         rows_out.sort_by_key(|r: &RowResult| (r.example, r.trial));
         Ok(EvaluationResults {
             summary,
             rows: rows_out,
+            call_id: call_id.into_inner().unwrap_or_else(|e| e.into_inner()),
         })
     }
 
-    #[crate::op(name = "Evaluation.evaluate", skip(rows, parallelism, results))]
+    // The op names here are `super::EVALUATE`, `PREDICT_AND_SCORE` and `SUMMARIZE` (an
+    // attribute takes only a literal; a test checks they agree).
+    #[crate::op(
+        name = "Evaluation.evaluate",
+        skip(rows, parallelism, results, call_id)
+    )]
     async fn evaluate_call<M>(
         &self,
         model: &M,
         rows: &[Arc<Row>],
         parallelism: usize,
         results: &std::sync::Mutex<Vec<RowResult>>,
+        call_id: &std::sync::Mutex<Option<String>>,
     ) -> Value
     where
         M: Predict<Row, Output = Out>,
     {
+        *call_id.lock().unwrap_or_else(|e| e.into_inner()) =
+            crate::context::current().map(|c| c.call_id());
         let total = rows.len() * self.trials;
         let bar = if self.progress && std::io::stderr().is_terminal() {
             let bar = indicatif::ProgressBar::new(total as u64);
@@ -356,7 +369,18 @@ impl<Row: 'static, Out: 'static> Model for Evaluation<Row, Out> {
         self.name.clone()
     }
     fn __weave_bases(&self) -> &'static [&'static str] {
-        &["Evaluation", "Object", "BaseModel"]
+        &["Object", "BaseModel"]
+    }
+    fn __weave_fingerprint(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.name.as_bytes());
+        out.push(0);
+        self.dataset.__weave_fingerprint(out);
+        for s in &self.scorers {
+            out.push(0);
+            out.extend_from_slice(s.name().as_bytes());
+        }
+        out.push(0);
+        out.extend_from_slice(self.trials.to_string().as_bytes());
     }
     fn __weave_attributes(&self) -> Vec<(&'static str, Value)> {
         vec![

@@ -45,3 +45,4 @@ pub use dataset::Dataset;
 pub use evaluation::{Evaluation, EvaluationResults, Predict, RowResult, PARALLELISM_ENV};
 pub use scorer::{scorer, try_scorer, BoxError, ScoreFuture, Scorer};
 pub use summary::{pass_at_k, summarize};
+pub use weave_types::eval::{EVALUATE, PREDICT_AND_SCORE, SUMMARIZE};

@@ -1,83 +1,74 @@
-//! The sink: records travel from the calling thread to one background writer thread, which
-//! redacts, caps, batches and writes them to the store. The caller never waits on I/O.
+//! The sink boundary: the background writer collects call records and messages, encodes them
+//! ([`crate::encode`]) into a [`Batch`] each round, and hands it to a [`TraceSink`]. The caller
+//! never waits on I/O.
 //!
-//! Call records (the hot path) go into per-thread buffers ([`queue`]) that the writer collects
-//! every few milliseconds; everything else (objects, tables, attributes, flush, shutdown) goes
-//! over a channel, which also wakes the writer.
+//! Sinks: [`SqliteSink`] (the local store, one transaction per batch), [`RemoteSink`] (HTTP
+//! to a Weave trace server) and [`MemorySink`] (batches kept in memory, for tests). An
+//! exporter is another implementation of the same trait.
 
-pub(crate) mod queue;
+mod memory;
+mod remote;
+mod sqlite;
 mod writer;
 
+pub use memory::MemorySink;
+pub use remote::{RemoteConfig, RemoteSink, RemoteStats};
+pub use sqlite::SqliteSink;
 pub(crate) use writer::spawn_writer;
 
-use std::collections::BTreeMap;
-use std::sync::mpsc::SyncSender;
-use std::time::SystemTime;
+pub use crate::batch::{Batch, CallItem};
 
-use serde_json::Value;
-use uuid::Uuid;
-
-use crate::call::{Inputs, OpInfo};
-use crate::capture::Exception;
-use crate::usage::Usage;
-
-/// A call has started.
-pub(crate) struct StartRecord {
-    pub(crate) id: Uuid,
-    pub(crate) trace_id: Uuid,
-    pub(crate) parent_id: Option<Uuid>,
-    pub(crate) op: &'static OpInfo,
-    pub(crate) self_type: Option<&'static str>,
-    pub(crate) started_at: SystemTime,
-    pub(crate) inputs: Inputs,
-}
-
-/// A call has ended.
-pub(crate) struct EndRecord {
-    pub(crate) id: Uuid,
-    pub(crate) ended_at: SystemTime,
-    pub(crate) output: Value,
-    /// Boxed: rare, and large next to the rest of the record.
-    pub(crate) exception: Option<Box<Exception>>,
-    pub(crate) success: u64,
-    pub(crate) error: u64,
-    pub(crate) usage: Option<BTreeMap<String, Usage>>,
-}
-
-/// A versioned object to publish (model, dataset, evaluation, ...).
-pub(crate) struct ObjectRecord {
-    pub(crate) name: String,
-    pub(crate) digest: String,
-    pub(crate) kind: &'static str,
-    pub(crate) base_object_class: Option<String>,
-    pub(crate) val: Value,
-}
-
-/// A table (dataset rows) to store.
-pub(crate) struct TableRecord {
-    pub(crate) digest: String,
-    pub(crate) rows: Vec<(String, Value)>,
-}
-
-/// What goes over the channel; big messages are boxed. Call records go through [`queue`].
-pub(crate) enum Msg {
-    Object(Box<ObjectRecord>),
-    Table(Box<TableRecord>),
-    /// Attributes added to a started call.
-    Attributes {
-        id: Uuid,
-        attrs: Box<Value>,
+/// A sink could not store records.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SinkError {
+    /// `n` records were not stored (the others of the batch were).
+    #[error("{n} trace record(s) dropped: {reason}")]
+    Dropped {
+        /// How many.
+        n: usize,
+        /// Why (the first failure).
+        reason: String,
     },
-    /// Publish an op object without a call (a model's method op).
-    Op {
-        op: &'static OpInfo,
-        name: String,
+    /// A flush gave up waiting: `pending` records are still on their way (a remote sink
+    /// keeps trying), `lost` were dropped or refused since the last flush.
+    #[error("{reason}")]
+    Undelivered {
+        /// Records not delivered yet.
+        pending: usize,
+        /// Records lost for good.
+        lost: usize,
+        /// What happened.
+        reason: String,
     },
-    Flush(SyncSender<()>),
-    Shutdown,
 }
 
-/// RFC 3339 UTC with microseconds, as Weave writes timestamps.
-pub(crate) fn rfc3339(t: SystemTime) -> String {
-    chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+/// Where encoded batches go. Runs on the writer thread: a sink needs no async runtime and
+/// may block; the traced program's threads never wait for it (except in `flush`).
+pub trait TraceSink: Send + 'static {
+    /// Stores one round's records. On error, the records the error does not count were
+    /// stored: one bad record must not lose the others.
+    fn write(&mut self, batch: &Batch) -> Result<(), SinkError>;
+
+    /// Makes everything written so far durable or visible (called on `weave::flush`).
+    fn flush(&mut self) -> Result<(), SinkError> {
+        Ok(())
+    }
+
+    /// Called once, after the last batch.
+    fn shutdown(&mut self) -> Result<(), SinkError> {
+        self.flush()
+    }
+}
+
+impl<S: TraceSink + ?Sized> TraceSink for Box<S> {
+    fn write(&mut self, batch: &Batch) -> Result<(), SinkError> {
+        (**self).write(batch)
+    }
+    fn flush(&mut self) -> Result<(), SinkError> {
+        (**self).flush()
+    }
+    fn shutdown(&mut self) -> Result<(), SinkError> {
+        (**self).shutdown()
+    }
 }

@@ -1,4 +1,4 @@
-//! Per-thread buffers of call records, collected by the writer.
+//! Per-thread buffers of call records, collected by the writer (the hot path's queue).
 //!
 //! Each thread that records calls gets its own buffer, registered with the client's
 //! [`Registry`]. Pushing a record is an uncontended lock and a `Vec` push: no allocation once
@@ -13,13 +13,7 @@ use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::{EndRecord, StartRecord};
-
-/// A call record.
-pub(crate) enum CallMsg {
-    Start(StartRecord),
-    End(EndRecord),
-}
+use crate::record::CallMsg;
 
 /// One thread's pending call records.
 #[derive(Default)]

@@ -1,0 +1,193 @@
+//! Plain data that travels from the calling thread to the writer: call starts and ends with
+//! their inputs, op descriptions, exceptions, usage, objects, tables and control messages.
+//!
+//! A leaf: it imports nothing from this crate, so every other module may use it.
+
+use std::collections::BTreeMap;
+use std::sync::mpsc::SyncSender;
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+pub use weave_types::Usage;
+
+/// Static description of an op, emitted by `#[weave::op]` into the function.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct OpInfo {
+    /// Function name, or the `name = "..."` given.
+    pub name: &'static str,
+    /// Whether `name` was given explicitly.
+    pub explicit_name: bool,
+    /// Digest of `code` (Weave's file digest of the text).
+    pub digest: &'static str,
+    /// Digest of the op's version: Weave's object digest of the op value that refers to the
+    /// code file (`{"_type": "CustomWeaveType", "weave_type": {"type": "Op"}, "files": ...}`).
+    pub version: &'static str,
+    /// Source of the function.
+    pub code: &'static str,
+    /// `module_path!()` where the op is defined.
+    pub module_path: &'static str,
+    /// `file!()`.
+    pub file: &'static str,
+    /// `line!()`.
+    pub line: u32,
+}
+
+impl OpInfo {
+    /// The op's name as stored: `Type.method` for methods (unless named explicitly).
+    pub fn full_name(&self, self_type: Option<&str>) -> String {
+        let name = match self_type {
+            Some(t) if !self.explicit_name => format!("{}.{}", short_type_name(t), self.name),
+            _ => self.name.to_string(),
+        };
+        weave_types::refs::sanitize_object_name(&name)
+    }
+}
+
+/// `a::b::Foo<c::D>` -> `Foo`.
+pub fn short_type_name(t: &str) -> &str {
+    let base = t.split('<').next().unwrap_or(t);
+    base.rsplit("::").next().unwrap_or(base)
+}
+
+/// Inputs kept inline (no allocation) in a call's start record; more spill to a `Vec`.
+const INLINE_INPUTS: usize = 2;
+
+/// Captured inputs of a call, in argument order.
+#[doc(hidden)]
+pub struct Inputs {
+    len: usize,
+    inline: [(&'static str, Value); INLINE_INPUTS],
+    spill: Vec<(&'static str, Value)>,
+}
+
+impl Default for Inputs {
+    fn default() -> Self {
+        Inputs {
+            len: 0,
+            inline: [const { ("", Value::Null) }; INLINE_INPUTS],
+            spill: Vec::new(),
+        }
+    }
+}
+
+impl Inputs {
+    /// Adds one input.
+    pub fn push(&mut self, name: &'static str, value: Value) {
+        match self.inline.get_mut(self.len) {
+            Some(slot) => *slot = (name, value),
+            None => self.spill.push((name, value)),
+        }
+        self.len += 1;
+    }
+
+    /// The inputs, in argument order.
+    pub fn into_values(self) -> impl Iterator<Item = (&'static str, Value)> {
+        let inline = self.len.min(INLINE_INPUTS);
+        self.inline.into_iter().take(inline).chain(self.spill)
+    }
+}
+
+/// A recorded error, stored as the JSON string `{"type","message","traceback"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Exception {
+    /// Type of the error (Rust type name, or `panic`, or `Cancelled`).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Human-readable message.
+    pub message: String,
+    /// Source chain, panic location, or empty.
+    pub traceback: String,
+}
+
+/// A call has started.
+pub struct Start {
+    /// Call id.
+    pub id: Uuid,
+    /// Trace id (the root's id).
+    pub trace_id: Uuid,
+    /// Parent call, if any.
+    pub parent_id: Option<Uuid>,
+    /// The op.
+    pub op: &'static OpInfo,
+    /// `type_name::<Self>()` for methods.
+    pub self_type: Option<&'static str>,
+    /// When.
+    pub started_at: SystemTime,
+    /// Captured inputs.
+    pub inputs: Inputs,
+}
+
+/// A call has ended.
+pub struct End {
+    /// Call id.
+    pub id: Uuid,
+    /// When.
+    pub ended_at: SystemTime,
+    /// Captured output (`null` for errors).
+    pub output: Value,
+    /// Boxed: rare, and large next to the rest of the record.
+    pub exception: Option<Box<Exception>>,
+    /// Calls of this subtree that succeeded (this one included).
+    pub success: u64,
+    /// Calls of this subtree that failed.
+    pub error: u64,
+    /// Token usage of this subtree, per model.
+    pub usage: Option<BTreeMap<String, Usage>>,
+}
+
+/// A call record, as queued per thread.
+pub enum CallMsg {
+    /// A start.
+    Start(Start),
+    /// An end.
+    End(End),
+}
+
+/// A versioned object to publish (model, dataset, evaluation...).
+pub struct ObjectRecord {
+    /// Object name.
+    pub name: String,
+    /// The digest the caller computed (and used in refs).
+    pub digest: String,
+    /// The value, refs in external form.
+    pub val: Value,
+}
+
+/// A table of rows to store.
+pub struct TableRecord {
+    /// Table digest.
+    pub digest: String,
+    /// Row digests and rows, in order.
+    pub rows: Vec<(String, Value)>,
+}
+
+/// What goes over the channel to the writer; big messages are boxed. Call records go
+/// through the per-thread buffers instead.
+pub enum Msg {
+    /// Publish an object version.
+    Object(Box<ObjectRecord>),
+    /// Store a table.
+    Table(Box<TableRecord>),
+    /// Attributes added to a started call.
+    Attributes {
+        /// The call.
+        id: Uuid,
+        /// A JSON object merged into the call's attributes.
+        attrs: Box<Value>,
+    },
+    /// Publish an op without a call (a model's method op).
+    Op {
+        /// The op.
+        op: &'static OpInfo,
+        /// Its stored name.
+        name: String,
+    },
+    /// Answer once everything sent before is written.
+    Flush(SyncSender<()>),
+    /// Write what is pending and stop.
+    Shutdown,
+}
