@@ -325,6 +325,7 @@ const SCORE_CHILD: &str = "__weave-score-child";
 fn score_child(args: &[String]) {
     let summary = evaluate(&ScoreArgs {
         samples: PathBuf::from(&args[0]),
+        evalplus: Default::default(),
         problems: Some(PathBuf::from(&args[1])),
         k: vec![1],
         timeout: 3.0,

@@ -1,6 +1,7 @@
 //! Code-generation pipeline: an LLM generator, a Ruff-based formatter and a sandboxed
 //! HumanEval scorer, traced with weave.
 
+pub mod evalplus;
 pub mod formatter;
 pub mod generator;
 pub mod hub;

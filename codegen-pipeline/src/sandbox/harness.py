@@ -439,8 +439,10 @@ def _preimport():
     import hashlib  # noqa: F401
     import heapq  # noqa: F401
     import itertools  # noqa: F401
+    import json  # noqa: F401 (EvalPlus driver)
     import math  # noqa: F401
     import operator  # noqa: F401
+    import pickle  # noqa: F401 (EvalPlus driver)
     import random  # noqa: F401
     import re  # noqa: F401
     import statistics  # noqa: F401

