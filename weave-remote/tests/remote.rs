@@ -347,8 +347,12 @@ fn clickhouse_stopped_mid_load_is_503_and_nothing_is_lost() {
         reason.contains("unavailable") && reason.contains("clickhouse://127.0.0.1:"),
         "{body}"
     );
-    // Down for a while (the client backs off and retries meanwhile).
-    std::thread::sleep(Duration::from_secs(3));
+    // Down for 10 s (the client backs off and retries meanwhile; the server keeps answering).
+    for _ in 0..10 {
+        std::thread::sleep(Duration::from_secs(1));
+        let health = reqwest::blocking::get(format!("{}/health", server.url())).unwrap();
+        assert_eq!(health.status().as_u16(), 200);
+    }
     assert_eq!(client.stats().dropped, 0);
     clickhouse.restart().unwrap();
     client.flush(Duration::from_secs(60)).unwrap();
