@@ -47,6 +47,8 @@ const CLI: &[(&str, &[&str])] = &[
     ("objects", &["db", "fmt"]),
     ("evalshape", &["db", "fmt"]),
     ("evals", &["db", "evalshape", "fmt"]),
+    // `weave copy`: one store to another, through `db`'s stores.
+    ("copy", &["db", "fmt"]),
     // `weave serve`: the server crate over a store of its own choosing; no CLI module.
     ("serve", &[]),
 ];

@@ -55,9 +55,19 @@ fn run(settings: weave::Settings) {
     drop(client); // flushes and waits for delivery
 }
 
+/// Runs a store future to completion on a tokio runtime of its own (ClickHouse's client needs
+/// one; SQLite's does not mind).
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(f)
+}
+
 /// A call tree without ids and times: op, status, inputs, output, exception type, children.
 fn tree(store: &dyn TraceStore, project: &str) -> Vec<Value> {
-    let calls = futures::executor::block_on(store.calls_query_vec(CallsQueryReq {
+    let calls = block_on(store.calls_query_vec(CallsQueryReq {
         project_id: project.into(),
         ..Default::default()
     }))
@@ -86,7 +96,7 @@ fn tree(store: &dyn TraceStore, project: &str) -> Vec<Value> {
 }
 
 fn objects(store: &dyn TraceStore, project: &str) -> Vec<Value> {
-    let objs = futures::executor::block_on(store.objs_query(ObjQueryReq {
+    let objs = block_on(store.objs_query(ObjQueryReq {
         project_id: project.into(),
         ..Default::default()
     }))
@@ -126,14 +136,20 @@ fn a_program_traced_through_weave_serve_lands_as_it_does_locally() {
     // The ops' code arrived as files, under the digests the op objects name.
     for o in want_objs.iter().filter(|o| o["kind"] == "op") {
         for (_, digest) in o["val"]["files"].as_object().unwrap() {
-            let f =
-                futures::executor::block_on(served.store.file_content_read(FileContentReadReq {
-                    project_id: project.into(),
-                    digest: digest.as_str().unwrap().into(),
-                }))
-                .expect("the op's code on the server");
+            let f = block_on(served.store.file_content_read(FileContentReadReq {
+                project_id: project.into(),
+                digest: digest.as_str().unwrap().into(),
+            }))
+            .expect("the op's code on the server");
             assert!(!f.content.is_empty());
         }
     }
     server.stop();
+}
+
+/// The same program through `weave serve` over a ClickHouse store.
+#[test]
+fn a_program_traced_through_weave_serve_over_clickhouse_lands_as_it_does_locally() {
+    weave_server::testing::use_backend("clickhouse");
+    a_program_traced_through_weave_serve_lands_as_it_does_locally();
 }

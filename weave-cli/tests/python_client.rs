@@ -264,3 +264,10 @@ fn python_weave_client_logs_and_reads_back_through_weave_serve() {
         "{evals:?}"
     );
 }
+
+/// The same session with `weave serve` over a ClickHouse store.
+#[test]
+fn python_weave_client_logs_and_reads_back_through_weave_serve_over_clickhouse() {
+    weave_server::testing::use_backend("clickhouse");
+    python_weave_client_logs_and_reads_back_through_weave_serve();
+}

@@ -576,3 +576,26 @@ fn a_client_made_and_dropped_inside_an_async_runtime() {
     });
     assert_eq!(calls(&ts.store).len(), 5);
 }
+
+/// The tests above whose outcome depends on what the store keeps, again with the server over
+/// a ClickHouse store (each on a `clickhouse-server` of its own).
+mod clickhouse {
+    macro_rules! on_clickhouse {
+        ($($name:ident),* $(,)?) => {$(
+            #[test]
+            fn $name() {
+                weave_server::testing::use_backend("clickhouse");
+                super::$name();
+            }
+        )*};
+    }
+    on_clickhouse!(
+        delivers_files_objects_tables_and_calls_in_batches,
+        long_running_calls_show_as_running_then_finish_once,
+        an_evaluation_root_is_sent_at_once,
+        a_server_down_then_up_gets_everything_buffered,
+        every_other_batch_failing_still_stores_each_call_once,
+        batches_too_large_are_split_and_a_bad_call_is_isolated,
+        refs_follow_a_server_that_digests_differently,
+    );
+}
