@@ -112,6 +112,8 @@ const PROJECT: &str = "test/proj";
 
 struct Fixture {
     _dir: tempfile::TempDir,
+    /// The fixture copied into a ClickHouse store, when the test runs on that backend.
+    _clickhouse: Option<weave_server::testing::TestStore>,
     db: PathBuf,
     pipeline_id: String,
     add_id: String,
@@ -125,6 +127,32 @@ static LOCK: Mutex<()> = Mutex::new(());
 
 fn block<F: std::future::Future>(f: F) -> F::Output {
     futures::executor::block_on(f)
+}
+
+std::thread_local! {
+    /// `--store URL` for the binary instead of `--db PATH`: the fixture's copy in another
+    /// backend.
+    static STORE_URL: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// On the ClickHouse backend (`weave_server::testing::use_backend`), copies the fixture's
+/// SQLite store into a fresh ClickHouse store (with `weave_store::copy_project`, what `weave
+/// copy` runs) and makes every `weave` command of this thread read that one.
+fn on_backend(db: &Path) -> Option<weave_server::testing::TestStore> {
+    if weave_server::testing::backend() != "clickhouse" {
+        return None;
+    }
+    let ts = weave_server::testing::fresh_store();
+    assert!(ts.url.starts_with("clickhouse://"), "{}", ts.url);
+    let from = weave_store::SqliteStore::open(db).unwrap();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(weave_store::copy_project(&from, ts.store.as_ref(), PROJECT))
+        .unwrap();
+    STORE_URL.with(|u| *u.borrow_mut() = Some(ts.url.clone()));
+    Some(ts)
 }
 
 fn fixture() -> Fixture {
@@ -215,6 +243,7 @@ fn fixture() -> Fixture {
     let evals = find("Evaluation.evaluate");
     assert_eq!(evals.len(), 2);
     Fixture {
+        _clickhouse: on_backend(&db),
         pipeline_id: find("pipeline")[0].clone(),
         add_id: find("add")[0].clone(),
         fail_id: find("fail")[0].clone(),
@@ -239,8 +268,10 @@ fn weave_cmd_env(db: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
         .env_remove("WEAVE_PROJECT")
         .env_remove("WEAVE_DB")
         .envs(env.iter().copied())
-        .arg("--db")
-        .arg(db)
+        .args(match STORE_URL.with(|u| u.borrow().clone()) {
+            Some(url) => vec!["--store".into(), url.into()],
+            None => vec![std::ffi::OsString::from("--db"), db.into()],
+        })
         .args(args)
         .output()
         .unwrap()
@@ -826,4 +857,29 @@ fn columns_widens_the_output() {
     assert!(narrow.contains('…'), "{narrow}");
     assert!(!wide.contains('…'), "{wide}");
     assert!(wide.lines().all(|l| l.chars().count() <= 240), "{wide}");
+}
+
+/// The tests that read the fixture, again with the CLI reading a ClickHouse copy of it
+/// (`weave --store clickhouse://...`).
+mod clickhouse {
+    macro_rules! on_clickhouse {
+        ($($name:ident),* $(,)?) => {$(
+            #[test]
+            fn $name() {
+                weave_server::testing::use_backend("clickhouse");
+                super::$name();
+            }
+        )*};
+    }
+    on_clickhouse!(
+        calls_lists_newest_first_with_status_and_version,
+        calls_filters,
+        call_shows_everything,
+        trace_prints_the_tree,
+        ops_models_show_and_diff,
+        evals_eval_and_compare,
+        export_jsonl,
+        prefixes_ambiguous_and_unknown,
+        columns_widens_the_output,
+    );
 }
