@@ -344,3 +344,47 @@ fn a_store_opened_without_a_runtime_works_on_another() {
         });
     }
 }
+
+/// A write whose runtime shuts down before the shared writer task first runs (a server killed
+/// just as a request arrived): the writer task is dropped unpolled. The queue must be free for
+/// the next writer, on another runtime, not wait forever for the dead task.
+#[test]
+fn a_writer_task_dropped_before_it_ran_frees_the_queue() {
+    let server = ClickHouseServer::start().unwrap();
+    let s = ClickHouseStore::open_blocking(&server.store_url("d")).unwrap();
+    let dying = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    dying.block_on(async {
+        let mut write = std::pin::pin!(s.calls_complete(CallsCompleteReq {
+            batch: vec![complete("lost", None)],
+        }));
+        // One poll queues the parts and spawns the writer task; a current-thread runtime runs
+        // that task only when this future yields to it, which it never does.
+        assert!(futures::poll!(write.as_mut()).is_pending());
+    });
+    drop(dying);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let next = s.calls_complete(CallsCompleteReq {
+            batch: vec![complete("next", None)],
+        });
+        tokio::time::timeout(std::time::Duration::from_secs(20), next)
+            .await
+            .expect("the next write waited for the dropped writer task")
+            .unwrap();
+        let ids: Vec<String> = s
+            .calls_query_vec(all())
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|c| c.id)
+            .collect();
+        assert_eq!(ids, ["next"]);
+    });
+}

@@ -112,6 +112,24 @@ struct Queue {
     busy: bool,
 }
 
+/// Owned by the queue's drain task. Dropped with the task when its runtime shuts down (also
+/// before the task's first poll): frees the queue for the next writer and fails the writes
+/// still queued (their writers see `Unavailable` and retry) rather than leaving them waiting
+/// for a dead task.
+struct Abandoned(Option<Arc<Inner>>);
+
+impl Drop for Abandoned {
+    fn drop(&mut self) {
+        let Some(inner) = self.0.take() else { return };
+        let orphans = {
+            let mut q = lock(&inner.queue);
+            q.busy = false;
+            std::mem::take(&mut q.pending)
+        };
+        drop(orphans);
+    }
+}
+
 /// The store's shared state.
 pub(crate) struct Inner {
     conn: Conn,
@@ -161,7 +179,8 @@ impl Inner {
         };
         if start {
             let me = self.clone();
-            tokio::spawn(async move { me.drain().await });
+            let guard = Abandoned(Some(self.clone()));
+            tokio::spawn(async move { me.drain(guard).await });
         }
         rx.await.map_err(|_| StoreError::Unavailable {
             store: self.conn.at.to_string(),
@@ -172,24 +191,9 @@ impl Inner {
         self.touch_projects(&projects).await
     }
 
-    /// Writes queued parts until the queue is empty.
-    async fn drain(self: Arc<Self>) {
-        /// Dropped with the task when its runtime shuts down mid-drain: frees the queue for
-        /// the next writer and fails the writes still queued (their writers see
-        /// `Unavailable` and retry) rather than leaving them waiting for a dead task.
-        struct Abandoned(Option<Arc<Inner>>);
-        impl Drop for Abandoned {
-            fn drop(&mut self) {
-                let Some(inner) = self.0.take() else { return };
-                let orphans = {
-                    let mut q = lock(&inner.queue);
-                    q.busy = false;
-                    std::mem::take(&mut q.pending)
-                };
-                drop(orphans);
-            }
-        }
-        let mut guard = Abandoned(Some(self.clone()));
+    /// Writes queued parts until the queue is empty. `guard` was made before the task was
+    /// spawned, so that a task dropped before its first poll frees the queue too.
+    async fn drain(self: Arc<Self>, mut guard: Abandoned) {
         loop {
             let batch: Vec<Pending> = {
                 let mut q = lock(&self.queue);
