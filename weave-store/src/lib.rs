@@ -16,6 +16,7 @@
 pub mod clickhouse;
 pub mod copy;
 mod error;
+mod refwalk;
 mod sqlite;
 mod store;
 mod table_update;

@@ -9,12 +9,13 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use weave_types::query::SortDirection;
-use weave_types::refs::{Edge, RefKind, WeaveRef};
+use weave_types::refs::Edge;
 use weave_types::*;
 
 use super::conn::Sql;
 use super::Inner;
 use crate::error::{Result, StoreError};
+use crate::refwalk::{self, Met};
 
 /// One row of `objects`.
 #[derive(Debug, Clone, clickhouse::Row, Serialize, Deserialize)]
@@ -297,51 +298,24 @@ pub(crate) async fn query(s: &Inner, req: &ObjQueryReq) -> Result<ObjQueryRes> {
     Ok(ObjQueryRes { objs })
 }
 
-/// The value a ref points at, following its extra path (and refs met along it).
+/// The value a ref points at, following its extra path (and refs met along it, `depth`
+/// refs deep so far).
 async fn resolve(s: &Inner, uri: &str, field: &str, depth: usize) -> Result<Value> {
-    if depth > 32 {
-        return Err(StoreError::invalid(
-            field,
-            format!("`{uri}`: refs nest more than 32 deep"),
-        ));
-    }
-    let r = WeaveRef::parse(uri).map_err(|e| StoreError::invalid(field, e.to_string()))?;
-    if !matches!(r.kind, RefKind::Object | RefKind::Op) {
-        return Err(StoreError::invalid(
-            field,
-            format!(
-                "`{uri}`: only object and op refs can be read (not {} refs)",
-                r.kind.as_str()
-            ),
-        ));
-    }
-    let project = r.project_id();
-    let obj = read_one(s, &project, &r.name, &r.digest, false)
+    let r = refwalk::readable(uri, field, depth)?;
+    let obj = read_one(s, &r.project_id(), &r.name, &r.digest, false)
         .await?
         .ok_or_else(|| StoreError::not_found(format!("Obj {}:{}", r.name, r.digest)))?;
     let mut cur = obj.val;
     let mut table: Option<(String, String)> = None;
     for (i, (edge, key)) in r.extra.iter().enumerate() {
-        let missing = || {
-            StoreError::not_found(format!(
-                "`{uri}`: step {} ({}/{key}) of the extra path",
-                i + 1,
-                edge.as_str()
-            ))
-        };
-        if let Value::String(text) = &cur {
-            if text.starts_with(weave_types::refs::REF_SCHEME) {
-                let inner =
-                    WeaveRef::parse(text).map_err(|e| StoreError::invalid(field, e.to_string()))?;
-                if inner.kind == RefKind::Table {
-                    table = Some((inner.project_id(), inner.digest.clone()));
-                } else {
-                    cur = Box::pin(resolve(s, &inner.to_string(), field, depth + 1)).await?;
-                }
-            }
+        match refwalk::met(&cur, field)? {
+            Met::Ref(inner) => cur = Box::pin(resolve(s, &inner, field, depth + 1)).await?,
+            Met::Table(p, d) => table = Some((p, d)),
+            Met::Value => {}
         }
         cur = match edge {
             Edge::Id => {
+                let missing = || refwalk::missing(uri, i, edge, key);
                 let (tp, td) = table.take().ok_or_else(missing)?;
                 let rows = super::tables::row_digests(s, &tp, &td).await?;
                 if !rows.iter().any(|d| d == key) {
@@ -352,13 +326,7 @@ async fn resolve(s: &Inner, uri: &str, field: &str, depth: usize) -> Result<Valu
                     .remove(key)
                     .ok_or_else(missing)?
             }
-            Edge::Attr | Edge::Key => cur.get(key.as_str()).cloned().ok_or_else(missing)?,
-            Edge::Index => {
-                let idx: usize = key.parse().map_err(|_| {
-                    StoreError::invalid(field, format!("`{uri}`: index `{key}` is not a number"))
-                })?;
-                cur.get(idx).cloned().ok_or_else(missing)?
-            }
+            _ => refwalk::step_into(&cur, (edge, key), uri, i, field)?,
         };
     }
     Ok(cur)

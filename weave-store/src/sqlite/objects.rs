@@ -3,12 +3,13 @@
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde_json::Value;
 use weave_types::query::{SortBy, SortDirection};
-use weave_types::refs::{Edge, RefKind, WeaveRef};
+use weave_types::refs::Edge;
 use weave_types::*;
 
 use super::query::{limit_offset, Sql};
 use super::{check_project, json_err, now, sql_err, Location, Writer};
 use crate::error::{Result, StoreError};
+use crate::refwalk::{self, Met};
 
 const OBJ_COLS: &str = "project_id, object_id, created_at, deleted_at, digest, version_index, \
     is_latest, kind, base_object_class, leaf_object_class, wb_user_id, metadata, val";
@@ -256,46 +257,30 @@ pub(crate) fn objs_query(
     Ok(ObjQueryRes { objs })
 }
 
-/// The value a ref points at, following its extra path (and refs met along it).
-fn resolve(conn: &Connection, at: &Location, uri: &str, field: &str) -> Result<Value> {
-    let r = WeaveRef::parse(uri).map_err(|e| StoreError::invalid(field, e.to_string()))?;
-    if !matches!(r.kind, RefKind::Object | RefKind::Op) {
-        return Err(StoreError::invalid(
-            field,
-            format!(
-                "`{uri}`: only object and op refs can be read (not {} refs)",
-                r.kind.as_str()
-            ),
-        ));
-    }
-    let project = r.project_id();
-    let obj = read_one(conn, at, &project, &r.name, &r.digest, false)?
+/// The value a ref points at, following its extra path (and refs met along it, `depth`
+/// refs deep so far).
+fn resolve(
+    conn: &Connection,
+    at: &Location,
+    uri: &str,
+    field: &str,
+    depth: usize,
+) -> Result<Value> {
+    let r = refwalk::readable(uri, field, depth)?;
+    let obj = read_one(conn, at, &r.project_id(), &r.name, &r.digest, false)?
         .ok_or_else(|| StoreError::not_found(format!("Obj {}:{}", r.name, r.digest)))?;
     let mut cur = obj.val;
     // A table met on the path: the row digests it holds.
     let mut table: Option<(String, String)> = None;
     for (i, (edge, key)) in r.extra.iter().enumerate() {
-        let missing = || {
-            StoreError::not_found(format!(
-                "`{uri}`: step {} ({}/{key}) of the extra path",
-                i + 1,
-                edge.as_str()
-            ))
-        };
-        // Refs met along the way are followed.
-        if let Value::String(s) = &cur {
-            if s.starts_with(weave_types::refs::REF_SCHEME) {
-                let inner =
-                    WeaveRef::parse(s).map_err(|e| StoreError::invalid(field, e.to_string()))?;
-                if inner.kind == RefKind::Table {
-                    table = Some((inner.project_id(), inner.digest.clone()));
-                } else {
-                    cur = resolve(conn, at, &inner.to_string(), field)?;
-                }
-            }
+        match refwalk::met(&cur, field)? {
+            Met::Ref(inner) => cur = resolve(conn, at, &inner, field, depth + 1)?,
+            Met::Table(p, d) => table = Some((p, d)),
+            Met::Value => {}
         }
         cur = match edge {
             Edge::Id => {
+                let missing = || refwalk::missing(uri, i, edge, key);
                 let (tp, td) = table.take().ok_or_else(missing)?;
                 let rows = super::tables::row_digests(conn, at, &tp, &td)?;
                 if !rows.iter().any(|d| d == key) {
@@ -303,13 +288,7 @@ fn resolve(conn: &Connection, at: &Location, uri: &str, field: &str) -> Result<V
                 }
                 super::tables::row_val(conn, at, &tp, key)?.ok_or_else(missing)?
             }
-            Edge::Attr | Edge::Key => cur.get(key.as_str()).cloned().ok_or_else(missing)?,
-            Edge::Index => {
-                let idx: usize = key.parse().map_err(|_| {
-                    StoreError::invalid(field, format!("`{uri}`: index `{key}` is not a number"))
-                })?;
-                cur.get(idx).cloned().ok_or_else(missing)?
-            }
+            _ => refwalk::step_into(&cur, (edge, key), uri, i, field)?,
         };
     }
     Ok(cur)
@@ -324,7 +303,7 @@ pub(crate) fn refs_read_batch(
         .refs
         .iter()
         .enumerate()
-        .map(|(i, uri)| resolve(conn, at, uri, &format!("refs[{i}]")))
+        .map(|(i, uri)| resolve(conn, at, uri, &format!("refs[{i}]"), 0))
         .collect::<Result<Vec<_>>>()?;
     Ok(RefsReadBatchRes { vals })
 }

@@ -1051,6 +1051,22 @@ pub async fn tables_files_refs_and_feedback(s: Arc<dyn TraceStore>) {
             .unwrap_err();
         assert_eq!(e.http_status(), status, "{bad}: {e}");
     }
+    // A ref that leads back to itself through `latest` (a request body can store one): a
+    // clear 400, not endless recursion.
+    s.obj_create(obj(
+        "loop",
+        json!({"next": format!("weave:///{P}/object/loop:latest/key/next/key/next")}),
+    ))
+    .await
+    .unwrap();
+    let e = s
+        .refs_read_batch(RefsReadBatchReq {
+            refs: vec![format!("weave:///{P}/object/loop:latest/key/next/key/next")],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.http_status(), 400, "{e}");
+    assert!(e.to_string().contains("nest more than"), "{e}");
 
     // Feedback keeps the client's id, is queryable, and shows on calls when asked.
     s.calls_complete(CallsCompleteReq {
