@@ -23,6 +23,8 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags, Transaction};
 use weave_types::*;
 
+/// Shared with the ClickHouse store.
+#[cfg(feature = "clickhouse")]
 pub(crate) use calls::{non_empty, time};
 pub use schema::SCHEMA_VERSION;
 
