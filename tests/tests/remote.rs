@@ -102,9 +102,14 @@ fn objects(store: &dyn TraceStore, project: &str) -> Vec<Value> {
     }))
     .expect("objects")
     .objs;
-    objs.iter()
+    // By name: objects created within the same millisecond tie on `created_at`, so the
+    // store's default order depends on timing.
+    let mut out: Vec<Value> = objs
+        .iter()
         .map(|o| json!({"name": o.object_id, "digest": o.digest, "kind": o.kind, "val": o.val}))
-        .collect()
+        .collect();
+    out.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+    out
 }
 
 #[test]
