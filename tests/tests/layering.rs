@@ -16,25 +16,32 @@ const CORE: &[(&str, &[&str])] = &[
     ("error", &[]),
     ("ids", &[]),
     ("batch", &[]),
+    ("redact", &[]),
     ("config", &["error"]),
     // The hot path: per-thread queues, then where records go, then the call tree.
     ("queue", &["record"]),
-    ("dispatch", &["queue", "record"]),
-    ("context", &["dispatch", "record"]),
-    ("capture", &["record"]),
+    ("dispatch", &["queue", "record", "redact"]),
+    ("context", &["dispatch", "record", "redact"]),
+    ("capture", &["context", "record"]),
     ("call", &["context", "dispatch", "ids", "queue", "record"]),
-    ("model", &["capture", "context", "dispatch", "record"]),
+    (
+        "model",
+        &["capture", "context", "dispatch", "record", "redact"],
+    ),
     // The writer side: pure encoding, then the sinks.
-    ("encode", &["batch", "record"]),
+    ("encode", &["batch", "record", "redact"]),
     ("sink", &["batch", "encode", "queue", "record"]),
     // Built from ops.
-    ("eval", &["context", "error", "lib", "model", "record"]),
+    (
+        "eval",
+        &["context", "error", "lib", "model", "record", "redact"],
+    ),
     // The composition root: may use everything; nothing uses it.
     (
         "client",
         &[
             "batch", "call", "capture", "config", "context", "dispatch", "encode", "error", "ids",
-            "model", "queue", "record", "sink",
+            "model", "queue", "record", "redact", "sink",
         ],
     ),
 ];

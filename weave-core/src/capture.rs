@@ -60,7 +60,8 @@ pub trait CaptureDebug {
 }
 impl<T: Debug + ?Sized> CaptureDebug for &Wrap<'_, T> {
     fn __weave_capture(&self) -> Value {
-        Value::String(format!("{:?}", self.0))
+        // Secret fields are found by name in the text (JSON values are redacted later).
+        Value::String(crate::context::redact_debug_text(format!("{:?}", self.0)))
     }
 }
 

@@ -13,10 +13,11 @@ use crate::call::install_panic_hook;
 use crate::config::{default_db_path, parse_project};
 use crate::context;
 use crate::dispatch::{self, DefaultGuard, Dispatch};
-use crate::encode::{default_redact_keys, Encoder};
+use crate::encode::Encoder;
 use crate::error::Error;
 use crate::queue::Registry;
 use crate::record::Msg;
+use crate::redact::{default_redact_keys, RedactKeys};
 use crate::sink::{spawn_writer, RemoteConfig, RemoteSink, SqliteSink, TraceSink};
 
 /// Options for [`init`]; `Settings::new(project).db_path(..).init()`.
@@ -77,7 +78,8 @@ impl Settings {
         self
     }
 
-    /// Adds keys whose values are redacted in inputs, outputs and attributes.
+    /// Adds keys whose values are redacted in everything stored: call inputs, outputs and
+    /// attributes, objects (model fields), table rows, `Debug` text and error messages.
     pub fn redact_key(mut self, key: impl Into<String>) -> Self {
         self.redact_keys.push(key.into());
         self
@@ -135,14 +137,15 @@ impl Settings {
         };
         let (sender, receiver) = mpsc::channel();
         let calls = Arc::new(Registry::new());
-        let encoder = Encoder::new(&project_id, &self.redact_keys);
+        let keys = RedactKeys::new(&self.redact_keys);
+        let encoder = Encoder::new(&project_id, keys.clone());
         let writer =
             spawn_writer(sink, encoder, receiver, calls.clone()).map_err(|source| Error::Io {
                 path: "weave-writer thread".into(),
                 source,
             })?;
         install_panic_hook();
-        let dispatch = Arc::new(Dispatch::new(project_id, sender, calls));
+        let dispatch = Arc::new(Dispatch::new(project_id, sender, calls, keys));
         if !self.quiet {
             match &db_path {
                 None if server_url.is_some() => eprintln!(

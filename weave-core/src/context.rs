@@ -30,6 +30,7 @@ use uuid::Uuid;
 
 use crate::dispatch::{self, Dispatch};
 use crate::record::{Msg, Usage};
+use crate::redact::RedactKeys;
 
 /// One live call: identity and the summary its descendants roll up into.
 #[derive(Debug)]
@@ -213,6 +214,23 @@ pub(crate) fn dispatch() -> Option<Arc<Dispatch>> {
         }
     }
     dispatch::global()
+}
+
+/// The redaction rule of the client records made here go to, else the default one.
+pub(crate) fn redact_keys() -> RedactKeys {
+    dispatch().map_or_else(RedactKeys::defaults, |d| d.redact_keys().clone())
+}
+
+/// A value's `Debug` text, redacted with [`redact_keys`] (the capture of `Debug`-only values).
+pub(crate) fn redact_debug_text(text: String) -> String {
+    if !text.contains(": ") {
+        return text;
+    }
+    let redacted = match redact_keys().redact_text(&text) {
+        std::borrow::Cow::Owned(t) => Some(t),
+        std::borrow::Cow::Borrowed(_) => None,
+    };
+    redacted.unwrap_or(text)
 }
 
 /// Adds attributes to the current call (merged into its `attributes`, after redaction), e.g.

@@ -16,6 +16,7 @@ use arc_swap::ArcSwapOption;
 
 use crate::queue::{self, Registry, ThreadBuffer};
 use crate::record::Msg;
+use crate::redact::RedactKeys;
 
 /// A client's sending half.
 pub(crate) struct Dispatch {
@@ -24,6 +25,7 @@ pub(crate) struct Dispatch {
     sender: mpsc::Sender<Msg>,
     calls: Arc<Registry>,
     published: Mutex<HashSet<String>>,
+    redact: RedactKeys,
 }
 
 impl std::fmt::Debug for Dispatch {
@@ -35,8 +37,14 @@ impl std::fmt::Debug for Dispatch {
 }
 
 impl Dispatch {
-    pub(crate) fn new(project_id: String, sender: mpsc::Sender<Msg>, calls: Arc<Registry>) -> Self {
+    pub(crate) fn new(
+        project_id: String,
+        sender: mpsc::Sender<Msg>,
+        calls: Arc<Registry>,
+        redact: RedactKeys,
+    ) -> Self {
         Dispatch {
+            redact,
             ref_prefix: format!("weave:///{project_id}/"),
             project_id,
             sender,
@@ -48,6 +56,11 @@ impl Dispatch {
     /// Sends a message to the writer. After shutdown it has nowhere to go and is dropped.
     pub(crate) fn send(&self, msg: Msg) {
         let _ = self.sender.send(msg);
+    }
+
+    /// The client's redaction rule (objects and rows are redacted with it before digesting).
+    pub(crate) fn redact_keys(&self) -> &RedactKeys {
+        &self.redact
     }
 
     /// `entity/project`.

@@ -1,7 +1,8 @@
-//! Records to W&B Weave's wire types, on the writer thread: redaction of secret-looking keys,
-//! the size cap on captured values, op objects and their code files, call summaries and
-//! RFC 3339 times. Pure: no I/O, the same records always give the same batch.
+//! Records to W&B Weave's wire types, on the writer thread: redaction of secret-looking keys
+//! (the rule is [`crate::redact`]'s), the size cap on captured values, op objects and their
+//! code files, call summaries and RFC 3339 times. Pure: no I/O, the same records always give the same batch.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::mpsc::SyncSender;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -16,12 +17,10 @@ use weave_types::{
 
 use crate::batch::{Batch, CallItem};
 use crate::record::{CallMsg, End, Msg, OpInfo, Start, Usage};
+use crate::redact::{RedactKeys, Redactor};
 
 /// Largest stored size of one captured value, in bytes of JSON.
 pub const MAX_VALUE_BYTES: usize = 1 << 20;
-
-/// What redacted values are replaced with.
-pub const REDACTED: &str = "REDACTED";
 
 /// Calls per batch at most: a round with more (a burst) is handed to the sink in several
 /// batches, so that the encoded form of a burst never sits in memory whole.
@@ -61,116 +60,6 @@ pub fn cap_size(value: Value) -> Value {
         &text[..cut],
         text.len()
     ))
-}
-
-/// Replaces the values of keys that look like secrets by `"REDACTED"`, recursively.
-///
-/// The configured keys are split into words once, and each key's verdict is remembered: the
-/// writer sees the same few keys (argument names, settings) over and over.
-pub struct Redactor {
-    keys: Vec<Vec<String>>,
-    verdicts: HashMap<String, bool>,
-}
-
-/// Verdicts remembered at most; past this (keys made of data), the cache starts over.
-const MAX_VERDICTS: usize = 4096;
-
-impl Redactor {
-    /// A redactor for these keys (see [`Redactor::is_secret`]).
-    pub fn new(keys: &[String]) -> Self {
-        Redactor {
-            keys: keys
-                .iter()
-                .map(|k| split_words(k))
-                .filter(|w| !w.is_empty())
-                .collect(),
-            verdicts: HashMap::new(),
-        }
-    }
-
-    /// Redacts `value` in place.
-    pub fn redact(&mut self, value: &mut Value) {
-        match value {
-            Value::Object(map) => self.redact_map(map),
-            Value::Array(items) => items.iter_mut().for_each(|v| self.redact(v)),
-            _ => {}
-        }
-    }
-
-    /// Redacts a JSON object in place.
-    pub fn redact_map(&mut self, map: &mut Map<String, Value>) {
-        for (k, v) in map.iter_mut() {
-            if self.is_secret(k) {
-                *v = Value::String(REDACTED.into());
-            } else {
-                self.redact(v);
-            }
-        }
-    }
-
-    /// A key is secret when its words (split on `_`, `-`, `.`, space and case changes) contain
-    /// one of the configured keys' words as a contiguous run: `openai_api_key`, `X-Api-Key`,
-    /// `apiKey` and `access_token` match `api_key` / `token`; `max_tokens` does not match
-    /// `token`.
-    pub fn is_secret(&mut self, key: &str) -> bool {
-        if let Some(&secret) = self.verdicts.get(key) {
-            return secret;
-        }
-        let secret = matches_words(&split_words(key), &self.keys);
-        if self.verdicts.len() >= MAX_VERDICTS {
-            self.verdicts.clear();
-        }
-        self.verdicts.insert(key.to_string(), secret);
-        secret
-    }
-}
-
-fn matches_words(words: &[String], keys: &[Vec<String>]) -> bool {
-    keys.iter()
-        .any(|kw| words.windows(kw.len()).any(|w| w == kw.as_slice()))
-}
-
-fn split_words(s: &str) -> Vec<String> {
-    let mut words = Vec::new();
-    let mut cur = String::new();
-    let mut prev_lower = false;
-    for c in s.chars() {
-        if c == '_' || c == '-' || c == '.' || c == ' ' {
-            if !cur.is_empty() {
-                words.push(std::mem::take(&mut cur));
-            }
-            prev_lower = false;
-            continue;
-        }
-        if c.is_uppercase() && prev_lower && !cur.is_empty() {
-            words.push(std::mem::take(&mut cur));
-        }
-        prev_lower = c.is_lowercase() || c.is_ascii_digit();
-        cur.extend(c.to_lowercase());
-    }
-    if !cur.is_empty() {
-        words.push(cur);
-    }
-    words
-}
-
-/// The default secret-looking keys.
-pub fn default_redact_keys() -> Vec<String> {
-    [
-        "api_key",
-        "apikey",
-        "authorization",
-        "auth_headers",
-        "password",
-        "passwd",
-        "token",
-        "secret",
-        "cookie",
-        "private_key",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
 }
 
 /// The client's own attributes (`attributes.weave`), as Weave clients record them.
@@ -275,9 +164,9 @@ pub struct Encoder {
 const MAX_SHARED_SUMMARIES: usize = 256;
 
 impl Encoder {
-    /// An encoder for `project_id` (`entity/project`) redacting `redact_keys`.
-    pub fn new(project_id: &str, redact_keys: &[String]) -> Encoder {
-        let mut redactor = Redactor::new(redact_keys);
+    /// An encoder for `project_id` (`entity/project`) redacting with `keys`.
+    pub fn new(project_id: &str, keys: RedactKeys) -> Encoder {
+        let mut redactor = Redactor::new(keys);
         let mut attributes = client_attributes();
         redactor.redact_map(&mut attributes);
         Encoder {
@@ -343,16 +232,30 @@ impl Encoder {
 
     fn message(&mut self, msg: Msg, batch: &mut Batch, control: &mut Control) {
         match msg {
-            Msg::Object(o) => batch.objs.push(ObjSchemaForInsert {
-                project_id: self.project_id.clone(),
-                object_id: o.name,
-                val: o.val,
-                expected_digest: Some(o.digest),
-                ..Default::default()
-            }),
+            // Objects and rows were redacted before they were digested (their digests are in
+            // refs already); redacting again changes nothing then. Should a producer have
+            // missed it, the secret is still not stored: the store refuses the record, whose
+            // value no longer has the digest it claims, and the loss is reported.
+            Msg::Object(mut o) => {
+                self.redactor.redact(&mut o.val);
+                batch.objs.push(ObjSchemaForInsert {
+                    project_id: self.project_id.clone(),
+                    object_id: o.name,
+                    val: o.val,
+                    expected_digest: Some(o.digest),
+                    ..Default::default()
+                })
+            }
             Msg::Table(t) => batch.tables.push(TableSchemaForInsert {
                 project_id: self.project_id.clone(),
-                rows: t.rows.into_iter().map(|(_, v)| v).collect(),
+                rows: t
+                    .rows
+                    .into_iter()
+                    .map(|(_, mut v)| {
+                        self.redactor.redact(&mut v);
+                        v
+                    })
+                    .collect(),
                 expected_digest: Some(t.digest),
             }),
             Msg::Attributes { id, mut attrs } => {
@@ -429,10 +332,16 @@ impl Encoder {
     fn output(&mut self, e: &mut End) -> (Value, Option<String>, JsonObject) {
         let mut output = cap_size(std::mem::take(&mut e.output));
         self.redactor.redact(&mut output);
-        let exception = e
-            .exception
-            .as_ref()
-            .map(|x| serde_json::to_string(x).unwrap_or_default());
+        let redactor = &mut self.redactor;
+        let exception = e.exception.as_mut().map(|x| {
+            // Error text is often `Debug` text, which may hold a secret field.
+            for text in [&mut x.message, &mut x.traceback] {
+                if let Cow::Owned(t) = redactor.redact_text(text) {
+                    *text = t;
+                }
+            }
+            serde_json::to_string(x).unwrap_or_default()
+        });
         let summary = match &e.usage {
             // Calls without usage share their summary with every call of the same counts.
             None => {
@@ -525,38 +434,6 @@ mod tests {
         line: 7,
     };
 
-    fn is_secret_key(key: &str, keys: &[String]) -> bool {
-        Redactor::new(keys).is_secret(key)
-    }
-
-    #[test]
-    fn secret_keys() {
-        let k = default_redact_keys();
-        for s in [
-            "api_key",
-            "OPENAI_API_KEY",
-            "x-api-key",
-            "apiKey",
-            "Authorization",
-            "access_token",
-            "token",
-            "client_secret",
-            "password",
-        ] {
-            assert!(is_secret_key(s, &k), "{s} should be secret");
-        }
-        for s in [
-            "max_tokens",
-            "prompt_tokens",
-            "tokenizer",
-            "model",
-            "keys",
-            "author",
-        ] {
-            assert!(!is_secret_key(s, &k), "{s} should not be secret");
-        }
-    }
-
     #[test]
     fn cap_size_truncates_with_marker() {
         let big = Value::String("x".repeat(MAX_VALUE_BYTES + 10));
@@ -601,7 +478,7 @@ mod tests {
 
     #[test]
     fn a_round_becomes_weave_records() {
-        let mut enc = Encoder::new("ent/proj", &default_redact_keys());
+        let mut enc = Encoder::new("ent/proj", RedactKeys::defaults());
         let mut batch = Batch::default();
         let mut control = Control::default();
         let mut calls = vec![

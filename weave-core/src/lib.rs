@@ -36,16 +36,18 @@ mod ids;
 mod model;
 mod queue;
 mod record;
+pub mod redact;
 pub mod sink;
 
 pub use client::{flush, init, Settings, WeaveClient};
 pub use config::{default_db_path, parse_project, DB_ENV, DEFAULT_DB};
 pub use context::{add_attributes, add_usage};
 pub use dispatch::DefaultGuard;
-pub use encode::{default_redact_keys, MAX_VALUE_BYTES, REDACTED};
+pub use encode::MAX_VALUE_BYTES;
 pub use error::Error;
 pub use model::{model_version, Model, ModelVersion};
 pub use record::Usage;
+pub use redact::{default_redact_keys, REDACTED};
 /// Trace stores: the `TraceStore` trait and the SQLite store.
 pub use weave_store as store;
 /// Weave's wire types, digests and refs.

@@ -16,6 +16,7 @@ use crate::capture::CaptureRef;
 use crate::context;
 use crate::dispatch::Dispatch;
 use crate::record::{Msg, ObjectRecord, OpInfo};
+use crate::redact::RedactKeys;
 
 /// A versioned model. Derive it with `#[derive(weave::Model)]`; mark the impl blocks holding
 /// its ops with `#[weave::ops]`.
@@ -192,7 +193,13 @@ fn method_op_name(type_name: &str, m: &MethodOp) -> String {
     weave_types::refs::sanitize_object_name(&name)
 }
 
-fn version_with_prefix<M: Model + ?Sized>(m: &M, prefix: String) -> ModelVersion {
+/// The model's version: its value, redacted with `keys` (so that the digest, and the refs
+/// holding it, are of what is stored), and the digest.
+fn version_with_prefix<M: Model + ?Sized>(
+    m: &M,
+    prefix: String,
+    keys: &RedactKeys,
+) -> ModelVersion {
     let type_name = m.weave_type_name();
     let mut val = Map::new();
     val.insert("_type".into(), Value::from(type_name));
@@ -210,7 +217,8 @@ fn version_with_prefix<M: Model + ?Sized>(m: &M, prefix: String) -> ModelVersion
             );
         }
     }
-    let val = Value::Object(val);
+    let mut val = Value::Object(val);
+    keys.redact(&mut val);
     ModelVersion {
         name: weave_types::refs::sanitize_object_name(&m.__weave_object_name()),
         digest: weave_types::digest::object_digest(&val),
@@ -219,9 +227,10 @@ fn version_with_prefix<M: Model + ?Sized>(m: &M, prefix: String) -> ModelVersion
     }
 }
 
-/// Computes a model's value and digest (refs in it name the current client's project).
+/// Computes a model's value and digest (refs in it name the current client's project; values
+/// of secret-looking keys are redacted with its keys, as they are stored).
 pub fn model_version<M: Model + ?Sized>(m: &M) -> ModelVersion {
-    version_with_prefix(m, ref_prefix())
+    version_with_prefix(m, ref_prefix(), &context::redact_keys())
 }
 
 /// Models' refs known on this thread, by client and fingerprint.
@@ -271,7 +280,10 @@ pub(crate) fn model_ref<M: Model + ?Sized>(m: &M) -> Arc<str> {
         let _ = REFS.try_with(|c| c.borrow_mut().scratch = fp);
         return r;
     }
-    let v = version_with_prefix(m, ref_prefix_of(d.as_deref()));
+    let keys = d
+        .as_ref()
+        .map_or_else(RedactKeys::defaults, |d| d.redact_keys().clone());
+    let v = version_with_prefix(m, ref_prefix_of(d.as_deref()), &keys);
     let uri: Arc<str> = v.uri().into();
     if let Some(d) = &d {
         publish(d, m, v);

@@ -1,5 +1,6 @@
 //! Datasets: named, versioned lists of rows, stored as a table with per-row digests.
 
+use std::borrow::Cow;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::sync::OnceLock;
@@ -12,6 +13,7 @@ use crate::context;
 use crate::error::Error;
 use crate::model::{ref_prefix, Model};
 use crate::record::{Msg, TableRecord};
+use crate::redact::RedactKeys;
 
 /// A named list of JSON rows. Publishing stores the rows in a table (one digest per row) and
 /// the dataset as a versioned object: identical rows give identical digests, a changed row a
@@ -20,7 +22,15 @@ use crate::record::{Msg, TableRecord};
 pub struct Dataset {
     name: String,
     rows: Vec<Value>,
-    table: OnceLock<(String, Vec<String>)>,
+    table: OnceLock<Table>,
+}
+
+/// Digests of the rows as stored: redacted with the keys of rule `keys`.
+#[derive(Debug, Clone)]
+struct Table {
+    keys: u64,
+    digest: String,
+    rows: Vec<String>,
 }
 
 impl Clone for Dataset {
@@ -197,27 +207,44 @@ impl Dataset {
         self.table = OnceLock::new();
     }
 
-    /// Digest of each row, in order.
+    /// Digest of each row as stored (values of secret-looking keys redacted with the keys of
+    /// the client in use when first asked), in order.
     pub fn row_digests(&self) -> &[String] {
-        &self.table().1
+        &self.table().rows
     }
 
-    /// Digest of the table of rows.
+    /// Digest of the table of rows as stored (see [`row_digests`](Self::row_digests)).
     pub fn table_digest(&self) -> &str {
-        &self.table().0
+        &self.table().digest
     }
 
-    /// Row digests and the table digest, as a Weave server computes them.
-    fn table(&self) -> &(String, Vec<String>) {
-        self.table.get_or_init(|| {
-            let digests: Vec<String> = self
-                .rows
-                .iter()
-                .map(weave_types::digest::row_digest)
-                .collect();
-            let table = weave_types::digest::table_digest(&digests);
-            (table, digests)
-        })
+    fn table(&self) -> &Table {
+        self.table
+            .get_or_init(|| self.compute_table(&context::redact_keys()))
+    }
+
+    /// Row digests and the table digest under `keys`, as a Weave server computes them from the
+    /// rows stored.
+    fn table_for(&self, keys: &RedactKeys) -> Cow<'_, Table> {
+        let cached = self.table();
+        if cached.keys == keys.id() {
+            Cow::Borrowed(cached)
+        } else {
+            Cow::Owned(self.compute_table(keys))
+        }
+    }
+
+    fn compute_table(&self, keys: &RedactKeys) -> Table {
+        let rows: Vec<String> = self
+            .rows
+            .iter()
+            .map(|r| weave_types::digest::row_digest(&keys.redacted(r)))
+            .collect();
+        Table {
+            keys: keys.id(),
+            digest: weave_types::digest::table_digest(&rows),
+            rows,
+        }
     }
 
     /// Publishes the dataset (rows and object) when tracing is on; returns its ref.
@@ -274,7 +301,11 @@ impl Model for Dataset {
             ("name", Value::from(self.name.clone())),
             (
                 "rows",
-                Value::from(format!("{}table/{}", ref_prefix(), self.table_digest())),
+                Value::from(format!(
+                    "{}table/{}",
+                    ref_prefix(),
+                    self.table_for(&context::redact_keys()).digest
+                )),
             ),
         ]
     }
@@ -284,17 +315,19 @@ impl Model for Dataset {
     fn __weave_fingerprint(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(self.name.as_bytes());
         out.push(0);
-        out.extend_from_slice(self.table_digest().as_bytes());
+        out.extend_from_slice(self.table_for(&context::redact_keys()).digest.as_bytes());
     }
     fn __weave_before_publish(&self) {
         if let Some(d) = context::dispatch() {
-            let (digest, digests) = self.table();
+            let keys = d.redact_keys();
+            let table = self.table_for(keys);
             d.send(Msg::Table(Box::new(TableRecord {
-                digest: digest.clone(),
-                rows: digests
+                digest: table.digest.clone(),
+                rows: table
+                    .rows
                     .iter()
                     .cloned()
-                    .zip(self.rows.iter().cloned())
+                    .zip(self.rows.iter().map(|r| keys.redacted(r).into_owned()))
                     .collect(),
             })));
         }
