@@ -7,6 +7,7 @@
 //! any runtime.
 
 pub(crate) mod calls;
+mod check;
 pub(crate) mod feedback;
 mod objects;
 pub(crate) mod query;
@@ -194,8 +195,9 @@ impl SqliteStore {
     }
 
     /// Opens a store for writing, creating the file if needed (not its directory), in WAL
-    /// mode, and brings its schema up to date. A file that is not a weave store is refused
-    /// before anything in it changes.
+    /// mode, and brings its schema up to date. A file that is not a weave store, or a store
+    /// that SQLite's `quick_check` finds damaged, is refused (a `Schema` error naming the
+    /// file) before anything in it changes.
     pub fn create(path: impl AsRef<Path>) -> Result<SqliteStore> {
         let path = path.as_ref().to_path_buf();
         let at = Location(path.display().to_string().into());
@@ -203,7 +205,9 @@ impl SqliteStore {
         conn.busy_timeout(BUSY_TIMEOUT)
             .map_err(|e| sql_err(&at, e))?;
         // Refuse foreign or corrupt files before changing anything in them (journal mode).
-        schema::check_writable(&conn, &at)?;
+        if schema::check_writable(&conn, &at)? > 0 {
+            check::quick_check(&conn, &at)?;
+        }
         for (k, v) in [
             (
                 "journal_mode",
