@@ -315,7 +315,9 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         .parallelism(args.parallelism)
         .trials(args.trials);
     let results = evaluation.evaluate(&pipeline).await?;
-    client.flush();
+    client
+        .flush()
+        .context("not every trace record of the evaluation was written")?;
 
     let s = &results.summary;
     let passed = &s["score_humaneval_test"]["passed"];
@@ -498,7 +500,9 @@ async fn run_evalplus(
         .parallelism(args.parallelism)
         .trials(args.trials);
     let results = evaluation.evaluate(&pipeline).await?;
-    client.flush();
+    client
+        .flush()
+        .context("not every trace record of the evaluation was written")?;
 
     let s = &results.summary;
     let score = &s["score_evalplus"];

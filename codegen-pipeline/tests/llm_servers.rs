@@ -1282,7 +1282,7 @@ fn the_mode_and_placement_are_recorded_on_the_call() {
         traced_generate(&generator).await.unwrap();
         traced_generate(&generator).await.unwrap();
     });
-    client.flush();
+    client.flush().expect("flush");
     let store = client.store().unwrap();
     let project = client.project_id();
     let mut calls =

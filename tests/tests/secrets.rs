@@ -145,7 +145,7 @@ fn no_secret_reaches_the_sqlite_file_or_its_wal() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("weave.db");
     let client = program(weave::Settings::new("secrets").db_path(&db));
-    client.flush();
+    client.flush().expect("flush");
 
     // What the store says: redacted values where the secrets were, refs that resolve.
     let store = weave_tests::Store::open(&db, "local/secrets");
@@ -219,7 +219,7 @@ fn no_secret_reaches_a_trace_server() {
     let mut config = RemoteConfig::new(server.url());
     config.compress = false;
     let client = program(weave::Settings::new("secrets").trace_server(config));
-    client.flush();
+    client.flush().expect("flush");
     drop(client);
     server.stop();
     let bodies = log.lock().unwrap().clone();

@@ -40,7 +40,7 @@ fn scoped_clients_record_only_their_own_thread_in_parallel() {
                 });
                 // Outside the scope nothing is recorded.
                 outer(7);
-                client.flush();
+                client.flush().expect("flush");
                 (i, sink.calls())
             })
         })
@@ -64,7 +64,7 @@ fn scoped_clients_record_only_their_own_thread_in_parallel() {
     }
     // No client is global: an op here is not recorded anywhere, and flush returns.
     outer(1);
-    weave::flush();
+    weave::flush().expect("flush");
 }
 
 #[test]
@@ -86,7 +86,7 @@ fn a_scoped_call_carries_its_client_to_other_threads() {
         }
         assert_eq!(fan_out(), 6);
     });
-    client.flush();
+    client.flush().expect("flush");
     let calls = sink.calls();
     let root = calls
         .iter()
@@ -110,7 +110,7 @@ fn a_batch_carries_what_a_server_needs() {
         outer(1);
         weave::add_usage("m", weave::Usage::request(1, 2));
     });
-    client.flush();
+    client.flush().expect("flush");
     let batches = sink.batches();
     let all: Batch = batches.into_iter().fold(Batch::default(), |mut acc, b| {
         acc.files.extend(b.files);
@@ -178,7 +178,7 @@ fn a_failing_sink_does_not_stop_the_writer() {
     client.in_scope(|| {
         for round in 0..3 {
             double(round);
-            weave::flush();
+            weave::flush().expect("flush");
         }
     });
     drop(client);
@@ -245,7 +245,7 @@ fn model_refs_follow_the_value_even_when_it_is_mutated_in_place() {
         p.knob.level = 6;
         p.read();
     });
-    client.flush();
+    client.flush().expect("flush");
     let calls = sink.calls();
     let selfs: Vec<String> = calls
         .iter()

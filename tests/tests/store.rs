@@ -210,7 +210,7 @@ fn readers_do_not_block_the_writer() {
     let t = Traced::new("store");
     let path = t.client.db_path().expect("a file").to_path_buf();
     ping(1);
-    weave::flush();
+    weave::flush().expect("flush");
     // A second connection holding a read transaction open...
     let mut reader = Connection::open(&path).expect("reader");
     let tx = reader.transaction().expect("begin");
@@ -223,7 +223,7 @@ fn readers_do_not_block_the_writer() {
     for i in 0..50 {
         ping(i);
     }
-    weave::flush();
+    weave::flush().expect("flush");
     // Another reader sees the new rows; the open transaction keeps its snapshot.
     let other = Store::open(&path, "local/store");
     assert_eq!(other.call_count(), 51);
@@ -236,12 +236,12 @@ fn readers_do_not_block_the_writer() {
 #[test]
 fn flush_makes_records_visible_to_other_connections() {
     // Without a client, flush returns at once.
-    weave::flush();
+    weave::flush().expect("flush");
     let t = Traced::new("store");
     let reader = Store::open(t.client.db_path().expect("a file"), "local/store");
     for round in 1..=5u32 {
         ping(round);
-        weave::flush();
+        weave::flush().expect("flush");
         let calls = reader.calls(None);
         assert_eq!(calls.len(), round as usize);
         let last = calls.last().expect("call");

@@ -195,7 +195,7 @@ fn fixture() -> Fixture {
         temperature: 0.5,
     };
     eval.evaluate(&v1, &rows);
-    client.flush();
+    client.flush().expect("flush");
     drop(_scope);
     drop(client);
 
@@ -742,7 +742,7 @@ fn reads_while_a_program_writes() {
         .init()
         .unwrap();
     add(1, 1);
-    client.flush();
+    client.flush().expect("flush");
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let s2 = stop.clone();
     let writer = std::thread::spawn(move || {
@@ -751,7 +751,7 @@ fn reads_while_a_program_writes() {
             add(i, i);
             i += 1;
             if i % 50 == 0 {
-                weave::flush();
+                weave::flush().expect("flush");
             }
         }
     });

@@ -123,7 +123,7 @@ fn run_scenario(threads: u64, per_thread: u64) {
             .collect()
     });
     let calls_done = start.elapsed();
-    client.flush();
+    client.flush().expect("flush");
     let flushed = start.elapsed();
     let mut all = Histogram::new();
     for h in &hists {

@@ -98,7 +98,7 @@ impl Recording {
             total += start.elapsed();
             left -= n;
             self.calls += n;
-            weave::flush();
+            weave::flush().expect("flush");
             if self.calls >= STORE_CALLS {
                 self.rotate();
             }

@@ -14,9 +14,9 @@ use crate::config::{default_db_path, parse_project};
 use crate::context;
 use crate::dispatch::{self, DefaultGuard, Dispatch};
 use crate::encode::Encoder;
-use crate::error::Error;
+use crate::error::{Error, FlushError};
 use crate::queue::Registry;
-use crate::record::Msg;
+use crate::record::{Losses, Msg};
 use crate::redact::{default_redact_keys, RedactKeys};
 use crate::sink::{spawn_writer, RemoteConfig, RemoteSink, SqliteSink, TraceSink};
 
@@ -28,7 +28,11 @@ pub struct Settings {
     quiet: bool,
     sink: Option<Box<dyn TraceSink>>,
     remote: Option<RemoteConfig>,
+    flush_timeout: Duration,
 }
+
+/// How long a flush waits by default.
+pub const DEFAULT_FLUSH_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl std::fmt::Debug for Settings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -37,6 +41,7 @@ impl std::fmt::Debug for Settings {
             .field("db_path", &self.db_path)
             .field("redact_keys", &self.redact_keys)
             .field("quiet", &self.quiet)
+            .field("flush_timeout", &self.flush_timeout)
             .field("custom_sink", &self.sink.is_some())
             .field("trace_server", &self.remote.as_ref().map(|r| &r.url))
             .finish()
@@ -53,7 +58,17 @@ impl Settings {
             quiet: false,
             sink: None,
             remote: None,
+            flush_timeout: DEFAULT_FLUSH_TIMEOUT,
         }
+    }
+
+    /// How long [`WeaveClient::flush`] and [`flush`] wait for the writer before giving up
+    /// with [`FlushError::TimedOut`] (default: [`DEFAULT_FLUSH_TIMEOUT`]). A trace server
+    /// sink waits for delivery for three quarters of it, so that the flush can say what was
+    /// not delivered.
+    pub fn flush_timeout(mut self, timeout: Duration) -> Self {
+        self.flush_timeout = timeout;
+        self
     }
 
     /// Sends traces to a W&B Weave trace server (`weave serve`, or W&B's) instead of the
@@ -115,10 +130,12 @@ impl Settings {
         let (sink, db_path): (Box<dyn TraceSink>, Option<PathBuf>) = match (self.sink, remote) {
             (Some(sink), _) => (sink, None),
             (None, Some(config)) => {
-                let sink = RemoteSink::new(config).map_err(|source| Error::Io {
-                    path: "weave-remote thread".into(),
-                    source,
-                })?;
+                let sink = RemoteSink::new(config)
+                    .map_err(|source| Error::Io {
+                        path: "weave-remote thread".into(),
+                        source,
+                    })?
+                    .flush_timeout(self.flush_timeout * 3 / 4);
                 server_url = Some(sink.url().to_string());
                 (Box::new(sink), None)
             }
@@ -145,7 +162,13 @@ impl Settings {
                 source,
             })?;
         install_panic_hook();
-        let dispatch = Arc::new(Dispatch::new(project_id, sender, calls, keys));
+        let dispatch = Arc::new(Dispatch::new(
+            project_id,
+            sender,
+            calls,
+            keys,
+            self.flush_timeout,
+        ));
         if !self.quiet {
             match &db_path {
                 None if server_url.is_some() => eprintln!(
@@ -187,19 +210,51 @@ pub fn init(project: &str) -> Result<WeaveClient, Error> {
 }
 
 /// Waits until every record sent so far to the client in use here (this thread's, else the
-/// global one) is written. No-op without a client.
-pub fn flush() {
-    if let Some(d) = context::dispatch() {
-        flush_dispatch(&d);
+/// global one) is written, up to its flush timeout ([`Settings::flush_timeout`]); the error says how many records
+/// were not written since the previous flush, and why. `Ok` without a client.
+pub fn flush() -> Result<(), FlushError> {
+    match context::dispatch() {
+        Some(d) => flush_dispatch(&d),
+        None => Ok(()),
     }
 }
 
-fn flush_dispatch(d: &Dispatch) {
+fn flush_dispatch(d: &Dispatch) -> Result<(), FlushError> {
+    let timeout = d.flush_timeout();
     let (tx, rx) = mpsc::sync_channel(1);
     d.send(Msg::Flush(tx));
-    if rx.recv_timeout(Duration::from_secs(60)).is_err() {
-        tracing::warn!("weave: flush did not complete within 60 s");
+    match rx.recv_timeout(timeout) {
+        Ok(l) if l.is_empty() => Ok(()),
+        Ok(l) => Err(FlushError::NotWritten {
+            lost: l.lost,
+            pending: l.pending,
+            reason: l.reason.unwrap_or_default(),
+        }),
+        Err(mpsc::RecvTimeoutError::Timeout) => Err(FlushError::TimedOut { timeout }),
+        Err(mpsc::RecvTimeoutError::Disconnected) => Err(FlushError::Closed),
     }
+}
+
+/// Says on stderr what a stopped writer did not write (the exit path: nothing else would).
+fn report_exit(outcome: std::thread::Result<Losses>) -> Result<(), FlushError> {
+    let losses = match outcome {
+        Ok(l) if l.is_empty() => return Ok(()),
+        Ok(l) => l,
+        Err(_) => {
+            eprintln!("weave: the trace writer panicked; records not yet written are lost");
+            return Err(FlushError::Closed);
+        }
+    };
+    let reason = losses.reason.unwrap_or_default();
+    eprintln!(
+        "weave: at exit, {} trace record(s) were not written and {} not delivered: {reason}",
+        losses.lost, losses.pending
+    );
+    Err(FlushError::NotWritten {
+        lost: losses.lost,
+        pending: losses.pending,
+        reason,
+    })
 }
 
 /// A running client, returned by [`init`] and [`Settings::build`]. Dropping it flushes,
@@ -209,7 +264,7 @@ pub struct WeaveClient {
     dispatch: Arc<Dispatch>,
     db_path: Option<PathBuf>,
     server_url: Option<String>,
-    writer: Option<JoinHandle<()>>,
+    writer: Option<JoinHandle<Losses>>,
 }
 
 impl WeaveClient {
@@ -228,14 +283,32 @@ impl WeaveClient {
         self.server_url.as_deref()
     }
 
-    /// Waits until everything recorded so far is written.
-    pub fn flush(&self) {
-        flush_dispatch(&self.dispatch);
+    /// Waits until everything recorded so far is written, up to the flush timeout
+    /// ([`Settings::flush_timeout`]); the error says how many records were not written since
+    /// the previous flush, and why.
+    pub fn flush(&self) -> Result<(), FlushError> {
+        flush_dispatch(&self.dispatch)
     }
 
-    /// Flushes and opens the SQLite store for reading (an error with a custom sink).
+    /// Writes everything, stops the writer and says what was not written in all (also
+    /// printed on stderr). Dropping the client does the same, without the result.
+    pub fn shutdown(mut self) -> Result<(), FlushError> {
+        self.stop()
+    }
+
+    fn stop(&mut self) -> Result<(), FlushError> {
+        dispatch::clear_global(&self.dispatch);
+        self.dispatch.send(Msg::Shutdown);
+        match self.writer.take() {
+            Some(w) => report_exit(w.join()),
+            None => Ok(()),
+        }
+    }
+
+    /// Flushes and opens the SQLite store for reading (an error with a custom sink). What a
+    /// failed flush did not write is not in it; [`flush`](Self::flush) says how much.
     pub fn store(&self) -> Result<SqliteStore, Error> {
-        self.flush();
+        let _ = self.flush();
         let path = self.db_path.as_ref().ok_or_else(|| {
             Error::Store(weave_store::StoreError::not_found(
                 "trace store (this client writes to a custom sink)",
@@ -265,10 +338,7 @@ impl WeaveClient {
 
 impl Drop for WeaveClient {
     fn drop(&mut self) {
-        dispatch::clear_global(&self.dispatch);
-        self.dispatch.send(Msg::Shutdown);
-        if let Some(w) = self.writer.take() {
-            let _ = w.join();
-        }
+        // What was not written is on stderr.
+        let _ = self.stop();
     }
 }

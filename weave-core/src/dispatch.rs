@@ -26,6 +26,7 @@ pub(crate) struct Dispatch {
     calls: Arc<Registry>,
     published: Mutex<HashSet<String>>,
     redact: RedactKeys,
+    flush_timeout: std::time::Duration,
 }
 
 impl std::fmt::Debug for Dispatch {
@@ -42,9 +43,11 @@ impl Dispatch {
         sender: mpsc::Sender<Msg>,
         calls: Arc<Registry>,
         redact: RedactKeys,
+        flush_timeout: std::time::Duration,
     ) -> Self {
         Dispatch {
             redact,
+            flush_timeout,
             ref_prefix: format!("weave:///{project_id}/"),
             project_id,
             sender,
@@ -61,6 +64,11 @@ impl Dispatch {
     /// The client's redaction rule (objects and rows are redacted with it before digesting).
     pub(crate) fn redact_keys(&self) -> &RedactKeys {
         &self.redact
+    }
+
+    /// How long a flush of this client waits.
+    pub(crate) fn flush_timeout(&self) -> std::time::Duration {
+        self.flush_timeout
     }
 
     /// `entity/project`.

@@ -16,7 +16,7 @@ use weave_types::{
 };
 
 use crate::batch::{Batch, CallItem};
-use crate::record::{CallMsg, End, Msg, OpInfo, Start, Usage};
+use crate::record::{CallMsg, End, Losses, Msg, OpInfo, Start, Usage};
 use crate::redact::{RedactKeys, Redactor};
 
 /// Largest stored size of one captured value, in bytes of JSON.
@@ -140,7 +140,7 @@ impl std::hash::Hasher for IdHasher {
 #[derive(Debug, Default)]
 pub struct Control {
     /// Flush requests to answer once the round is written.
-    pub flushes: Vec<SyncSender<()>>,
+    pub flushes: Vec<SyncSender<Losses>>,
     /// Whether to stop after the round.
     pub shutdown: bool,
 }

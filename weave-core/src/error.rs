@@ -1,6 +1,7 @@
 //! Errors of the weave library.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// Everything that can go wrong in weave's own code.
 #[derive(Debug, thiserror::Error)]
@@ -42,4 +43,44 @@ pub enum Error {
     /// An evaluation's settings are invalid.
     #[error("evaluation: {0}")]
     Evaluation(String),
+}
+
+/// A flush that could not confirm every record written. The records it counts are not in the
+/// store; what was written is kept.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FlushError {
+    /// The sink failed to write records since the previous flush.
+    #[error(
+        "{lost} trace record(s) not written and {pending} not delivered yet since the last \
+         flush: {reason}"
+    )]
+    NotWritten {
+        /// Records lost for good.
+        lost: u64,
+        /// Records not delivered yet (a remote sink keeps trying them until shutdown).
+        pending: u64,
+        /// The first failure.
+        reason: String,
+    },
+    /// The writer did not finish within the flush timeout (`Settings::flush_timeout`); the
+    /// records are still queued and may yet be written.
+    #[error("flush gave up after {timeout:?}: the trace writer has not caught up yet")]
+    TimedOut {
+        /// How long it waited.
+        timeout: Duration,
+    },
+    /// The client's writer has stopped (its thread panicked); nothing more is written.
+    #[error("the trace writer has stopped; records sent to it are lost")]
+    Closed,
+}
+
+impl FlushError {
+    /// Records known not to be written (lost for good), if the error counts them.
+    pub fn lost(&self) -> Option<u64> {
+        match self {
+            FlushError::NotWritten { lost, .. } => Some(*lost),
+            _ => None,
+        }
+    }
 }

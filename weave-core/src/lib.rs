@@ -39,12 +39,12 @@ mod record;
 pub mod redact;
 pub mod sink;
 
-pub use client::{flush, init, Settings, WeaveClient};
+pub use client::{flush, init, Settings, WeaveClient, DEFAULT_FLUSH_TIMEOUT};
 pub use config::{default_db_path, parse_project, DB_ENV, DEFAULT_DB};
 pub use context::{add_attributes, add_usage};
 pub use dispatch::DefaultGuard;
 pub use encode::MAX_VALUE_BYTES;
-pub use error::Error;
+pub use error::{Error, FlushError};
 pub use model::{model_version, Model, ModelVersion};
 pub use record::Usage;
 pub use redact::{default_redact_keys, REDACTED};

@@ -165,6 +165,25 @@ pub struct TableRecord {
     pub rows: Vec<(String, Value)>,
 }
 
+/// Records a sink failed to write: the writer's answer to a flush (since the previous
+/// answer), and its count at shutdown (in all).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Losses {
+    /// Records lost for good.
+    pub lost: u64,
+    /// Records not delivered yet (a remote sink keeps trying them).
+    pub pending: u64,
+    /// The first failure.
+    pub reason: Option<String>,
+}
+
+impl Losses {
+    /// Whether nothing was lost or left pending.
+    pub fn is_empty(&self) -> bool {
+        self.lost == 0 && self.pending == 0
+    }
+}
+
 /// What goes over the channel to the writer; big messages are boxed. Call records go
 /// through the per-thread buffers instead.
 pub enum Msg {
@@ -186,8 +205,8 @@ pub enum Msg {
         /// Its stored name.
         name: String,
     },
-    /// Answer once everything sent before is written.
-    Flush(SyncSender<()>),
+    /// Answer once everything sent before is written, with what was not.
+    Flush(SyncSender<Losses>),
     /// Write what is pending and stop.
     Shutdown,
 }

@@ -92,7 +92,7 @@ async fn main() -> anyhow::Result<()> {
             serde_json::Value::Object(r.scores.clone())
         );
     }
-    client.flush();
+    client.flush()?;
     let db = client.db_path().expect("the SQLite store").to_path_buf();
     println!(
         "\nTraces: {} — try `cargo run -p weave-cli -- --db {} evals`",

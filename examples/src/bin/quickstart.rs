@@ -65,7 +65,7 @@ async fn main() -> anyhow::Result<()> {
     let failed = summarize_all(&model, vec![" ".into()]).await;
     println!("{failed:?}");
 
-    client.flush();
+    client.flush()?;
     // Read back through the store's interface (the same one the CLI and a server use).
     let store = client.store()?;
     let db = store.path().display().to_string();

@@ -34,7 +34,7 @@ fn main() {
         }
         writeln!(out, "finished {finished}").expect("stdout");
         if burst % 40 == 39 {
-            weave::flush();
+            weave::flush().expect("flush");
             writeln!(out, "flushed {finished}").expect("stdout");
         }
         out.flush().expect("stdout");

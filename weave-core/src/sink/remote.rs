@@ -88,11 +88,8 @@ impl TraceSink for RemoteSink {
 
     fn shutdown(&mut self) -> Result<(), SinkError> {
         match self.client.take() {
-            Some(c) => c.shutdown(self.flush_timeout).map_err(|e| {
-                // The program is ending: say so where its user looks, whatever the logging.
-                eprintln!("weave: {e}");
-                undelivered(e)
-            }),
+            // The writer reports it (on stderr too: the program is ending).
+            Some(c) => c.shutdown(self.flush_timeout).map_err(undelivered),
             None => Ok(()),
         }
     }

@@ -1,17 +1,19 @@
 //! The background writer thread: every few milliseconds (and at once on a message) it
 //! collects the per-thread call buffers and the channel, encodes the round, and hands the
-//! batch to the sink.
+//! batch to the sink. It counts what the sink fails to write, says so on stderr the first
+//! time (whatever the logging setup), answers each flush with the count since the previous
+//! one, and returns the total when it stops.
 
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use super::TraceSink;
+use super::{SinkError, TraceSink};
 use crate::batch::Batch;
 use crate::encode::{Control, Encoder};
 use crate::queue::Registry;
-use crate::record::{CallMsg, Msg};
+use crate::record::{CallMsg, Losses, Msg};
 
 /// How often the writer collects the per-thread buffers: bounds what a crash loses.
 const INTERVAL: Duration = Duration::from_millis(10);
@@ -26,6 +28,41 @@ struct Writer {
     spares: Vec<Vec<CallMsg>>,
     /// Reused from round to round.
     batch: Batch,
+    losses: LossBook,
+}
+
+/// What the sink failed to write.
+#[derive(Default)]
+struct LossBook {
+    /// Since the last flush answer.
+    since_flush: Losses,
+    /// Since the start (`pending`: as last reported).
+    total: Losses,
+    /// Whether the first failure was printed.
+    told: bool,
+}
+
+impl LossBook {
+    fn note(&mut self, e: &SinkError) {
+        let (lost, pending) = match e {
+            SinkError::Dropped { n, .. } => (*n as u64, 0),
+            SinkError::Undelivered { pending, lost, .. } => (*lost as u64, *pending as u64),
+        };
+        for l in [&mut self.since_flush, &mut self.total] {
+            l.lost += lost;
+            l.pending = pending;
+            l.reason.get_or_insert_with(|| e.to_string());
+        }
+        tracing::error!("weave: {e}");
+        if !self.told {
+            self.told = true;
+            // Where the user looks even without a tracing subscriber; once, not per batch.
+            eprintln!(
+                "weave: {e}\nweave: trace records are not being written; `flush()` returns \
+                 how many, and the count is reported at exit"
+            );
+        }
+    }
 }
 
 /// Starts the writer thread; it stops after a `Shutdown` message (or when every sender is
@@ -35,13 +72,14 @@ pub(crate) fn spawn_writer(
     encoder: Encoder,
     rx: Receiver<Msg>,
     calls: Arc<Registry>,
-) -> std::io::Result<JoinHandle<()>> {
+) -> std::io::Result<JoinHandle<Losses>> {
     let mut writer = Writer {
         sink,
         encoder,
         calls,
         spares: Vec::new(),
         batch: Batch::default(),
+        losses: LossBook::default(),
     };
     std::thread::Builder::new()
         .name("weave-writer".into())
@@ -49,7 +87,8 @@ pub(crate) fn spawn_writer(
 }
 
 impl Writer {
-    fn run(&mut self, rx: Receiver<Msg>) {
+    /// Runs until shutdown; returns what was not written in all.
+    fn run(&mut self, rx: Receiver<Msg>) -> Losses {
         loop {
             // Channel messages first, then the buffers: a message (attributes, flush) sent
             // after a call record finds that record collected in the same round.
@@ -71,17 +110,20 @@ impl Writer {
             }
             if !control.flushes.is_empty() {
                 if let Err(e) = self.sink.flush() {
-                    tracing::error!("weave: {e}");
+                    self.losses.note(&e);
                 }
-            }
-            for f in control.flushes {
-                let _ = f.send(());
+                let answer = std::mem::take(&mut self.losses.since_flush);
+                for f in control.flushes {
+                    let _ = f.send(answer.clone());
+                }
             }
             if stop {
                 if let Err(e) = self.sink.shutdown() {
-                    tracing::error!("weave: {e}");
+                    self.losses.note(&e);
+                } else {
+                    self.losses.total.pending = 0;
                 }
-                return;
+                return std::mem::take(&mut self.losses.total);
             }
         }
     }
@@ -94,10 +136,11 @@ impl Writer {
         }
         self.batch.clear();
         let sink = &mut self.sink;
+        let losses = &mut self.losses;
         let mut write = |batch: &mut Batch| {
             if !batch.is_empty() {
                 if let Err(e) = sink.write(batch) {
-                    tracing::error!("weave: writing traces failed: {e}");
+                    losses.note(&e);
                 }
             }
             batch.clear();
