@@ -205,3 +205,34 @@ fn write_errors_reach_stderr_once_and_the_exit_reports_the_total() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_flush_gives_up_after_its_timeout_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("weave.db");
+    let client = weave::Settings::new("slow")
+        .db_path(&db)
+        .flush_timeout(Duration::from_millis(300))
+        .quiet()
+        .build()
+        .unwrap();
+    ten_calls(&client);
+    client.flush().expect("healthy");
+    // Another process holds the write lock: the writer waits for it (up to its busy timeout).
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    ten_calls(&client);
+    let err = client.flush().expect_err("the writer is blocked");
+    assert_eq!(
+        err,
+        FlushError::TimedOut {
+            timeout: Duration::from_millis(300)
+        }
+    );
+    conn.execute_batch("COMMIT").unwrap();
+    drop(conn);
+    // The records were queued, not lost: written once the lock is free.
+    client.flush().expect("written after the lock is released");
+    let store = weave_tests::Store::open(&db, "local/slow");
+    assert_eq!(store.call_count(), 20);
+}

@@ -43,6 +43,10 @@ pub enum Error {
     /// An evaluation's settings are invalid.
     #[error("evaluation: {0}")]
     Evaluation(String),
+    /// Trace records were not written (from [`FlushError`], so that `client.flush()?` works
+    /// in a function returning this error).
+    #[error(transparent)]
+    Flush(#[from] FlushError),
 }
 
 /// A flush that could not confirm every record written. The records it counts are not in the

@@ -10,7 +10,7 @@
 //!
 //! let client = weave::init("my-team/my-project").unwrap();
 //! add(1, 2); // recorded: inputs, output, timing, op version
-//! client.flush();
+//! client.flush().unwrap(); // every record written, or how many were not
 //! ```
 //!
 //! Data flows one way: the macros call [`__private`] -> the call path (`call`, [`context`],

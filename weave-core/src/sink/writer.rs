@@ -113,8 +113,14 @@ impl Writer {
                     self.losses.note(&e);
                 }
                 let answer = std::mem::take(&mut self.losses.since_flush);
-                for f in control.flushes {
-                    let _ = f.send(answer.clone());
+                let heard = control
+                    .flushes
+                    .into_iter()
+                    .filter(|f| f.send(answer.clone()).is_ok())
+                    .count();
+                if heard == 0 {
+                    // Every flusher gave up waiting: the next flush reports these.
+                    self.losses.since_flush = answer;
                 }
             }
             if stop {
