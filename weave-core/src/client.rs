@@ -210,8 +210,9 @@ pub fn init(project: &str) -> Result<WeaveClient, Error> {
 }
 
 /// Waits until every record sent so far to the client in use here (this thread's, else the
-/// global one) is written, up to its flush timeout ([`Settings::flush_timeout`]); the error says how many records
-/// were not written since the previous flush, and why. `Ok` without a client.
+/// global one) is written, up to its flush timeout ([`Settings::flush_timeout`]); the error
+/// says how many records were not written since the previous flush, and why. `Ok` without a
+/// client.
 pub fn flush() -> Result<(), FlushError> {
     match context::dispatch() {
         Some(d) => flush_dispatch(&d),
@@ -246,9 +247,13 @@ fn report_exit(outcome: std::thread::Result<Losses>) -> Result<(), FlushError> {
         }
     };
     let reason = losses.reason.unwrap_or_default();
+    let pending = match losses.pending {
+        0 => String::new(),
+        n => format!(" and {n} not delivered"),
+    };
     eprintln!(
-        "weave: at exit, {} trace record(s) were not written and {} not delivered: {reason}",
-        losses.lost, losses.pending
+        "weave: at exit, {} trace record(s) were not written{pending}: {reason}",
+        losses.lost
     );
     Err(FlushError::NotWritten {
         lost: losses.lost,
