@@ -175,12 +175,21 @@ fn a_failing_sink_does_not_stop_the_writer() {
         .quiet()
         .build()
         .expect("build");
-    client.in_scope(|| {
-        for round in 0..3 {
-            double(round);
-            weave::flush().expect("flush");
-        }
+    let flushed: Vec<Result<(), weave::FlushError>> = client.in_scope(|| {
+        (0..3)
+            .map(|round| {
+                double(round);
+                weave::flush()
+            })
+            .collect()
     });
+    // Each flush says whether its round's batch was written, and why not.
+    assert!(flushed[1].is_ok(), "{flushed:?}");
+    for f in [&flushed[0], &flushed[2]] {
+        let e = f.as_ref().expect_err("the sink refused the batch");
+        assert!(e.lost().is_some_and(|n| n >= 1), "{e}");
+        assert!(e.to_string().contains("the test said so"), "{e}");
+    }
     drop(client);
     let seen = sink.seen.lock().expect("lock");
     assert_eq!(seen.len(), 3, "{seen:?}");
