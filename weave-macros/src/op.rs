@@ -85,17 +85,6 @@ impl Parse for OpArgs {
     }
 }
 
-/// Whether the declared return type is a `Result` (by its last path segment).
-fn returns_result(ret: &ReturnType) -> bool {
-    match ret {
-        ReturnType::Type(_, ty) => match &**ty {
-            Type::Path(p) => p.path.segments.last().is_some_and(|s| s.ident == "Result"),
-            _ => false,
-        },
-        ReturnType::Default => false,
-    }
-}
-
 fn is_impl_trait(ret: &ReturnType) -> bool {
     matches!(ret, ReturnType::Type(_, ty) if contains_impl_trait(ty))
 }
@@ -252,26 +241,18 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenS
         quote!(::core::option::Option::None)
     };
 
-    let output_capture = if returns_result(&sig.output) {
-        quote! {
-            |__weave_out| {
-                #[allow(unused_imports)]
-                use ::weave::__private::capture::{CaptureModel as _, CaptureSerialize as _, CaptureDebug as _, CaptureAny as _, ErrError as _, ErrDisplay as _, ErrDebug as _, ErrAny as _};
-                match __weave_out {
-                    ::core::result::Result::Ok(__weave_v) => ::weave::__private::Outcome::ok(
-                        (&&&&::weave::__private::capture::Wrap(__weave_v)).__weave_capture()),
-                    ::core::result::Result::Err(__weave_e) => ::weave::__private::Outcome::err(
-                        (&&&&::weave::__private::capture::Wrap(__weave_e)).__weave_error()),
-                }
-            }
-        }
-    } else {
-        quote! {
-            |__weave_out| {
-                #[allow(unused_imports)]
-                use ::weave::__private::capture::{CaptureModel as _, CaptureSerialize as _, CaptureDebug as _, CaptureAny as _};
-                ::weave::__private::Outcome::ok(
-                    (&&&&::weave::__private::capture::Wrap(__weave_out)).__weave_capture())
+    // Whether the output is a `Result` is decided by the type system (`SplitResult`), so an
+    // alias such as `type Fallible<T> = Result<T, E>` is recognised and a type of the user's
+    // own named `Result` is not.
+    let output_capture = quote! {
+        |__weave_out| {
+            #[allow(unused_imports)]
+            use ::weave::__private::capture::{CaptureModel as _, CaptureSerialize as _, CaptureDebug as _, CaptureAny as _, ErrError as _, ErrDisplay as _, ErrDebug as _, ErrAny as _, SplitResult as _, SplitValue as _};
+            match (&&::weave::__private::capture::Wrap(__weave_out)).__weave_split() {
+                ::core::result::Result::Ok(__weave_v) => ::weave::__private::Outcome::ok(
+                    (&&&&::weave::__private::capture::Wrap(__weave_v)).__weave_capture()),
+                ::core::result::Result::Err(__weave_e) => ::weave::__private::Outcome::err(
+                    (&&&&::weave::__private::capture::Wrap(__weave_e)).__weave_error()),
             }
         }
     };
