@@ -118,7 +118,9 @@ fn fixture() -> Fixture {
         "_bases": ["Object", "BaseModel"], "name": "directions",
         "scorers": [format!("weave:///{PROJECT}/object/rank:{rank_digest}")], "trials": 1});
     let eval_digest = weave::digest::object_digest(&eval_val);
-    let ev = Eval(format!("weave:///{PROJECT}/object/directions:{eval_digest}"));
+    let ev = Eval(format!(
+        "weave:///{PROJECT}/object/directions:{eval_digest}"
+    ));
     let n = |x: f64| json!(x);
     let a_rows: Vec<(&'static str, Scores)> = vec![
         ("r1", vec![("abs_err", n(0.5)), ("correct", json!(true))]),
@@ -126,7 +128,10 @@ fn fixture() -> Fixture {
         ("r3", vec![("abs_err", n(0.1)), ("correct", json!(true))]),
         ("r4", vec![("abs_err", n(0.5)), ("correct", json!(true))]),
         ("r5", vec![("rank", n(3.0))]),
-        ("r6", vec![("correct", json!(true)), ("failing_scorer", Value::Null)]),
+        (
+            "r6",
+            vec![("correct", json!(true)), ("failing_scorer", Value::Null)],
+        ),
     ];
     let b_rows: Vec<(&'static str, Scores)> = vec![
         // Lower abs_err: better.
@@ -139,7 +144,10 @@ fn fixture() -> Fixture {
         ("r4", vec![("abs_err", n(0.1)), ("correct", json!(false))]),
         // Declared lower-is-better, going down.
         ("r5", vec![("rank", n(1.0))]),
-        ("r6", vec![("correct", json!(true)), ("failing_scorer", Value::Null)]),
+        (
+            "r6",
+            vec![("correct", json!(true)), ("failing_scorer", Value::Null)],
+        ),
     ];
     let model_a = Model {
         outputs: vec![
@@ -251,9 +259,21 @@ fn compare_classifies_rows_by_verdicts_and_direction() {
     assert_eq!(change("r1"), json!("improvement"), "abs_err went down");
     assert_eq!(change("r2"), json!("regression"), "abs_err went up");
     assert_eq!(change("r3"), json!("changed"), "predict failed on B");
-    assert_eq!(change("r4"), json!("changed"), "one score better, one worse");
-    assert_eq!(change("r5"), json!("improvement"), "declared lower-is-better");
-    assert_eq!(rows.as_array().unwrap().len(), 5, "r6 is the same: {rows:#}");
+    assert_eq!(
+        change("r4"),
+        json!("changed"),
+        "one score better, one worse"
+    );
+    assert_eq!(
+        change("r5"),
+        json!("improvement"),
+        "declared lower-is-better"
+    );
+    assert_eq!(
+        rows.as_array().unwrap().len(),
+        5,
+        "r6 is the same: {rows:#}"
+    );
     let metric = |m: &str| {
         cj["summary"]
             .as_array()
@@ -269,7 +289,8 @@ fn compare_classifies_rows_by_verdicts_and_direction() {
         json!("higher")
     );
 
-    let text = String::from_utf8(weave_cmd(&f.db, &["compare", &f.run_a, &f.run_b]).stdout).unwrap();
+    let text =
+        String::from_utf8(weave_cmd(&f.db, &["compare", &f.run_a, &f.run_b]).stdout).unwrap();
     assert!(text.contains("5 differ: 1 regressed, 2 improved"), "{text}");
 }
 
@@ -281,11 +302,19 @@ fn op_names_match_as_users_write_them() {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|c| c["op_name"].as_str().unwrap().contains("/op/Model.predict:"))
+        .filter(|c| {
+            c["op_name"]
+                .as_str()
+                .unwrap()
+                .contains("/op/Model.predict:")
+        })
         .count();
     assert_eq!(predicts, 12);
     for spelled in ["Model.predict", "predict", "PREDICT", "model.Predict"] {
-        let got = json_of(&f.db, &["calls", "--op", spelled, "--json", "--limit", "1000"]);
+        let got = json_of(
+            &f.db,
+            &["calls", "--op", spelled, "--json", "--limit", "1000"],
+        );
         assert_eq!(got.as_array().unwrap().len(), predicts, "--op {spelled}");
     }
     // `evaluate` is the suffix of `Evaluation.evaluate` only.
@@ -328,22 +357,34 @@ fn reading_leaves_no_wal_or_shm_files() {
 #[test]
 fn a_damaged_store_is_named_in_the_error() {
     let f = fixture();
-    let mut bytes = std::fs::read(&f.db).unwrap();
+    let good = std::fs::read(&f.db).unwrap();
     let page = 4096;
-    let pages = bytes.len() / page;
+    let pages = good.len() / page;
     assert!(pages > 8, "{pages} pages");
-    // Every page past the first few: the calls and their indexes.
-    for p in 4..pages {
-        for b in &mut bytes[p * page..(p + 1) * page] {
-            *b = 0xA5;
+    let shown = f.db.display().to_string();
+    let mut failures = 0;
+    // One damaged page at a time, each page in turn (the first holds the schema).
+    for p in 1..pages {
+        let mut bytes = good.clone();
+        bytes[p * page..(p + 1) * page].fill(0xA5);
+        std::fs::write(&f.db, &bytes).unwrap();
+        for args in [
+            &["calls", "--limit", "1000"][..],
+            &["eval", &f.run_a][..],
+            &["ops", "--versions"][..],
+            &["show", "directions"][..],
+            &["trace", &f.run_b][..],
+        ] {
+            let out = weave_cmd(&f.db, args);
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(!err.contains("panicked"), "page {p}: {err}");
+            if !out.status.success() {
+                failures += 1;
+                assert!(err.contains(&shown), "page {p}, weave {args:?}: {err}");
+            }
         }
     }
-    std::fs::write(&f.db, bytes).unwrap();
-    let out = weave_cmd(&f.db, &["calls", "--limit", "1000"]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{err}");
-    assert!(err.contains(&f.db.display().to_string()), "names the file: {err}");
-    assert!(!err.contains("panicked"), "{err}");
+    assert!(failures > 0, "some damage must be noticed");
 }
 
 #[test]
@@ -355,7 +396,10 @@ fn floats_round_trip_exactly() {
     let out = weave_cmd(&f.db, &["eval", &f.run_a, "--json"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains(&format!("{TRICKY:?}")), "{text}");
-    let calls = json_of(&f.db, &["calls", "--op", "Evaluation.predict_and_score", "--json"]);
+    let calls = json_of(
+        &f.db,
+        &["calls", "--op", "Evaluation.predict_and_score", "--json"],
+    );
     for c in calls.as_array().unwrap() {
         let l = c["output"]["model_latency"].as_f64().unwrap();
         assert_eq!(l.to_bits(), TRICKY.to_bits());
