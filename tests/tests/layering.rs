@@ -22,7 +22,12 @@ const CORE: &[(&str, &[&str])] = &[
     ("dispatch", &["queue", "record"]),
     ("context", &["dispatch", "record"]),
     ("capture", &["record"]),
-    ("call", &["context", "dispatch", "ids", "queue", "record"]),
+    // What callers scope around calls (attributes, the call a closure made).
+    ("scope", &["context"]),
+    (
+        "call",
+        &["context", "dispatch", "ids", "queue", "record", "scope"],
+    ),
     ("model", &["capture", "context", "dispatch", "record"]),
     // The writer side: pure encoding, then the sinks.
     ("encode", &["batch", "record"]),

@@ -36,6 +36,7 @@ mod ids;
 mod model;
 mod queue;
 mod record;
+mod scope;
 pub mod sink;
 
 pub use client::{flush, init, Settings, WeaveClient};
@@ -46,6 +47,9 @@ pub use encode::{default_redact_keys, MAX_VALUE_BYTES, REDACTED};
 pub use error::Error;
 pub use model::{model_version, Model, ModelVersion};
 pub use record::Usage;
+pub use scope::{
+    attributes, call, call_async, with_attributes, CallAsync, CallRef, WithAttributes,
+};
 /// Trace stores: the `TraceStore` trait and the SQLite store.
 pub use weave_store as store;
 /// Weave's wire types, digests and refs.
@@ -93,7 +97,8 @@ pub use weave_macros::Model;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::call::{
-        start_async_call, start_call, ActiveCall, AsyncCall, CallFuture, Outcome,
+        start_async_call, start_async_call_with, start_call, start_call_with, ActiveCall,
+        AsyncCall, CallFuture, DisplayName, OpHooks, Outcome,
     };
     /// Value capture (autoref specialisation), for the macros.
     pub mod capture {
@@ -102,5 +107,6 @@ pub mod __private {
     pub use crate::model::{MethodOp, ModelOps, RegisteredOp};
     pub use crate::record::{Inputs, OpInfo};
     pub use inventory;
-    pub use serde_json::Value;
+    pub use serde::Serialize;
+    pub use serde_json::{Map, Value};
 }
