@@ -191,7 +191,8 @@ pub fn with_attributes<F: Future>(attrs: Value, fut: F) -> WithAttributes<F> {
 
 /// Runs `f` and returns its result with the handle of the op call it made: the first call
 /// started directly in `f` (calls nested inside that one are its children, not candidates).
-/// `None` when no call was recorded (no client, or `f` called no op). Like W&B Weave's
+/// `None` when no call was recorded (no client, or `f` called no op). An async op's call
+/// starts when its future is first polled, so for those use [`call_async`]. Like W&B Weave's
 /// `op.call()`:
 ///
 /// ```no_run
