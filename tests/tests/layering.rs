@@ -23,7 +23,12 @@ const CORE: &[(&str, &[&str])] = &[
     ("dispatch", &["queue", "record", "redact"]),
     ("context", &["dispatch", "record", "redact"]),
     ("capture", &["context", "record"]),
-    ("call", &["context", "dispatch", "ids", "queue", "record"]),
+    // What callers scope around calls (attributes, the call a closure made).
+    ("scope", &["context"]),
+    (
+        "call",
+        &["context", "dispatch", "ids", "queue", "record", "scope"],
+    ),
     (
         "model",
         &["capture", "context", "dispatch", "record", "redact"],

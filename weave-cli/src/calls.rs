@@ -13,7 +13,10 @@ use crate::fmt::{self, status_color, Cell, Color, Style, Table};
 /// Filters shared by `calls` and `export`.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct FilterArgs {
-    /// Only calls of this op: a name (`predict`, `Model.predict`), `name:vN`, or an op ref.
+    /// Only calls of this op: a name, `name:vN`, or an op ref. A name matches the op of that
+    /// name, else every op whose part after the last `.` is that name (`predict` matches
+    /// `Model.predict`), else the same ignoring case. A name that matches no op is an error
+    /// (exit status 1) listing the ops there are.
     #[arg(long, value_name = "OP")]
     pub op: Option<String>,
     /// Only calls of this trace (a trace id or any call id in it, or a unique prefix).
@@ -35,11 +38,11 @@ pub struct FilterArgs {
 
 impl FilterArgs {
     pub fn to_query(&self, db: &Db, limit: Option<usize>, oldest_first: bool) -> Result<CallQuery> {
-        let op = match &self.op {
-            Some(op) if !op.starts_with("weave:///") && op.contains(':') => {
-                Some(db.resolve_object(op)?.uri())
-            }
-            other => other.clone(),
+        let ops = match &self.op {
+            Some(op) if op.starts_with("weave:///") => vec![op.clone()],
+            Some(op) if op.contains(':') => vec![db.resolve_object(op)?.uri()],
+            Some(op) => db.match_op_names(op)?,
+            None => Vec::new(),
         };
         let trace_id = match &self.trace {
             Some(t) => Some(db.resolve_call(t)?.trace_id),
@@ -54,7 +57,7 @@ impl FilterArgs {
             None => None,
         };
         Ok(CallQuery {
-            op,
+            ops,
             trace_id,
             parent_id,
             roots: self.roots,

@@ -20,9 +20,9 @@ use crate::fmt;
 /// Environment variable naming the project the CLI looks at (like `--project`).
 pub const PROJECT_ENV: &str = "WEAVE_PROJECT";
 
-/// Opens an SQLite store that must exist.
+/// Opens an SQLite store that must exist, read-only (nothing is left next to the file).
 fn open_existing(path: &Path) -> Result<Arc<dyn TraceStore>> {
-    match SqliteStore::open(path) {
+    match SqliteStore::open_read_only(path) {
         Ok(s) => Ok(Arc::new(s)),
         Err(StoreError::NotFound { .. }) => bail!(
             "no trace store at {} (run a traced program first, or pass --db / set {})",
@@ -54,8 +54,9 @@ pub(crate) fn block<F: Future>(f: F) -> F::Output {
 /// Which calls to list.
 #[derive(Debug, Clone, Default)]
 pub struct CallQuery {
-    /// Op name (`predict`, `Model.predict`: every version) or an op ref (that version).
-    pub op: Option<String>,
+    /// Only calls of these ops: stored op names (every version) or op refs (that version);
+    /// empty: every op.
+    pub ops: Vec<String>,
     /// Only this trace.
     pub trace_id: Option<String>,
     /// Only children of this call.
@@ -150,12 +151,19 @@ impl Db {
 
     fn calls_in(&self, project: &str, q: &CallQuery) -> Result<Vec<CallSchema>> {
         let mut filter = CallsFilter::default();
-        if let Some(op) = &q.op {
-            filter.op_names = Some(vec![if op.starts_with(weave_types::refs::REF_SCHEME) {
-                op.clone()
-            } else {
-                format!("weave:///{project}/op/{op}:*")
-            }]);
+        if !q.ops.is_empty() {
+            filter.op_names = Some(
+                q.ops
+                    .iter()
+                    .map(|op| {
+                        if op.starts_with(weave_types::refs::REF_SCHEME) {
+                            op.clone()
+                        } else {
+                            format!("weave:///{project}/op/{op}:*")
+                        }
+                    })
+                    .collect(),
+            );
         }
         filter.trace_ids = q.trace_id.clone().map(|t| vec![t]);
         filter.parent_ids = q.parent_id.clone().map(|p| vec![p]);
@@ -392,6 +400,49 @@ impl Db {
                 .then(a.project_id.cmp(&b.project_id))
         });
         Ok(all)
+    }
+
+    /// The stored op names that `name` means, as users write op names: the op named exactly
+    /// `name`; else every op whose last `.`-separated part is `name` (`predict` finds
+    /// `Model.predict`); else the same two rules ignoring ASCII case. No match is an error
+    /// that lists the ops there are.
+    pub fn match_op_names(&self, name: &str) -> Result<Vec<String>> {
+        let mut names: Vec<String> = self
+            .latest(Kind::Op)?
+            .into_iter()
+            .map(|o| o.object_id)
+            .collect();
+        names.dedup();
+        let last = |n: &str| n.rsplit('.').next().unwrap_or(n).to_string();
+        let rules: [&dyn Fn(&str) -> bool; 4] = [
+            &|n| n == name,
+            &|n| last(n) == name,
+            &|n| n.eq_ignore_ascii_case(name),
+            &|n| last(n).eq_ignore_ascii_case(name),
+        ];
+        for rule in rules {
+            let found: Vec<String> = names.iter().filter(|n| rule(n)).cloned().collect();
+            if !found.is_empty() {
+                return Ok(found);
+            }
+        }
+        let shown: Vec<&str> = names.iter().take(20).map(String::as_str).collect();
+        bail!(
+            "no op matches `{name}` ({})",
+            if names.is_empty() {
+                "the store has no ops".to_string()
+            } else {
+                format!(
+                    "ops: {}{}",
+                    shown.join(", "),
+                    if names.len() > shown.len() {
+                        ", ..."
+                    } else {
+                        ""
+                    }
+                )
+            }
+        )
     }
 
     /// Names of every object (latest versions) in the projects looked at.

@@ -7,7 +7,7 @@ use anyhow::Result;
 use serde_json::{json, Value};
 
 use crate::db::Db;
-use crate::evalshape::{self, Row, Run};
+use crate::evalshape::{self, Direction, Row, Run};
 use crate::fmt::{self, Cell, Color, Style, Table};
 
 /// `weave evals`.
@@ -186,6 +186,38 @@ enum Change {
     Changed,
 }
 
+/// A matched row's change from A to B, and its gain (the sum of its scores' moves, each
+/// counted positive when it is for the better). A row whose predict failed on one side only
+/// is `Changed`; otherwise each numeric score present on both sides gives a verdict (better,
+/// worse, same) by its direction: only worse ones make a regression, only better ones an
+/// improvement, both (or scores that differ in other ways) a change.
+fn classify(a: &Row, b: &Row, dir: &dyn Fn(&str) -> Direction) -> (Change, f64) {
+    let (mut la, mut lb) = (Vec::new(), Vec::new());
+    evalshape::leaves("", &Value::Object(a.scores.clone()), &mut la);
+    evalshape::leaves("", &Value::Object(b.scores.clone()), &mut lb);
+    let get = |m: &[(String, f64)], k: &str| m.iter().find(|(n, _)| n == k).map(|(_, x)| *x);
+    let (mut better, mut worse, mut gain) = (false, false, 0.0);
+    for (k, x) in &la {
+        if let Some(y) = get(&lb, k) {
+            let g = match dir(k) {
+                Direction::Higher => y - x,
+                Direction::Lower => x - y,
+            };
+            gain += g;
+            better |= g > 0.0;
+            worse |= g < 0.0;
+        }
+    }
+    let change = if a.error.is_some() != b.error.is_some() || better == worse {
+        Change::Changed
+    } else if worse {
+        Change::Regression
+    } else {
+        Change::Improvement
+    };
+    (change, gain)
+}
+
 /// `weave compare <a> <b>`.
 pub fn compare(
     db: &Db,
@@ -215,7 +247,14 @@ pub fn compare(
         .map(|k| (k.clone(), get(&ma, k), get(&mb, k)))
         .collect();
 
-    // Rows matched by example id (or the example itself).
+    // Each scorer's direction: declared by either run's scorer objects, else inferred.
+    let mut declared = evalshape::declared_directions(db, &ra);
+    for (k, d) in evalshape::declared_directions(db, &rb) {
+        declared.entry(k).or_insert(d);
+    }
+    let dir = |path: &str| evalshape::direction(path, &declared);
+
+    // Rows matched by example id (or the example itself), classified by their verdicts.
     let rows_a = evalshape::rows(db, &ra)?;
     let rows_b = evalshape::rows(db, &rb)?;
     let by_key: HashMap<&str, &Row> = rows_b.iter().map(|r| (r.key.as_str(), r)).collect();
@@ -225,28 +264,11 @@ pub fn compare(
         let Some(o) = by_key.get(r.key.as_str()) else {
             continue;
         };
-        let (mut la, mut lb) = (Vec::new(), Vec::new());
-        evalshape::leaves("", &Value::Object(r.scores.clone()), &mut la);
-        evalshape::leaves("", &Value::Object(o.scores.clone()), &mut lb);
-        if r.scores == o.scores {
+        if r.scores == o.scores && r.error.is_some() == o.error.is_some() {
             continue;
         }
-        let (mut down, mut up, mut total) = (false, false, 0.0);
-        for (k, x) in &la {
-            if let Some(y) = get(&lb, k) {
-                total += y - x;
-                down |= y < *x;
-                up |= y > *x;
-            }
-        }
-        let change = if down {
-            Change::Regression
-        } else if up {
-            Change::Improvement
-        } else {
-            Change::Changed
-        };
-        diffs.push((change, total, r, o));
+        let (change, gain) = classify(r, o, &dir);
+        diffs.push((change, gain, r, o));
     }
     diffs.sort_by(|x, y| x.0.cmp(&y.0).then(x.1.total_cmp(&y.1)));
     let only_a = rows_a
@@ -264,15 +286,22 @@ pub fn compare(
             &json!({
                 "a": ra,
                 "b": rb,
-                "summary": metrics.iter().map(|(k, x, y)| json!({
-                    "metric": k, "a": x, "b": y,
-                    "delta": x.zip(*y).map(|(x, y)| y - x),
-                })).collect::<Vec<_>>(),
+                "summary": metrics.iter().map(|(k, x, y)| {
+                    let d = dir(k);
+                    let delta = x.zip(*y).map(|(x, y)| y - x);
+                    json!({
+                        "metric": k, "a": x, "b": y, "delta": delta, "direction": d,
+                        "better": delta.filter(|d| *d != 0.0)
+                            .map(|delta| (delta > 0.0) == (d == Direction::Higher)),
+                    })
+                }).collect::<Vec<_>>(),
                 "rows": diffs.iter().map(|(c, d, r, o)| json!({
-                    "row": r.row, "change": c, "delta": d,
+                    "row": r.row, "change": c, "gain": d,
                     "example": r.example,
-                    "a": {"call_id": r.call_id, "output": r.output, "scores": r.scores},
-                    "b": {"call_id": o.call_id, "output": o.output, "scores": o.scores},
+                    "a": {"call_id": r.call_id, "output": r.output, "scores": r.scores,
+                          "error": r.error},
+                    "b": {"call_id": o.call_id, "output": o.output, "scores": o.scores,
+                          "error": o.error},
                 })).collect::<Vec<_>>(),
                 "only_in_a": only_a,
                 "only_in_b": only_b,
@@ -324,7 +353,7 @@ pub fn compare(
         let (delta, color) = match (x, y) {
             (Some(x), Some(y)) if (y - x).abs() > f64::EPSILON => {
                 let d = y - x;
-                let better = (d > 0.0) != evalshape::lower_is_better(k);
+                let better = (d > 0.0) == (dir(k) == Direction::Higher);
                 let text = if k.contains("latency") {
                     format!(
                         "{}{}",

@@ -8,6 +8,8 @@
 //! `{"output", "scores": {scorer: score}, "model_latency": seconds}`), each with children the
 //! model's predict call and one call per scorer; the last child is `Evaluation.summarize`.
 
+use std::collections::HashMap;
+
 use anyhow::{bail, Result};
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -57,7 +59,11 @@ pub struct Row {
     pub example: Value,
     pub output: Value,
     pub scores: Map<String, Value>,
+    /// Per scorer that failed on this row, its error (the row's `scorer_errors`, and the
+    /// scorer calls that recorded an exception).
+    pub scorer_errors: Map<String, Value>,
     pub latency_s: Option<f64>,
+    /// Why the row has no output (predict failed), or the row's own failure.
     pub error: Option<String>,
 }
 
@@ -127,7 +133,7 @@ pub fn run(db: &Db, call: CallSchema) -> Run {
 /// Runs, newest first.
 pub fn runs(db: &Db, limit: usize) -> Result<Vec<Run>> {
     let calls = db.calls(&CallQuery {
-        op: Some(EVALUATE.into()),
+        ops: vec![EVALUATE.into()],
         limit: Some(limit),
         ..Default::default()
     })?;
@@ -182,11 +188,26 @@ pub fn rows(db: &Db, run: &Run) -> Result<Vec<Row>> {
                 }
             }
         }
+        // Scorer calls are the children after the model's (the first).
+        let mut scorer_errors = out_v["scorer_errors"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        for s in children.iter().skip(1) {
+            if let Some(e) = s.exception_info() {
+                let name = s.op_display_name();
+                let name = name.rsplit('.').next().unwrap_or(name).to_string();
+                scorer_errors
+                    .entry(name)
+                    .or_insert_with(|| Value::String(format!("{}: {}", e.kind, e.message)));
+            }
+        }
         let error = c
             .exception_info()
             .map(|e| format!("{}: {}", e.kind, e.message))
+            .or_else(|| out_v["error"].as_str().map(str::to_string))
             .or_else(|| {
-                children.iter().find_map(|ch| {
+                children.first().and_then(|ch| {
                     ch.exception_info()
                         .map(|e| format!("{}: {}: {}", ch.op_display_name(), e.kind, e.message))
                 })
@@ -201,6 +222,7 @@ pub fn rows(db: &Db, run: &Run) -> Result<Vec<Row>> {
             example,
             output: out_v["output"].clone(),
             scores,
+            scorer_errors,
             latency_s,
             error,
         });
@@ -233,9 +255,99 @@ pub fn leaves(prefix: &str, v: &Value, out: &mut Vec<(String, f64)>) {
     }
 }
 
-/// Whether lower is better for a metric path.
-pub fn lower_is_better(path: &str) -> bool {
-    path.contains("latency") || path.starts_with("errors") || path.contains("error_count")
+/// Which way a score is better.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// Higher is better (the default; `true` beats `false`).
+    Higher,
+    /// Lower is better (errors, losses, latencies).
+    Lower,
+}
+
+impl Direction {
+    /// A declared direction: `lower`/`minimize`/`min`/`lower_is_better`, or
+    /// `higher`/`maximize`/`max`/`higher_is_better` (any case).
+    pub fn parse(s: &str) -> Option<Direction> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "lower" | "minimize" | "min" | "lower_is_better" => Some(Direction::Lower),
+            "higher" | "maximize" | "max" | "higher_is_better" => Some(Direction::Higher),
+            _ => None,
+        }
+    }
+}
+
+/// Name parts that mark a lower-is-better metric (`abs_err`, `loss`, `model_latency`, ...).
+const LOWER_IS_BETTER: &[&str] = &[
+    "err",
+    "error",
+    "errors",
+    "loss",
+    "latency",
+    "distance",
+    "mae",
+    "mse",
+    "rmse",
+    "wer",
+    "cer",
+    "perplexity",
+    "cost",
+    "duration",
+    "elapsed",
+];
+
+/// The direction of a metric path (`abs_err.mean`, `judge.score`): the one its scorer (the
+/// first part) declares, else lower when a part of its name is a known lower-is-better word
+/// (`abs_err` has `err`), else higher (booleans included: `true` is better).
+pub fn direction(path: &str, declared: &HashMap<String, Direction>) -> Direction {
+    let scorer = path.split('.').next().unwrap_or(path);
+    if let Some(d) = declared.get(scorer) {
+        return *d;
+    }
+    let lower = path
+        .split(['.', '_', '-'])
+        .any(|w| LOWER_IS_BETTER.contains(&w.to_ascii_lowercase().as_str()));
+    if lower {
+        Direction::Lower
+    } else {
+        Direction::Higher
+    }
+}
+
+/// The directions the run's scorers declare: each entry of the Evaluation object's `scorers`
+/// that resolves to an object with a `direction` (keyed by its `name`, else its object name).
+pub fn declared_directions(db: &Db, run: &Run) -> HashMap<String, Direction> {
+    let mut out = HashMap::new();
+    let Some(eval) = run
+        .evaluation_ref
+        .as_deref()
+        .and_then(|r| db.resolve_ref(r).ok().flatten())
+    else {
+        return out;
+    };
+    for s in eval.val["scorers"].as_array().into_iter().flatten() {
+        let obj = match s {
+            Value::String(uri) => match db.resolve_ref(uri).ok().flatten() {
+                Some(o) => {
+                    let name = o.val["name"]
+                        .as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| o.object_id.clone());
+                    (name, o.val)
+                }
+                None => continue,
+            },
+            Value::Object(m) => match m.get("name").and_then(Value::as_str) {
+                Some(n) => (n.to_string(), s.clone()),
+                None => continue,
+            },
+            _ => continue,
+        };
+        if let Some(d) = obj.1["direction"].as_str().and_then(Direction::parse) {
+            out.insert(obj.0, d);
+        }
+    }
+    out
 }
 
 /// The one-line headline of a summary: each scorer's main number, then latency and errors.

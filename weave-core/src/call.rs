@@ -11,13 +11,14 @@ use std::sync::{Arc, Once};
 use std::task::{Context, Poll};
 use std::time::SystemTime;
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::context::{self, CallNode};
 use crate::dispatch::{self, Dispatch};
 use crate::ids::new_call_id;
 use crate::queue::ThreadBuffer;
-use crate::record::{CallMsg, End, Exception, Inputs, OpInfo, Start};
+use crate::record::{CallMsg, End, Exception, Inputs, OpInfo, Start, StartExtra};
+use crate::scope;
 
 /// What a call produced.
 #[doc(hidden)]
@@ -68,7 +69,7 @@ pub fn start_call(
     if !dispatch::enabled() {
         return None;
     }
-    begin(op, self_type, inputs, true)
+    begin(op, self_type, inputs, true, None)
 }
 
 /// Starts a call of an async op: like [`start_call`] but the call becomes current only while
@@ -83,7 +84,94 @@ pub fn start_async_call(
     if !dispatch::enabled() {
         return None;
     }
-    begin(op, self_type, inputs, false).map(|call| AsyncCall { call })
+    begin(op, self_type, inputs, false, None).map(|call| AsyncCall { call })
+}
+
+/// How an op's display name is made (`#[weave::op(display_name = ...)]`).
+#[doc(hidden)]
+pub enum DisplayName {
+    /// The same for every call.
+    Static(&'static str),
+    /// Computed from the call's inputs (after `postprocess_inputs`).
+    Computed(fn(&Map<String, Value>) -> String),
+}
+
+/// Options of an op that change what its calls record, from `#[weave::op(display_name = ...,
+/// postprocess_inputs = ...)]`. Ops without them start through [`start_call`].
+#[doc(hidden)]
+pub struct OpHooks {
+    /// The call's display name.
+    pub display_name: Option<DisplayName>,
+    /// Rewrites the captured inputs before they are recorded.
+    pub postprocess_inputs: Option<PostprocessInputs>,
+}
+
+/// A `postprocess_inputs` hook: the captured inputs in, the inputs to record out.
+#[doc(hidden)]
+pub type PostprocessInputs = fn(Map<String, Value>) -> Map<String, Value>;
+
+/// [`start_call`] for an op with [`OpHooks`].
+#[doc(hidden)]
+#[inline]
+pub fn start_call_with(
+    op: &'static OpInfo,
+    hooks: &OpHooks,
+    self_type: Option<&'static str>,
+    inputs: impl FnOnce(&mut Inputs),
+) -> Option<ActiveCall> {
+    if !dispatch::enabled() {
+        return None;
+    }
+    begin(op, self_type, inputs, true, Some(hooks))
+}
+
+/// [`start_async_call`] for an op with [`OpHooks`].
+#[doc(hidden)]
+#[inline]
+pub fn start_async_call_with(
+    op: &'static OpInfo,
+    hooks: &OpHooks,
+    self_type: Option<&'static str>,
+    inputs: impl FnOnce(&mut Inputs),
+) -> Option<AsyncCall> {
+    if !dispatch::enabled() {
+        return None;
+    }
+    begin(op, self_type, inputs, false, Some(hooks)).map(|call| AsyncCall { call })
+}
+
+/// The rarer parts of a start: the op's hooks applied to the captured inputs, and the
+/// attributes of the scopes the call started in.
+#[cold]
+fn start_extra(
+    hooks: Option<&OpHooks>,
+    captured: &mut Inputs,
+    attributes: Option<Arc<Map<String, Value>>>,
+) -> Box<StartExtra> {
+    let mut extra = StartExtra {
+        attributes,
+        ..StartExtra::default()
+    };
+    if let Some(h) = hooks {
+        let computed = matches!(h.display_name, Some(DisplayName::Computed(_)));
+        if h.postprocess_inputs.is_some() || computed {
+            let mut map: Map<String, Value> = std::mem::take(captured)
+                .into_values()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect();
+            if let Some(post) = h.postprocess_inputs {
+                map = post(map);
+            }
+            if let Some(DisplayName::Computed(f)) = h.display_name {
+                extra.display_name = Some(f(&map));
+            }
+            extra.inputs = Some(map);
+        }
+        if let Some(DisplayName::Static(name)) = h.display_name {
+            extra.display_name = Some(name.to_string());
+        }
+    }
+    Box::new(extra)
 }
 
 /// This thread's buffer for a new call and, when the call reports to a scoped client, that
@@ -104,6 +192,7 @@ fn begin(
     self_type: Option<&'static str>,
     inputs: impl FnOnce(&mut Inputs),
     make_current: bool,
+    hooks: Option<&OpHooks>,
 ) -> Option<ActiveCall> {
     let parent = context::current_node();
     let (buffer, scoped) = call_buffer(parent.as_deref())?;
@@ -113,6 +202,9 @@ fn begin(
     let node = Arc::new(CallNode::new(id, parent, scoped));
     let mut captured = Inputs::default();
     inputs(&mut captured);
+    let scoped = scope::on_start(parent_id, id, node.trace_id);
+    let extra =
+        (hooks.is_some() || scoped.is_some()).then(|| start_extra(hooks, &mut captured, scoped));
     buffer.push(CallMsg::Start(Start {
         id,
         trace_id: node.trace_id,
@@ -121,6 +213,7 @@ fn begin(
         self_type,
         started_at,
         inputs: captured,
+        extra,
     }));
     let previous = if make_current {
         Some(context::replace_current(Some(node.clone())))

@@ -5,7 +5,14 @@
 //! [`CaptureRef`] hook) is recorded as its ref, a `serde::Serialize` value as its JSON, a
 //! `Debug` value as its debug text, anything else as its type name. Errors are recorded as
 //! `{type, message, traceback}` using, in order, `std::error::Error` (the source chain becomes
-//! the traceback), `Display`, `Debug`.
+//! the traceback), `Display`, `Debug`. Whether a return value is a `Result` is decided the same
+//! way ([`SplitResult`]), so a `Result` behind a type alias is still recognised.
+//!
+//! The choice is made where the op is defined, from what the compiler knows there: a concrete
+//! type by everything it implements, a generic parameter or `impl Trait` argument by its
+//! declared bounds only (`T: Debug` is captured as Debug text even when the caller passes a
+//! `Serialize` type). `#[weave::op(serialize(arg))]` adds a `Serialize` bound to such an
+//! argument and captures it as JSON ([`serialize`]).
 
 use std::fmt::{Debug, Display};
 
@@ -23,6 +30,45 @@ pub struct Wrap<'a, T: ?Sized>(pub &'a T);
 pub trait CaptureRef {
     /// The value's ref, as a JSON string (publishing the value if needed).
     fn __weave_capture_ref(&self) -> Value;
+}
+
+/// An op's return value split for recording: a `Result` into its `Ok` value or its error.
+/// Implemented for `&Wrap<Result<T, E>>`; everything else falls back to [`SplitValue`]. The
+/// macro calls `(&&Wrap(out)).__weave_split()`.
+#[doc(hidden)]
+pub trait SplitResult {
+    /// The `Ok` type.
+    type Ok;
+    /// The `Err` type.
+    type Err;
+    fn __weave_split(&self) -> Result<&Self::Ok, &Self::Err>;
+}
+impl<T, E> SplitResult for &Wrap<'_, Result<T, E>> {
+    type Ok = T;
+    type Err = E;
+    fn __weave_split(&self) -> Result<&T, &E> {
+        self.0.as_ref()
+    }
+}
+
+/// Any other return value: always an output.
+#[doc(hidden)]
+pub trait SplitValue {
+    /// The value's type.
+    type Ok: ?Sized;
+    fn __weave_split(&self) -> Result<&Self::Ok, &std::convert::Infallible>;
+}
+impl<T: ?Sized> SplitValue for Wrap<'_, T> {
+    type Ok = T;
+    fn __weave_split(&self) -> Result<&T, &std::convert::Infallible> {
+        Ok(self.0)
+    }
+}
+
+/// A value captured as its JSON, for arguments named in `#[weave::op(serialize(...))]`.
+#[doc(hidden)]
+pub fn serialize<T: Serialize + ?Sized>(value: &T) -> Value {
+    <&&Wrap<'_, T> as CaptureSerialize>::__weave_capture(&&&Wrap(value))
 }
 
 /// Highest priority: a value with a ref (a model) is recorded as the ref of its version.

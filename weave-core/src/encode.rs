@@ -314,10 +314,19 @@ impl Encoder {
         r
     }
 
-    fn inputs(&mut self, s: Start) -> (StartParts, Map<String, Value>) {
+    fn inputs(&mut self, mut s: Start) -> (StartParts, Map<String, Value>) {
         let mut inputs = Map::new();
-        for (k, v) in s.inputs.into_values() {
-            inputs.insert(k.to_string(), cap_size(v));
+        match s.extra.as_mut().and_then(|x| x.inputs.take()) {
+            Some(post) => {
+                for (k, v) in post {
+                    inputs.insert(k, cap_size(v));
+                }
+            }
+            None => {
+                for (k, v) in s.inputs.into_values() {
+                    inputs.insert(k.to_string(), cap_size(v));
+                }
+            }
         }
         self.redactor.redact_map(&mut inputs);
         let parts = StartParts {
@@ -358,8 +367,29 @@ impl Encoder {
         (output, exception, summary)
     }
 
-    fn call(&mut self, s: Start, e: Option<End>, batch: &mut Batch) -> CallItem {
+    /// A call's display name and attributes: the client's, with the scoped ones of a call
+    /// that has them (redacted; the client's `weave` key wins).
+    fn extra(&mut self, s: &mut Start) -> (Option<String>, JsonObject) {
+        let Some(extra) = s.extra.as_mut() else {
+            return (None, self.attributes.clone());
+        };
+        let attributes = match extra.attributes.take() {
+            None => self.attributes.clone(),
+            Some(scoped) => {
+                let mut m = std::sync::Arc::unwrap_or_clone(scoped);
+                self.redactor.redact_map(&mut m);
+                for (k, v) in self.attributes.iter() {
+                    m.insert(k.clone(), v.clone());
+                }
+                m.into()
+            }
+        };
+        (extra.display_name.take(), attributes)
+    }
+
+    fn call(&mut self, mut s: Start, e: Option<End>, batch: &mut Batch) -> CallItem {
         let op_name = self.op_ref(&s, batch);
+        let (display_name, attributes) = self.extra(&mut s);
         let (p, inputs) = self.inputs(s);
         match e {
             Some(mut e) => {
@@ -372,7 +402,8 @@ impl Encoder {
                     started_at: p.started_at,
                     ended_at: rfc3339(e.ended_at),
                     parent_id: p.parent_id,
-                    attributes: self.attributes.clone(),
+                    attributes,
+                    display_name,
                     inputs,
                     output,
                     summary,
@@ -387,7 +418,8 @@ impl Encoder {
                 trace_id: Some(p.trace_id),
                 parent_id: p.parent_id,
                 started_at: p.started_at,
-                attributes: self.attributes.clone(),
+                attributes,
+                display_name,
                 inputs,
                 ..Default::default()
             }),
@@ -461,6 +493,7 @@ mod tests {
             self_type: Some("my_crate::Model<u8>"),
             started_at: UNIX_EPOCH + Duration::from_micros(1_500_000),
             inputs: i,
+            extra: None,
         }
     }
 

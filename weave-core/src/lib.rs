@@ -37,6 +37,7 @@ mod model;
 mod queue;
 mod record;
 pub mod redact;
+mod scope;
 pub mod sink;
 
 pub use client::{flush, init, Settings, WeaveClient, DEFAULT_FLUSH_TIMEOUT};
@@ -48,6 +49,9 @@ pub use error::{Error, FlushError};
 pub use model::{model_version, Model, ModelVersion};
 pub use record::Usage;
 pub use redact::{default_redact_keys, REDACTED};
+pub use scope::{
+    attributes, call, call_async, with_attributes, CallAsync, CallRef, WithAttributes,
+};
 /// Trace stores: the `TraceStore` trait and the SQLite store.
 pub use weave_store as store;
 /// Weave's wire types, digests and refs.
@@ -58,19 +62,36 @@ pub use weave_types::{digest, refs};
 /// parent/child nesting and the op's version.
 ///
 /// Works on free functions, `async fn`, methods (`&self`, `&mut self`, `self`), generic
-/// functions and `impl Trait` arguments and returns. A function returning `Result` records an
-/// `Err` as the call's exception (the value is still returned); a panic is recorded, then
-/// resumed.
+/// functions and `impl Trait` arguments and returns. A function returning a `Result` (to the
+/// type system: `anyhow::Result<T>` and aliases such as `type Fallible<T> = Result<T, E>`
+/// count; a type of your own named `Result` does not) records an `Err` as the call's exception
+/// (the value is still returned); a panic is recorded, then resumed.
 ///
 /// Options, as in `tracing::instrument`:
 /// - `name = "..."`: the op's name (default: the function name; `Type.method` for methods).
 /// - `skip(a, b)`: do not record these arguments; `skip_all`: record none.
+/// - `serialize(a, b)`: record these arguments as JSON, adding `serde::Serialize` to their
+///   bounds (`T: Serialize`, `impl Trait + Serialize`): for generic and `impl Trait`
+///   arguments, whose capture otherwise follows their declared bounds only (below).
+/// - `display_name = "..."`, or `display_name = path::to::f` with
+///   `f: fn(&serde_json::Map<String, Value>) -> String` computing it from the call's inputs
+///   (after `postprocess_inputs`), like W&B Weave's `call_display_name`. Stored in the call's
+///   `display_name`.
+/// - `postprocess_inputs = f` with `f: fn(Map<String, Value>) -> Map<String, Value>`: rewrites
+///   the captured inputs before they are recorded (redaction still applies after it).
+/// - `postprocess_output = f` with `f: fn(&T) -> U`: records `f(&output)` (for a `Result`,
+///   `f(&ok_value)`) instead of the output; `U` is captured like any value.
 ///
-/// Values are recorded as JSON through `serde::Serialize` when the type implements it, else
-/// as their `Debug` text, else as their type name; models as their ref. Values larger than
-/// 1 MiB are truncated with a marker. Keys that look like secrets are redacted.
+/// How a value is recorded is decided where the op is defined, from what the compiler knows
+/// about its type there: a model as its ref, a `serde::Serialize` value as its JSON, a `Debug`
+/// value as its debug text, anything else as its type name. A concrete type is judged by
+/// everything it implements; a generic `T` or an `impl Trait` argument only by its declared
+/// bounds, so `T: Debug` records Debug text even when the caller passes a `Serialize` value
+/// (use `serialize(...)`). Values larger than 1 MiB are truncated with a marker. Keys that
+/// look like secrets are redacted.
 ///
-/// When no client is initialised an op costs one atomic load.
+/// See also [`attributes`] (attributes for every call in a scope) and [`call()`] (the id of
+/// the call a closure made). When no client is initialised an op costs one atomic load.
 pub use weave_macros::op;
 
 /// Marks an inherent `impl` block whose `#[weave::op]` methods belong to a model's version:
@@ -95,7 +116,8 @@ pub use weave_macros::Model;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::call::{
-        start_async_call, start_call, ActiveCall, AsyncCall, CallFuture, Outcome,
+        start_async_call, start_async_call_with, start_call, start_call_with, ActiveCall,
+        AsyncCall, CallFuture, DisplayName, OpHooks, Outcome,
     };
     /// Value capture (autoref specialisation), for the macros.
     pub mod capture {
@@ -104,5 +126,6 @@ pub mod __private {
     pub use crate::model::{MethodOp, ModelOps, RegisteredOp};
     pub use crate::record::{Inputs, OpInfo};
     pub use inventory;
-    pub use serde_json::Value;
+    pub use serde::Serialize;
+    pub use serde_json::{Map, Value};
 }

@@ -119,6 +119,20 @@ pub struct Start {
     pub started_at: SystemTime,
     /// Captured inputs.
     pub inputs: Inputs,
+    /// What only some calls have (a display name, scoped attributes, postprocessed inputs);
+    /// boxed so that calls without it stay small.
+    pub extra: Option<Box<StartExtra>>,
+}
+
+/// The rarer parts of a call's start.
+#[derive(Debug, Default)]
+pub struct StartExtra {
+    /// The call's display name.
+    pub display_name: Option<String>,
+    /// Attributes of the scopes the call started in (`weave::attributes`).
+    pub attributes: Option<std::sync::Arc<serde_json::Map<String, Value>>>,
+    /// The inputs as `postprocess_inputs` returned them; replace [`Start::inputs`].
+    pub inputs: Option<serde_json::Map<String, Value>>,
 }
 
 /// A call has ended.

@@ -116,6 +116,9 @@ pub(crate) fn check_project_at(project_id: &str, at: &str, name: &str) -> Result
 struct Inner {
     path: PathBuf,
     at: Location,
+    /// Opened with [`SqliteStore::open_read_only`] on a file no one was writing: readers
+    /// open it `immutable` (no locks, no `-wal`/`-shm` files).
+    immutable: bool,
     writer: Option<Mutex<(Connection, WriteCache)>>,
     readers: Mutex<Vec<Connection>>,
 }
@@ -188,6 +191,7 @@ impl SqliteStore {
             inner: Arc::new(Inner {
                 path,
                 at,
+                immutable: false,
                 writer: writable.then(|| Mutex::new((conn, WriteCache::default()))),
                 readers: Mutex::new(Vec::new()),
             }),
@@ -226,8 +230,41 @@ impl SqliteStore {
             inner: Arc::new(Inner {
                 path,
                 at,
+                immutable: false,
                 writer: Some(Mutex::new((conn, WriteCache::default()))),
                 readers: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    /// Opens an existing store for reading only, leaving nothing next to it: a reader of a
+    /// WAL-mode file otherwise creates `-wal` and `-shm` files that a read-only connection
+    /// cannot remove. When the file has no `-wal` (no program is writing it, and the last
+    /// one closed cleanly) it is opened `immutable`: no locks, no side files; a program that
+    /// starts writing while it is open is not seen. When a `-wal` exists (a program is
+    /// writing, or crashed), it is read through it, read-only, as [`SqliteStore::open`]
+    /// would. A store whose schema is older than this weave's is opened with
+    /// [`SqliteStore::open`] (which upgrades it). Errors as for [`SqliteStore::open`].
+    pub fn open_read_only(path: impl AsRef<Path>) -> Result<SqliteStore> {
+        let path = path.as_ref().to_path_buf();
+        let at = Location(path.display().to_string().into());
+        if !path.is_file() {
+            return Err(StoreError::not_found(format!("trace store {at}")));
+        }
+        let immutable = !side_file(&path, "-wal").exists();
+        let conn = open_reader(&path, &at, immutable)?;
+        let v = schema::check_readable(&conn, &at)?;
+        if v < SCHEMA_VERSION {
+            drop(conn);
+            return SqliteStore::open(path);
+        }
+        Ok(SqliteStore {
+            inner: Arc::new(Inner {
+                path,
+                at,
+                immutable,
+                writer: None,
+                readers: Mutex::new(vec![conn]),
             }),
         })
     }
@@ -244,6 +281,9 @@ impl SqliteStore {
     fn reader(&self) -> Result<Connection> {
         if let Some(c) = lock(&self.inner.readers).pop() {
             return Ok(c);
+        }
+        if self.inner.writer.is_none() {
+            return open_reader(&self.inner.path, self.at(), self.inner.immutable);
         }
         let flags = if self.inner.writer.is_some() {
             OpenFlags::SQLITE_OPEN_READ_WRITE
@@ -317,6 +357,46 @@ impl SqliteStore {
             Err(_) => f(&this),
         }
     }
+}
+
+/// `path` with `suffix` appended (`weave.db` -> `weave.db-wal`).
+fn side_file(path: &Path, suffix: &str) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(suffix);
+    PathBuf::from(p)
+}
+
+/// A read-only connection; `immutable` opens the file through a URI that tells SQLite it
+/// cannot change (no locking, no `-wal`/`-shm`).
+fn open_reader(path: &Path, at: &Location, immutable: bool) -> Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let c = if immutable {
+        Connection::open_with_flags(
+            file_uri(path, "immutable=1"),
+            flags | OpenFlags::SQLITE_OPEN_URI,
+        )
+    } else {
+        Connection::open_with_flags(path, flags)
+    }
+    .map_err(|e| sql_err(at, e))?;
+    c.busy_timeout(BUSY_TIMEOUT).map_err(|e| sql_err(at, e))?;
+    Ok(c)
+}
+
+/// An SQLite `file:` URI for `path` with `query`; `%`, `?` and `#` in the path are escaped.
+fn file_uri(path: &Path, query: &str) -> String {
+    let mut uri = String::from("file:");
+    for ch in path.to_string_lossy().chars() {
+        match ch {
+            '%' => uri.push_str("%25"),
+            '?' => uri.push_str("%3f"),
+            '#' => uri.push_str("%23"),
+            c => uri.push(c),
+        }
+    }
+    uri.push('?');
+    uri.push_str(query);
+    uri
 }
 
 /// One write transaction (see [`SqliteStore::write`]). Each method is atomic on its own: a
