@@ -109,9 +109,10 @@ async fn summary_numbers_match_hand_computed_values() {
     assert_eq!(s["exact"], json!({"true_count": 1, "true_fraction": 0.25}));
     // distance: mean over the 3 scored rows of 0, 1, 4.
     assert_eq!(s["distance"], json!({"mean": 5.0 / 3.0}));
+    // nested: Weave drops the failed row under each key (it has `{}`), so 2 of 3.
     assert_eq!(
         s["nested"],
-        json!({"close": {"true_count": 2, "true_fraction": 0.5}, "error": {"mean": 5.0 / 3.0}})
+        json!({"close": {"true_count": 2, "true_fraction": 2.0 / 3.0}, "error": {"mean": 5.0 / 3.0}})
     );
     // picky failed on row 2 only: its error does not erase the other scores of that row.
     assert_eq!(s["picky"], json!({"true_count": 2, "true_fraction": 0.5}));
@@ -135,6 +136,49 @@ async fn summary_numbers_match_hand_computed_values() {
         .unwrap_or("")
         .contains("negative input -1"));
     assert!(r3.scores.is_empty());
+}
+
+/// A scorer with no verdict for odd inputs (`None` is stored as `null`).
+#[weave::op]
+fn even_only(row: &Row, output: &i64) -> Option<bool> {
+    (row.x % 2 == 0).then_some(row.expected == *output)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_scores_are_dropped_as_weave_drops_them() {
+    let _t = Traced::new("evals");
+    let data = vec![
+        Row { x: 1, expected: 2 }, // no verdict
+        Row { x: 2, expected: 4 }, // true
+        Row { x: 3, expected: 6 }, // no verdict
+        Row { x: 4, expected: 0 }, // false
+    ];
+    let res = Evaluation::new("sparse", Dataset::from_rows("sparse", &data).expect("ds"))
+        .scorer(scorer("even_only", even_only))
+        .progress(false)
+        .evaluate(&Doubler { delay_ms: 0 })
+        .await
+        .expect("evaluate");
+    // Weave's auto_summarize drops the two nulls: 1 of 2, not 1 of 4.
+    assert_eq!(
+        res.summary["even_only"],
+        json!({"true_count": 1, "true_fraction": 0.5})
+    );
+    // Model latency is averaged over every row, as Weave does; outputs (numbers) too.
+    assert!(res.summary["model_latency"]["mean"].as_f64().is_some());
+    assert_eq!(res.summary["output"], json!({"mean": 5.0}));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scorer_may_not_take_a_summary_key() {
+    let _t = Traced::new("evals");
+    let err = Evaluation::new("e", Dataset::from_rows("d", &rows()).expect("ds"))
+        .scorer(scorer("model_latency", exact))
+        .progress(false)
+        .evaluate(&Doubler { delay_ms: 0 })
+        .await
+        .expect_err("reserved name");
+    assert!(err.to_string().contains("`model_latency`"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

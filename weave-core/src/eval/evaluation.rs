@@ -166,6 +166,14 @@ where
         let parallelism = self.effective_parallelism()?;
         let mut names = std::collections::HashSet::new();
         for s in &self.scorers {
+            if RESERVED_SUMMARY_KEYS.contains(&s.name()) {
+                return Err(Error::Evaluation(format!(
+                    "a scorer is named `{}`, a key the summary uses for itself; rename the \
+                     scorer (reserved: {})",
+                    s.name(),
+                    RESERVED_SUMMARY_KEYS.join(", ")
+                )));
+            }
             if !names.insert(s.name().to_string()) {
                 return Err(Error::Evaluation(format!(
                     "two scorers are named `{}`; scorer names must be unique",
@@ -254,7 +262,9 @@ where
             results.lock().unwrap_or_else(|e| e.into_inner()).push(row);
         }
         bar.finish_and_clear();
-        let rows = results.lock().unwrap_or_else(|e| e.into_inner());
+        let mut rows = results.lock().unwrap_or_else(|e| e.into_inner());
+        // Dataset order (then trial), as Weave sorts its rows before summarising.
+        rows.sort_by_key(|r| (r.trial, r.example));
         self.summarize(&rows)
     }
 
@@ -326,39 +336,57 @@ where
 
     #[crate::op(name = "Evaluation.summarize", skip(rows))]
     fn summarize(&self, rows: &[RowResult]) -> Value {
-        let names: Vec<String> = self.scorers.iter().map(|s| s.name().to_string()).collect();
-        let scores: Vec<Map<String, Value>> = rows.iter().map(|r| r.scores.clone()).collect();
-        let examples: Vec<usize> = rows.iter().map(|r| r.example).collect();
-        let mut summary = summarize(&names, &scores, &examples, self.trials);
-        let latencies: Vec<f64> = rows
-            .iter()
-            .filter(|r| r.error.is_none())
-            .map(|r| r.model_latency)
-            .collect();
-        if !latencies.is_empty() {
-            summary.insert(
-                "model_latency".into(),
-                json!({"mean": latencies.iter().sum::<f64>() / latencies.len() as f64}),
-            );
-        }
-        let mut scorer_errors = Map::new();
-        for n in &names {
-            let c = rows
-                .iter()
-                .filter(|r| r.scorer_errors.contains_key(n))
-                .count();
-            scorer_errors.insert(n.clone(), json!(c));
-        }
-        summary.insert(
-            "errors".into(),
-            json!({
-                "predict": rows.iter().filter(|r| r.error.is_some()).count(),
-                "scorers": scorer_errors,
-            }),
-        );
-        summary.insert("rows".into(), json!(rows.len()));
-        Value::Object(summary)
+        summarize_rows(&self.scorer_names(), rows, self.trials)
     }
+
+    fn scorer_names(&self) -> Vec<String> {
+        self.scorers.iter().map(|s| s.name().to_string()).collect()
+    }
+}
+
+/// Keys of an evaluation's summary besides the scorers' (a scorer may not take one).
+pub const RESERVED_SUMMARY_KEYS: [&str; 4] = ["output", "model_latency", "errors", "rows"];
+
+/// The summary of an evaluation's rows, as `Evaluation.summarize` returns it: Weave's keys
+/// (`output` when the outputs can be summarised, one per scorer, `model_latency` over every
+/// row), then this crate's `errors` (`predict` count, `scorers` count per scorer) and `rows`.
+pub fn summarize_rows(scorer_names: &[String], rows: &[RowResult], trials: usize) -> Value {
+    let mut summary = Map::new();
+    let outputs: Vec<Value> = rows
+        .iter()
+        .map(|r| r.output.clone().unwrap_or(Value::Null))
+        .collect();
+    if let Some(s) = super::summary::auto_summarize(&outputs)
+        .filter(|s| s.as_object().is_none_or(|m| !m.is_empty()))
+    {
+        summary.insert("output".into(), s);
+    }
+    let scores: Vec<Map<String, Value>> = rows.iter().map(|r| r.scores.clone()).collect();
+    let examples: Vec<usize> = rows.iter().map(|r| r.example).collect();
+    summary.extend(summarize(scorer_names, &scores, &examples, trials));
+    let latencies: Vec<Value> = rows.iter().map(|r| json!(r.model_latency)).collect();
+    if let Some(s) = super::summary::auto_summarize(&latencies)
+        .filter(|s| s.as_object().is_none_or(|m| !m.is_empty()))
+    {
+        summary.insert("model_latency".into(), s);
+    }
+    let mut scorer_errors = Map::new();
+    for n in scorer_names {
+        let c = rows
+            .iter()
+            .filter(|r| r.scorer_errors.contains_key(n))
+            .count();
+        scorer_errors.insert(n.clone(), json!(c));
+    }
+    summary.insert(
+        "errors".into(),
+        json!({
+            "predict": rows.iter().filter(|r| r.error.is_some()).count(),
+            "scorers": scorer_errors,
+        }),
+    );
+    summary.insert("rows".into(), json!(rows.len()));
+    Value::Object(summary)
 }
 
 impl<Row: 'static, Out: 'static> Model for Evaluation<Row, Out> {

@@ -42,7 +42,10 @@ mod scorer;
 mod summary;
 
 pub use dataset::Dataset;
-pub use evaluation::{Evaluation, EvaluationResults, Predict, RowResult, PARALLELISM_ENV};
+pub use evaluation::{
+    summarize_rows, Evaluation, EvaluationResults, Predict, RowResult, PARALLELISM_ENV,
+    RESERVED_SUMMARY_KEYS,
+};
 pub use scorer::{scorer, try_scorer, BoxError, ScoreFuture, Scorer};
-pub use summary::{pass_at_k, summarize};
+pub use summary::{auto_summarize, pass_at_k, summarize};
 pub use weave_types::eval::{EVALUATE, PREDICT_AND_SCORE, SUMMARIZE};
