@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use super::dataset::Dataset;
+use super::resume::{KeptRow, ResumeFrom, ResumePlan};
 use super::scorer::{BoxError, Scorer};
 use super::summary::summarize;
 use crate::error::Error;
@@ -160,6 +161,60 @@ where
     where
         M: Predict<Row, Output = Out>,
     {
+        self.run(model, None).await
+    }
+
+    /// Reads an interrupted run of this evaluation from `store` (see [`ResumeFrom`]), checks
+    /// that it ran the same model version, dataset version, scorers and trials (else
+    /// [`Error::ResumeRefused`] names what differs, unless `force`), and collects the rows it
+    /// finished. Call it under the client that recorded the run (refs name its project).
+    /// The rules are in the [`resume`](super::resume) module.
+    pub async fn plan_resume<M, S>(
+        &self,
+        store: &S,
+        model: &M,
+        from: &ResumeFrom,
+        force: bool,
+    ) -> Result<ResumePlan, Error>
+    where
+        M: Predict<Row, Output = Out>,
+        S: weave_store::TraceStore,
+    {
+        let project_id = crate::context::dispatch()
+            .map(|d| d.project_id().to_string())
+            .ok_or_else(|| {
+                Error::Evaluation("resuming needs a weave client (call weave::init)".into())
+            })?;
+        let model_version = crate::model::model_version(model);
+        let eval_version = crate::model::model_version(self);
+        let current = super::resume::Current {
+            project_id: &project_id,
+            evaluation_ref: eval_version.uri(),
+            evaluation_name: eval_version.name.clone(),
+            dataset_ref: crate::model::model_ref_value(&self.dataset),
+            scorers: self.scorer_names(),
+            trials: self.trials,
+            model_ref: model_version.uri(),
+            model_name: model_version.name.clone(),
+            row_digests: self.dataset.row_digests(),
+        };
+        super::resume::plan(store, &current, from, force).await
+    }
+
+    /// Runs the rest of an interrupted run: the rows in `plan` are kept (recorded under the
+    /// new run as calls returning the stored result), the others run. The summary and rows
+    /// are those of an uninterrupted run with the same outputs.
+    pub async fn resume<M>(&self, model: &M, plan: ResumePlan) -> Result<EvaluationResults, Error>
+    where
+        M: Predict<Row, Output = Out>,
+    {
+        self.run(model, Some(plan)).await
+    }
+
+    async fn run<M>(&self, model: &M, plan: Option<ResumePlan>) -> Result<EvaluationResults, Error>
+    where
+        M: Predict<Row, Output = Out>,
+    {
         if self.trials == 0 {
             return Err(Error::Evaluation("trials must be at least 1".into()));
         }
@@ -190,7 +245,7 @@ where
         let results = std::sync::Mutex::new(Vec::with_capacity(rows.len() * self.trials));
         let call_id = std::sync::Mutex::new(None);
         let summary = self
-            .evaluate_call(model, &rows, parallelism, &results, &call_id)
+            .evaluate_call(model, &rows, parallelism, &results, &call_id, plan.as_ref())
             .await;
         let mut rows_out = results.into_inner().unwrap_or_else(|e| e.into_inner());
         rows_out.sort_by_key(|r: &RowResult| (r.example, r.trial));
@@ -205,7 +260,7 @@ where
     // attribute takes only a literal; a test checks they agree).
     #[crate::op(
         name = "Evaluation.evaluate",
-        skip(rows, parallelism, results, call_id)
+        skip(rows, parallelism, results, call_id, plan)
     )]
     async fn evaluate_call<M>(
         &self,
@@ -214,12 +269,24 @@ where
         parallelism: usize,
         results: &std::sync::Mutex<Vec<RowResult>>,
         call_id: &std::sync::Mutex<Option<String>>,
+        plan: Option<&ResumePlan>,
     ) -> Value
     where
         M: Predict<Row, Output = Out>,
     {
         *call_id.lock().unwrap_or_else(|e| e.into_inner()) =
             crate::context::current().map(|c| c.call_id());
+        let kept = plan.map(ResumePlan::kept_by_slot).unwrap_or_default();
+        if let Some(plan) = plan {
+            let mut resume = json!({
+                "resumed_from": plan.call_id,
+                "reused_rows": plan.kept.len(),
+            });
+            if !plan.differences.is_empty() {
+                resume["forced"] = json!(plan.differences);
+            }
+            crate::context::add_attributes(json!({ "resume": resume }));
+        }
         let total = rows.len() * self.trials;
         let bar = if self.progress && std::io::stderr().is_terminal() {
             let bar = indicatif::ProgressBar::new(total as u64);
@@ -238,7 +305,8 @@ where
         let mut stream = futures::stream::iter(jobs)
             .map(|(i, trial)| {
                 let example = &self.dataset.rows()[i];
-                self.predict_and_score(model, example, rows[i].clone(), i, trial)
+                let reused = kept.get(&(i, trial)).copied();
+                self.predict_and_score(model, example, rows[i].clone(), i, trial, reused)
                     .map(move |r| (i, trial, r))
             })
             .buffer_unordered(parallelism);
@@ -268,7 +336,7 @@ where
         self.summarize(&rows)
     }
 
-    #[crate::op(name = "Evaluation.predict_and_score", skip(row, index, trial))]
+    #[crate::op(name = "Evaluation.predict_and_score", skip(row, index, trial, reused))]
     async fn predict_and_score<M>(
         &self,
         model: &M,
@@ -276,11 +344,30 @@ where
         row: Arc<Row>,
         index: usize,
         trial: usize,
+        reused: Option<&KeptRow>,
     ) -> PredictAndScore
     where
         M: Predict<Row, Output = Out>,
     {
-        let _ = (index, trial);
+        // Where the row is, so that a resumed run can find it (see `resume`).
+        let mut attrs = json!({"eval_row": {
+            "index": index,
+            "trial": trial,
+            "row_digest": self.dataset.row_digests()[index],
+        }});
+        if let Some(kept) = reused {
+            attrs["resume"] = json!({"reused_from_call": kept.call_id});
+            crate::context::add_attributes(attrs);
+            let r = &kept.result;
+            return PredictAndScore {
+                output: r.output.clone(),
+                scores: r.scores.clone(),
+                model_latency: r.model_latency,
+                error: None,
+                scorer_errors: r.scorer_errors.clone(),
+            };
+        }
+        crate::context::add_attributes(attrs);
         let started = Instant::now();
         let predicted = AssertUnwindSafe(model.predict(&row)).catch_unwind().await;
         let model_latency = started.elapsed().as_secs_f64();

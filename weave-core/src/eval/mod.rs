@@ -38,6 +38,7 @@
 
 mod dataset;
 mod evaluation;
+pub mod resume;
 mod scorer;
 mod summary;
 
@@ -46,6 +47,7 @@ pub use evaluation::{
     summarize_rows, Evaluation, EvaluationResults, Predict, RowResult, PARALLELISM_ENV,
     RESERVED_SUMMARY_KEYS,
 };
+pub use resume::{is_resumable, latest_resumable, KeptRow, ResumeFrom, ResumePlan};
 pub use scorer::{scorer, try_scorer, BoxError, ScoreFuture, Scorer};
 pub use summary::{auto_summarize, pass_at_k, summarize};
 pub use weave_types::eval::{EVALUATE, PREDICT_AND_SCORE, SUMMARIZE};
