@@ -133,6 +133,21 @@ pub async fn latest_resumable<S: TraceStore>(
     evaluation_name: &str,
     model_name: &str,
 ) -> Result<Option<CallSchema>, Error> {
+    Ok(
+        resumable_runs(store, project_id, evaluation_name, model_name)
+            .await?
+            .into_iter()
+            .next(),
+    )
+}
+
+/// Resumable runs of evaluation `evaluation_name` with model `model_name`, newest first.
+async fn resumable_runs<S: TraceStore>(
+    store: &S,
+    project_id: &str,
+    evaluation_name: &str,
+    model_name: &str,
+) -> Result<Vec<CallSchema>, Error> {
     let runs = store
         .calls_query_vec(CallsQueryReq {
             project_id: project_id.to_string(),
@@ -154,7 +169,7 @@ pub async fn latest_resumable<S: TraceStore>(
         .collect();
     Ok(runs
         .iter()
-        .find(|c| {
+        .filter(|c| {
             ref_name(&c.inputs.get("self").cloned().unwrap_or_default()).as_deref()
                 == Some(evaluation_name)
                 && ref_name(&c.inputs.get("model").cloned().unwrap_or_default()).as_deref()
@@ -162,7 +177,8 @@ pub async fn latest_resumable<S: TraceStore>(
                 && is_resumable(c)
                 && !resumed.contains(c.id.as_str())
         })
-        .cloned())
+        .cloned()
+        .collect())
 }
 
 /// Reads the run to resume, checks it against `current`, and collects its finished rows.
@@ -174,13 +190,21 @@ pub(crate) async fn plan<S: TraceStore>(
 ) -> Result<ResumePlan, Error> {
     let project_id = current.project_id;
     let run = match from {
-        ResumeFrom::Latest => latest_resumable(
-            store,
-            project_id,
-            &current.evaluation_name,
-            &current.model_name,
-        )
-        .await?
+        // The latest run of this very model version; else the latest of this model name
+        // (refused below, saying what differs).
+        ResumeFrom::Latest => {
+            let runs = resumable_runs(
+                store,
+                project_id,
+                &current.evaluation_name,
+                &current.model_name,
+            )
+            .await?;
+            let same = runs.iter().position(|c| {
+                c.inputs.get("model").and_then(Value::as_str) == Some(&current.model_ref)
+            });
+            runs.into_iter().nth(same.unwrap_or(0))
+        }
         .ok_or_else(|| Error::NothingToResume {
             evaluation: current.evaluation_name.clone(),
             model: current.model_name.clone(),
