@@ -272,6 +272,9 @@ fn killed_run_resumes_without_asking_for_finished_rows_again() {
     let killed = runs(&store);
     assert_eq!(killed.len(), 1);
     assert!(killed[0].ended_at.is_none(), "a killed run has no end");
+    // Its process is gone: readers show it as interrupted, not running.
+    assert_eq!(killed[0].status(), weave::types::CallStatus::Interrupted);
+    assert_eq!(killed[0].summary["weave"]["status"], "interrupted");
     let finished = finished_rows(&store, &killed[0].id);
     assert!(finished.len() >= 3 && finished.len() < ROWS, "{finished:?}");
     drop(store);

@@ -338,3 +338,36 @@ async fn resume_refuses_a_different_run_and_says_why() {
         .expect_err("finished");
     assert!(err.to_string().contains("already finished"), "{err}");
 }
+
+/// A run whose process is alive (this one) is not resumed: its rows would run twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_still_running_is_not_resumed() {
+    let t = Traced::new("resume");
+    let log = Arc::new(Log::default());
+    let ev = evaluation(&data());
+    log.hold.store(true, Ordering::SeqCst);
+    let model = gated(&log);
+    let check = async {
+        both_waiting(&log).await;
+        let store = t.store();
+        let run = store
+            .calls(None)
+            .into_iter()
+            .find(|c| c.op_display_name() == weave::eval::EVALUATE)
+            .expect("run");
+        assert_eq!(run.status(), weave::types::CallStatus::Running);
+        let err = ev
+            .plan_resume(&store.inner, &model, &ResumeFrom::Latest, false)
+            .await
+            .expect_err("still running");
+        assert!(err.to_string().contains("still running"), "{err}");
+        ev.plan_resume(&store.inner, &model, &ResumeFrom::Latest, true)
+            .await
+            .expect("forced")
+    };
+    let plan = tokio::select! {
+        r = ev.evaluate(&model) => panic!("should hang: {r:?}"),
+        plan = check => plan,
+    };
+    assert_eq!(plan.kept.len(), 3);
+}

@@ -4,7 +4,9 @@
 //!
 //! The rules:
 //! - A run can be resumed when its `Evaluation.evaluate` call has no end (its process died)
-//!   or ended `Cancelled` (Ctrl-C dropped it), and no later run resumed it already.
+//!   or ended `Cancelled` (Ctrl-C dropped it), and no later run resumed it already. A run
+//!   whose status is still `running` (its process is alive, or cannot be checked and the run
+//!   is younger than `INTERRUPTED_AFTER`, see `weave_types::summary`) is refused unless forced.
 //! - A row is kept when its `Evaluation.predict_and_score` call finished without an exception
 //!   and its predict did not fail (a failed predict, e.g. a rate-limit storm, is tried again).
 //!   Rows whose scorers failed are kept as they are. Rows are matched by dataset-row digest and
@@ -245,6 +247,17 @@ pub(crate) async fn plan<S: TraceStore>(
         }
     };
 
+    if run.status() == weave_types::CallStatus::Running && !force {
+        let by = weave_types::summary::WriterProcess::from_attributes(&run.attributes)
+            .map(|w| format!(" (process {} on {})", w.process_id, w.host))
+            .unwrap_or_default();
+        return Err(Error::ResumeRefused {
+            call_id: run.id.clone(),
+            differences: vec![format!(
+                "the run is still running{by}; resuming it now would run its rows twice"
+            )],
+        });
+    }
     let differences = differences(store, current, &run).await?;
     if !differences.is_empty() && !force {
         return Err(Error::ResumeRefused {
