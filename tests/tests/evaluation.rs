@@ -37,7 +37,7 @@ impl Doubler {
 
 impl Predict<Row> for Doubler {
     type Output = i64;
-    async fn predict(&self, row: &Row) -> Result<i64, BoxError> {
+    async fn predict_row(&self, row: &Row) -> Result<i64, BoxError> {
         Ok(Doubler::predict(self, row.x).await?)
     }
 }
@@ -136,6 +136,79 @@ async fn summary_numbers_match_hand_computed_values() {
         .unwrap_or("")
         .contains("negative input -1"));
     assert!(r3.scores.is_empty());
+}
+
+/// An async op scorer: it awaits (a timer here; a sandbox or an LLM judge in real life).
+#[weave::op]
+async fn async_exact(row: &Row, output: &i64) -> bool {
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    row.expected == *output
+}
+
+/// An async op scorer that can fail.
+#[weave::op]
+async fn async_picky(_row: &Row, output: &i64) -> Result<bool, String> {
+    tokio::task::yield_now().await;
+    if *output == 4 {
+        Err("cannot score 4".into())
+    } else {
+        Ok(true)
+    }
+}
+
+mod checks {
+    use super::Row;
+
+    #[weave::op]
+    pub fn within_one(row: &Row, output: &i64) -> bool {
+        (row.expected - output).abs() <= 1
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ops_are_scorers_sync_or_async_named_after_the_op() {
+    let t = Traced::new("evals");
+    let res = Evaluation::new("ops", Dataset::from_rows("numbers", &rows()).expect("ds"))
+        .scorer(weave::scorer!(exact))
+        .scorer(weave::scorer!(async_exact))
+        .scorer(weave::try_scorer!(async_picky))
+        .scorer(weave::scorer!(checks::within_one))
+        .progress(false)
+        .evaluate(&Doubler { delay_ms: 0 })
+        .await
+        .expect("evaluate");
+    let s = &res.summary;
+    assert_eq!(s["async_exact"], s["exact"]);
+    assert_eq!(s["exact"], json!({"true_count": 1, "true_fraction": 0.25}));
+    assert_eq!(
+        s["async_picky"],
+        json!({"true_count": 2, "true_fraction": 0.5})
+    );
+    assert_eq!(
+        s["within_one"],
+        json!({"true_count": 2, "true_fraction": 0.5})
+    );
+    assert_eq!(res.rows[1].scorer_errors["async_picky"], "cannot score 4");
+    // The async scorers' calls are children of the row's call, like the sync ones.
+    let store = t.store();
+    let root = store
+        .calls(None)
+        .into_iter()
+        .find(|c| c.op_display_name() == "Evaluation.evaluate")
+        .expect("root");
+    let row0 = store
+        .children(&root.id)
+        .into_iter()
+        .find(|c| c.inputs["example"]["x"] == json!(1))
+        .expect("row 0");
+    let kids: Vec<String> = store
+        .children(&row0.id)
+        .iter()
+        .map(|c| c.op_display_name().to_string())
+        .collect();
+    for name in ["exact", "async_exact", "async_picky", "within_one"] {
+        assert!(kids.iter().any(|k| k == name), "{name} not in {kids:?}");
+    }
 }
 
 /// A scorer with no verdict for odd inputs (`None` is stored as `null`).
@@ -279,7 +352,7 @@ async fn trials_give_pass_at_k() {
     struct Flaky;
     impl Predict<Row> for Flaky {
         type Output = i64;
-        async fn predict(&self, row: &Row) -> Result<i64, BoxError> {
+        async fn predict_row(&self, row: &Row) -> Result<i64, BoxError> {
             let _ = CALLS.fetch_add(1, Ordering::SeqCst);
             Ok(row.x)
         }

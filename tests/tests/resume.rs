@@ -38,7 +38,7 @@ struct Gated {
 
 impl Predict<Row> for Gated {
     type Output = i64;
-    async fn predict(&self, row: &Row) -> Result<i64, BoxError> {
+    async fn predict_row(&self, row: &Row) -> Result<i64, BoxError> {
         self.log.asked.lock().expect("lock").push(row.x);
         if row.x >= 3 && self.log.hold.load(Ordering::SeqCst) {
             futures::future::pending::<()>().await;

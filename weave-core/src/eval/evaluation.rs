@@ -27,12 +27,14 @@ const DEFAULT_PARALLELISM: usize = 20;
 /// A model that can be evaluated on rows of type `Row`.
 ///
 /// Implement it by calling the model's own `#[weave::op]` predict method, so that the trace
-/// shows the model's version and its steps.
+/// shows the model's version and its steps. The method is `predict_row`, so that it does not
+/// collide with the model's own `predict` op (`self.predict(..)` is the op).
 pub trait Predict<Row>: Model + Send + Sync {
     /// What the model returns; scorers receive it.
     type Output: Serialize + Send + Sync + 'static;
     /// Produces the output for one row.
-    fn predict(&self, row: &Row) -> impl Future<Output = Result<Self::Output, BoxError>> + Send;
+    fn predict_row(&self, row: &Row)
+        -> impl Future<Output = Result<Self::Output, BoxError>> + Send;
 }
 
 /// The result of one row (and trial) of an evaluation.
@@ -369,7 +371,9 @@ where
         }
         crate::context::add_attributes(attrs);
         let started = Instant::now();
-        let predicted = AssertUnwindSafe(model.predict(&row)).catch_unwind().await;
+        let predicted = AssertUnwindSafe(model.predict_row(&row))
+            .catch_unwind()
+            .await;
         let model_latency = started.elapsed().as_secs_f64();
         let output = match predicted {
             Ok(Ok(out)) => Ok(out),
