@@ -446,3 +446,41 @@ fn gzip_jsonl_and_json_array_load() {
     assert_ne!(ds3.row_digests()[1], ds.row_digests()[1]);
     assert_ne!(ds3.table_digest(), ds.table_digest());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declared_direction_is_stored_with_the_evaluation() {
+    use weave::eval::{higher_is_better, lower_is_better};
+    let t = Traced::new("evals");
+    Evaluation::new(
+        "directed",
+        Dataset::from_rows("numbers", &rows()).expect("ds"),
+    )
+    .scorer(higher_is_better(weave::scorer!(exact)))
+    .scorer(lower_is_better(weave::scorer!(distance)))
+    .scorer(weave::scorer!(nested))
+    .progress(false)
+    .evaluate(&Doubler { delay_ms: 0 })
+    .await
+    .expect("evaluate");
+    eval()
+        .evaluate(&Doubler { delay_ms: 0 })
+        .await
+        .expect("evaluate");
+    let store = t.store();
+    let runs: Vec<_> = store
+        .calls(None)
+        .into_iter()
+        .filter(|c| c.op_display_name() == "Evaluation.evaluate")
+        .collect();
+    let directed = store
+        .resolve(runs[0].inputs["self"].as_str().expect("ref"))
+        .expect("stored");
+    assert_eq!(
+        directed.val["score_directions"],
+        json!({"exact": "higher_is_better", "distance": "lower_is_better"})
+    );
+    let plain = store
+        .resolve(runs[1].inputs["self"].as_str().expect("ref"))
+        .expect("stored");
+    assert!(plain.val.get("score_directions").is_none(), "{}", plain.val);
+}

@@ -480,6 +480,16 @@ pub fn summarize_rows(scorer_names: &[String], rows: &[RowResult], trials: usize
     Value::Object(summary)
 }
 
+impl<Row: 'static, Out: 'static> Evaluation<Row, Out> {
+    /// Declared directions, by scorer name.
+    fn directions(&self) -> Vec<(String, super::scorer::Direction)> {
+        self.scorers
+            .iter()
+            .filter_map(|s| Some((s.name().to_string(), s.direction()?)))
+            .collect()
+    }
+}
+
 impl<Row: 'static, Out: 'static> Model for Evaluation<Row, Out> {
     fn weave_type_name(&self) -> &'static str {
         "Evaluation"
@@ -500,9 +510,15 @@ impl<Row: 'static, Out: 'static> Model for Evaluation<Row, Out> {
         }
         out.push(0);
         out.extend_from_slice(self.trials.to_string().as_bytes());
+        for (name, d) in self.directions() {
+            out.push(0);
+            out.extend_from_slice(name.as_bytes());
+            out.push(1);
+            out.extend_from_slice(d.as_str().as_bytes());
+        }
     }
     fn __weave_attributes(&self) -> Vec<(&'static str, Value)> {
-        vec![
+        let mut attrs = vec![
             ("name", Value::from(self.name.clone())),
             ("dataset", crate::model::model_ref_value(&self.dataset)),
             (
@@ -515,7 +531,21 @@ impl<Row: 'static, Out: 'static> Model for Evaluation<Row, Out> {
                 ),
             ),
             ("trials", Value::from(self.trials)),
-        ]
+        ];
+        // Only when declared, so that evaluations without keep their version.
+        let directions = self.directions();
+        if !directions.is_empty() {
+            attrs.push((
+                "score_directions",
+                Value::Object(
+                    directions
+                        .into_iter()
+                        .map(|(n, d)| (n, Value::from(d.as_str())))
+                        .collect(),
+                ),
+            ));
+        }
+        attrs
     }
     fn __weave_type_id(&self) -> Option<std::any::TypeId> {
         None

@@ -54,8 +54,8 @@ pub use evaluation::{
 };
 pub use resume::{is_resumable, latest_resumable, KeptRow, ResumeFrom, ResumePlan};
 pub use scorer::{
-    __scorer_name, scorer, try_scorer, AsyncScorer, BoxError, ScoreFuture, Scorer, ScorerFn,
-    SyncScorer,
+    __scorer_name, higher_is_better, lower_is_better, scorer, try_scorer, AsyncScorer, BoxError,
+    Directed, Direction, ScoreFuture, Scorer, ScorerFn, SyncScorer,
 };
 pub use summary::{auto_summarize, pass_at_k, summarize};
 pub use weave_types::eval::{EVALUATE, PREDICT_AND_SCORE, SUMMARIZE};

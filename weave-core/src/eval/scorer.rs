@@ -29,6 +29,66 @@ pub trait Scorer<Row, Out>: Send + Sync + 'static {
     fn name(&self) -> &str;
     /// Computes the score: a bool, a number, or a (nested) map of them.
     fn score(&self, row: Arc<Row>, output: Arc<Out>) -> ScoreFuture;
+    /// Which way the score is better, when declared (see [`lower_is_better`]); stored with
+    /// the evaluation as `score_directions`, for comparisons.
+    fn direction(&self) -> Option<Direction> {
+        None
+    }
+}
+
+/// Which way a score is better. Comparisons (`weave compare`) read it from the evaluation's
+/// stored object: `score_directions: {"<scorer>": "higher_is_better" | "lower_is_better"}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// More is better (accuracy, pass rate).
+    HigherIsBetter,
+    /// Less is better (an error, a distance, a latency).
+    LowerIsBetter,
+}
+
+impl Direction {
+    /// `higher_is_better` or `lower_is_better`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::HigherIsBetter => "higher_is_better",
+            Direction::LowerIsBetter => "lower_is_better",
+        }
+    }
+}
+
+/// A scorer with a declared [`Direction`]; made by [`lower_is_better`] / [`higher_is_better`].
+pub struct Directed<S> {
+    inner: S,
+    direction: Direction,
+}
+
+/// Declares that less of this scorer's numbers is better: `lower_is_better(scorer!(abs_err))`.
+pub fn lower_is_better<S>(scorer: S) -> Directed<S> {
+    Directed {
+        inner: scorer,
+        direction: Direction::LowerIsBetter,
+    }
+}
+
+/// Declares that more of this scorer's numbers is better.
+pub fn higher_is_better<S>(scorer: S) -> Directed<S> {
+    Directed {
+        inner: scorer,
+        direction: Direction::HigherIsBetter,
+    }
+}
+
+impl<Row, Out, S: Scorer<Row, Out>> Scorer<Row, Out> for Directed<S> {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn score(&self, row: Arc<Row>, output: Arc<Out>) -> ScoreFuture {
+        self.inner.score(row, output)
+    }
+    fn direction(&self) -> Option<Direction> {
+        Some(self.direction)
+    }
 }
 
 /// Marks a [`ScorerFn`] that is a plain function.
