@@ -15,7 +15,7 @@ use codegen_pipeline::humaneval::Problem;
 use codegen_pipeline::pipeline::{CodeGenerationPipeline, HumanEvalScorer};
 use codegen_pipeline::sandbox::{Mode, Sandbox, SandboxConfig};
 use codegen_pipeline::{hub, score_cli};
-use weave::eval::{Dataset, Evaluation};
+use weave::eval::{Dataset, Evaluation, ResumeFrom};
 
 #[derive(Parser)]
 #[command(
@@ -123,6 +123,16 @@ struct RunArgs {
     /// Trace store file. Default: $WEAVE_DB, else ./.weave/weave.db.
     #[arg(long)]
     db: Option<PathBuf>,
+    /// Resume an interrupted run (killed, or stopped with Ctrl-C): the `Evaluation.evaluate`
+    /// call EVAL_ID, or without a value the latest unfinished run of this evaluation with this
+    /// model. Rows it finished are kept (their LLM replies are not asked for again); the rest
+    /// run. Refused when the model version, dataset version, scorers or trials differ.
+    #[arg(long, value_name = "EVAL_ID", num_args = 0..=1, default_missing_value = "latest")]
+    resume: Option<String>,
+    /// With --resume: resume even when the interrupted run differs (its rows are kept as they
+    /// are; the differences are recorded on the new run).
+    #[arg(long, requires = "resume")]
+    force_resume: bool,
 }
 
 #[tokio::main]
@@ -314,7 +324,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         .scorer(HumanEvalScorer::new(sandbox))
         .parallelism(args.parallelism)
         .trials(args.trials);
-    let results = evaluation.evaluate(&pipeline).await?;
+    let results = evaluate_or_resume(&evaluation, &pipeline, &client, &args).await?;
     client
         .flush()
         .context("not every trace record of the evaluation was written")?;
@@ -343,6 +353,155 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         }
     }
     print_footer(&client, &results, generator.as_ref())
+}
+
+/// Runs the evaluation, or resumes an interrupted run with `--resume`. Ctrl-C stops it:
+/// rows in flight are abandoned, the store is flushed, and the message gives the command that
+/// resumes the run; the process then exits with status 130.
+async fn evaluate_or_resume(
+    evaluation: &Evaluation<Problem, String>,
+    pipeline: &CodeGenerationPipeline,
+    client: &weave::WeaveClient,
+    args: &RunArgs,
+) -> anyhow::Result<weave::eval::EvaluationResults> {
+    let total = evaluation.dataset().len() * args.trials;
+    let plan = match &args.resume {
+        None => None,
+        Some(which) => {
+            let store = local_store(client, "--resume")?;
+            let from = if which == "latest" {
+                ResumeFrom::Latest
+            } else {
+                ResumeFrom::Call(which.clone())
+            };
+            let plan = evaluation
+                .plan_resume(&store, pipeline, &from, args.force_resume)
+                .await?;
+            eprintln!(
+                "Resuming run {}: {} of {total} row(s) finished there and are kept; {} to run.",
+                plan.call_id,
+                plan.kept.len(),
+                total - plan.kept.len()
+            );
+            for d in &plan.differences {
+                eprintln!("  forced, although the {d}");
+            }
+            Some(plan)
+        }
+    };
+    let run = async {
+        match plan {
+            Some(plan) => evaluation.resume(pipeline, plan).await,
+            None => evaluation.evaluate(pipeline).await,
+        }
+    };
+    tokio::select! {
+        r = run => Ok(r?),
+        _ = tokio::signal::ctrl_c() => {
+            // The run's future is dropped here: rows in flight are abandoned (recorded as
+            // cancelled), finished rows are in the store.
+            interrupted(evaluation, pipeline, client, total).await
+        }
+    }
+}
+
+/// The local store, for a command that reads runs back.
+fn local_store(
+    client: &weave::WeaveClient,
+    what: &str,
+) -> anyhow::Result<weave::store::SqliteStore> {
+    if let Some(url) = client.trace_server_url() {
+        anyhow::bail!("{what} reads runs from the local store, but traces go to {url}");
+    }
+    Ok(client.store()?)
+}
+
+/// After Ctrl-C: flush, say what was kept and how to resume, exit with status 130.
+async fn interrupted(
+    evaluation: &Evaluation<Problem, String>,
+    pipeline: &CodeGenerationPipeline,
+    client: &weave::WeaveClient,
+    total: usize,
+) -> ! {
+    if let Err(e) = client.flush() {
+        eprintln!("weave: {e}");
+    }
+    eprintln!("\nInterrupted.");
+    let found = match local_store(client, "resuming") {
+        Ok(store) => {
+            let model = weave::model_version(pipeline);
+            let eval = weave::model_version(evaluation);
+            match weave::eval::latest_resumable(
+                &store,
+                &client.project_id(),
+                &eval.name,
+                &model.name,
+            )
+            .await
+            {
+                Ok(Some(run)) => {
+                    let kept = evaluation
+                        .plan_resume(&store, pipeline, &ResumeFrom::Call(run.id.clone()), true)
+                        .await
+                        .map_or(0, |p| p.kept.len());
+                    Some((run.id, kept, store.path().display().to_string()))
+                }
+                Ok(None) => None,
+                Err(e) => {
+                    eprintln!("The interrupted run could not be read back: {e}");
+                    None
+                }
+            }
+        }
+        Err(e) => {
+            eprintln!("{e:#}");
+            None
+        }
+    };
+    if let Some((id, kept, db)) = found {
+        eprintln!("{kept} of {total} row(s) finished and are kept in {db} (run {id}).");
+        eprintln!(
+            "Resume with (in the same environment):\n  {}",
+            resume_command(&id)
+        );
+    }
+    std::process::exit(130);
+}
+
+/// This process's command line with `--resume ID` in place of any `--resume` it had.
+fn resume_command(id: &str) -> String {
+    let args: Vec<String> = std::env::args().collect();
+    let mut out = Vec::with_capacity(args.len() + 2);
+    let mut i = 0;
+    while i < args.len() {
+        let a = &args[i];
+        if a == "--resume" {
+            i += 1;
+            if args.get(i).is_some_and(|v| !v.starts_with('-')) {
+                i += 1;
+            }
+            continue;
+        }
+        if !a.starts_with("--resume=") && a != "--force-resume" {
+            out.push(shell_quote(a));
+        }
+        i += 1;
+    }
+    out.push("--resume".into());
+    out.push(shell_quote(id));
+    out.join(" ")
+}
+
+/// `s` as one POSIX shell word.
+fn shell_quote(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-./:=@%+,".contains(c));
+    if plain {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
 }
 
 /// The lines every run ends with: predict errors, latency, the LLM's structured output
@@ -499,7 +658,7 @@ async fn run_evalplus(
         ))
         .parallelism(args.parallelism)
         .trials(args.trials);
-    let results = evaluation.evaluate(&pipeline).await?;
+    let results = evaluate_or_resume(&evaluation, &pipeline, &client, &args).await?;
     client
         .flush()
         .context("not every trace record of the evaluation was written")?;

@@ -176,7 +176,7 @@ fn reference_parts(problem: &Problem) -> GeneratedCode {
 
 impl weave::eval::Predict<Problem> for CodeGenerationPipeline {
     type Output = String;
-    async fn predict(&self, row: &Problem) -> Result<String, weave::eval::BoxError> {
+    async fn predict_row(&self, row: &Problem) -> Result<String, weave::eval::BoxError> {
         Ok(CodeGenerationPipeline::predict(self, row).await?)
     }
 }

@@ -37,7 +37,7 @@ impl Doubler {
 
 impl Predict<Row> for Doubler {
     type Output = i64;
-    async fn predict(&self, row: &Row) -> Result<i64, BoxError> {
+    async fn predict_row(&self, row: &Row) -> Result<i64, BoxError> {
         Ok(Doubler::predict(self, row.x).await?)
     }
 }
@@ -109,9 +109,10 @@ async fn summary_numbers_match_hand_computed_values() {
     assert_eq!(s["exact"], json!({"true_count": 1, "true_fraction": 0.25}));
     // distance: mean over the 3 scored rows of 0, 1, 4.
     assert_eq!(s["distance"], json!({"mean": 5.0 / 3.0}));
+    // nested: Weave drops the failed row under each key (it has `{}`), so 2 of 3.
     assert_eq!(
         s["nested"],
-        json!({"close": {"true_count": 2, "true_fraction": 0.5}, "error": {"mean": 5.0 / 3.0}})
+        json!({"close": {"true_count": 2, "true_fraction": 2.0 / 3.0}, "error": {"mean": 5.0 / 3.0}})
     );
     // picky failed on row 2 only: its error does not erase the other scores of that row.
     assert_eq!(s["picky"], json!({"true_count": 2, "true_fraction": 0.5}));
@@ -135,6 +136,122 @@ async fn summary_numbers_match_hand_computed_values() {
         .unwrap_or("")
         .contains("negative input -1"));
     assert!(r3.scores.is_empty());
+}
+
+/// An async op scorer: it awaits (a timer here; a sandbox or an LLM judge in real life).
+#[weave::op]
+async fn async_exact(row: &Row, output: &i64) -> bool {
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    row.expected == *output
+}
+
+/// An async op scorer that can fail.
+#[weave::op]
+async fn async_picky(_row: &Row, output: &i64) -> Result<bool, String> {
+    tokio::task::yield_now().await;
+    if *output == 4 {
+        Err("cannot score 4".into())
+    } else {
+        Ok(true)
+    }
+}
+
+mod checks {
+    use super::Row;
+
+    #[weave::op]
+    pub fn within_one(row: &Row, output: &i64) -> bool {
+        (row.expected - output).abs() <= 1
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ops_are_scorers_sync_or_async_named_after_the_op() {
+    let t = Traced::new("evals");
+    let res = Evaluation::new("ops", Dataset::from_rows("numbers", &rows()).expect("ds"))
+        .scorer(weave::scorer!(exact))
+        .scorer(weave::scorer!(async_exact))
+        .scorer(weave::try_scorer!(async_picky))
+        .scorer(weave::scorer!(checks::within_one))
+        .progress(false)
+        .evaluate(&Doubler { delay_ms: 0 })
+        .await
+        .expect("evaluate");
+    let s = &res.summary;
+    assert_eq!(s["async_exact"], s["exact"]);
+    assert_eq!(s["exact"], json!({"true_count": 1, "true_fraction": 0.25}));
+    assert_eq!(
+        s["async_picky"],
+        json!({"true_count": 2, "true_fraction": 0.5})
+    );
+    assert_eq!(
+        s["within_one"],
+        json!({"true_count": 2, "true_fraction": 0.5})
+    );
+    assert_eq!(res.rows[1].scorer_errors["async_picky"], "cannot score 4");
+    // The async scorers' calls are children of the row's call, like the sync ones.
+    let store = t.store();
+    let root = store
+        .calls(None)
+        .into_iter()
+        .find(|c| c.op_display_name() == "Evaluation.evaluate")
+        .expect("root");
+    let row0 = store
+        .children(&root.id)
+        .into_iter()
+        .find(|c| c.inputs["example"]["x"] == json!(1))
+        .expect("row 0");
+    let kids: Vec<String> = store
+        .children(&row0.id)
+        .iter()
+        .map(|c| c.op_display_name().to_string())
+        .collect();
+    for name in ["exact", "async_exact", "async_picky", "within_one"] {
+        assert!(kids.iter().any(|k| k == name), "{name} not in {kids:?}");
+    }
+}
+
+/// A scorer with no verdict for odd inputs (`None` is stored as `null`).
+#[weave::op]
+fn even_only(row: &Row, output: &i64) -> Option<bool> {
+    (row.x % 2 == 0).then_some(row.expected == *output)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_scores_are_dropped_as_weave_drops_them() {
+    let _t = Traced::new("evals");
+    let data = vec![
+        Row { x: 1, expected: 2 }, // no verdict
+        Row { x: 2, expected: 4 }, // true
+        Row { x: 3, expected: 6 }, // no verdict
+        Row { x: 4, expected: 0 }, // false
+    ];
+    let res = Evaluation::new("sparse", Dataset::from_rows("sparse", &data).expect("ds"))
+        .scorer(scorer("even_only", even_only))
+        .progress(false)
+        .evaluate(&Doubler { delay_ms: 0 })
+        .await
+        .expect("evaluate");
+    // Weave's auto_summarize drops the two nulls: 1 of 2, not 1 of 4.
+    assert_eq!(
+        res.summary["even_only"],
+        json!({"true_count": 1, "true_fraction": 0.5})
+    );
+    // Model latency is averaged over every row, as Weave does; outputs (numbers) too.
+    assert!(res.summary["model_latency"]["mean"].as_f64().is_some());
+    assert_eq!(res.summary["output"], json!({"mean": 5.0}));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scorer_may_not_take_a_summary_key() {
+    let _t = Traced::new("evals");
+    let err = Evaluation::new("e", Dataset::from_rows("d", &rows()).expect("ds"))
+        .scorer(scorer("model_latency", exact))
+        .progress(false)
+        .evaluate(&Doubler { delay_ms: 0 })
+        .await
+        .expect_err("reserved name");
+    assert!(err.to_string().contains("`model_latency`"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -235,7 +352,7 @@ async fn trials_give_pass_at_k() {
     struct Flaky;
     impl Predict<Row> for Flaky {
         type Output = i64;
-        async fn predict(&self, row: &Row) -> Result<i64, BoxError> {
+        async fn predict_row(&self, row: &Row) -> Result<i64, BoxError> {
             let _ = CALLS.fetch_add(1, Ordering::SeqCst);
             Ok(row.x)
         }
@@ -328,4 +445,42 @@ fn gzip_jsonl_and_json_array_load() {
     assert_eq!(ds3.row_digests()[0], ds.row_digests()[0]);
     assert_ne!(ds3.row_digests()[1], ds.row_digests()[1]);
     assert_ne!(ds3.table_digest(), ds.table_digest());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declared_direction_is_stored_with_the_evaluation() {
+    use weave::eval::{higher_is_better, lower_is_better};
+    let t = Traced::new("evals");
+    Evaluation::new(
+        "directed",
+        Dataset::from_rows("numbers", &rows()).expect("ds"),
+    )
+    .scorer(higher_is_better(weave::scorer!(exact)))
+    .scorer(lower_is_better(weave::scorer!(distance)))
+    .scorer(weave::scorer!(nested))
+    .progress(false)
+    .evaluate(&Doubler { delay_ms: 0 })
+    .await
+    .expect("evaluate");
+    eval()
+        .evaluate(&Doubler { delay_ms: 0 })
+        .await
+        .expect("evaluate");
+    let store = t.store();
+    let runs: Vec<_> = store
+        .calls(None)
+        .into_iter()
+        .filter(|c| c.op_display_name() == "Evaluation.evaluate")
+        .collect();
+    let directed = store
+        .resolve(runs[0].inputs["self"].as_str().expect("ref"))
+        .expect("stored");
+    assert_eq!(
+        directed.val["score_directions"],
+        json!({"exact": "higher_is_better", "distance": "lower_is_better"})
+    );
+    let plain = store
+        .resolve(runs[1].inputs["self"].as_str().expect("ref"))
+        .expect("stored");
+    assert!(plain.val.get("score_directions").is_none(), "{}", plain.val);
 }

@@ -384,6 +384,7 @@ pub fn trace(db: &Db, st: &Style, out: &mut dyn Write, id: &str, as_json: bool) 
             CallStatus::Error => st.red("✗"),
             CallStatus::DescendantError => st.yellow("!"),
             CallStatus::Running => st.cyan("…"),
+            CallStatus::Interrupted => st.yellow("⊘"),
         };
         let label = db.op_label(c);
         let lat = fmt::latency_ms(c.latency_ms());

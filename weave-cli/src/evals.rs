@@ -25,6 +25,7 @@ pub fn list(db: &Db, st: &Style, out: &mut dyn Write, limit: usize, as_json: boo
     for r in &runs {
         let headline = match r.call.status() {
             weave_types::CallStatus::Running => "running".to_string(),
+            weave_types::CallStatus::Interrupted => "interrupted (its process is gone)".to_string(),
             weave_types::CallStatus::Error => r
                 .call
                 .exception_info()

@@ -487,6 +487,7 @@ pub fn status_color(s: CallStatus) -> Color {
         CallStatus::Error => Color::Red,
         CallStatus::DescendantError => Color::Yellow,
         CallStatus::Running => Color::Cyan,
+        CallStatus::Interrupted => Color::Yellow,
     }
 }
 

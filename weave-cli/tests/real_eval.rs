@@ -31,7 +31,7 @@ impl Shouter {
 
 impl Predict<Row> for Shouter {
     type Output = String;
-    async fn predict(&self, row: &Row) -> Result<String, BoxError> {
+    async fn predict_row(&self, row: &Row) -> Result<String, BoxError> {
         Ok(Shouter::predict(self, &row.word).await)
     }
 }

@@ -74,6 +74,13 @@ pub fn client_attributes() -> Map<String, Value> {
     weave.insert("os_arch".into(), Value::from(std::env::consts::ARCH));
     weave.insert("os_family".into(), Value::from(std::env::consts::FAMILY));
     weave.insert("process_id".into(), Value::from(std::process::id()));
+    // Where the calls are written, so that readers can tell an interrupted call from a
+    // running one (`weave_types::summary::WriterProcess`).
+    if let Some(w) = weave_types::summary::WriterProcess::this_process() {
+        weave.insert("host".into(), Value::from(w.host));
+        weave.insert("boot_id".into(), Value::from(w.boot_id));
+        weave.insert("process_start".into(), Value::from(w.process_start));
+    }
     let mut m = Map::new();
     m.insert("weave".into(), Value::Object(weave));
     m

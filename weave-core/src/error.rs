@@ -47,6 +47,29 @@ pub enum Error {
     /// in a function returning this error).
     #[error(transparent)]
     Flush(#[from] FlushError),
+    /// Resuming was refused: the interrupted run differs from this one (or already
+    /// finished); forcing overrides.
+    #[error(
+        "cannot resume evaluation run {call_id}: {}; force the resume to use its rows anyway",
+        differences.join("; ")
+    )]
+    ResumeRefused {
+        /// The interrupted run's `Evaluation.evaluate` call.
+        call_id: String,
+        /// What differs, one sentence each.
+        differences: Vec<String>,
+    },
+    /// No run of this evaluation and model is left to resume.
+    #[error(
+        "no unfinished run of evaluation `{evaluation}` with model `{model}` to resume \
+         (runs that finished, or that a later run resumed, are not resumable)"
+    )]
+    NothingToResume {
+        /// The evaluation's name.
+        evaluation: String,
+        /// The model's name.
+        model: String,
+    },
 }
 
 /// A flush that could not confirm every record written. The records it counts are not in the

@@ -533,13 +533,13 @@ impl CallSchema {
         self.op_name.rsplit(':').next().unwrap_or("")
     }
 
-    /// Status, from the fields (as [`summary.weave.status`](crate::summary) is derived).
+    /// Status, from the fields (as [`summary.weave.status`](crate::summary) is derived):
+    /// `interrupted` rather than `running` when the writing process is known to be gone.
     pub fn status(&self) -> crate::summary::CallStatus {
-        crate::summary::call_status(
-            self.exception.as_deref(),
-            self.ended_at.as_deref(),
-            &self.summary,
-        )
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as i64);
+        crate::summary::call_status_now(self, now)
     }
 
     /// Wall time in milliseconds, when finished.

@@ -30,7 +30,7 @@ impl Lookup {
 
 impl Predict<Question> for Lookup {
     type Output = String;
-    async fn predict(&self, row: &Question) -> Result<String, BoxError> {
+    async fn predict_row(&self, row: &Question) -> Result<String, BoxError> {
         Ok(Lookup::predict(self, &row.question).await)
     }
 }

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use super::dataset::Dataset;
+use super::resume::{KeptRow, ResumeFrom, ResumePlan};
 use super::scorer::{BoxError, Scorer};
 use super::summary::summarize;
 use crate::error::Error;
@@ -26,12 +27,14 @@ const DEFAULT_PARALLELISM: usize = 20;
 /// A model that can be evaluated on rows of type `Row`.
 ///
 /// Implement it by calling the model's own `#[weave::op]` predict method, so that the trace
-/// shows the model's version and its steps.
+/// shows the model's version and its steps. The method is `predict_row`, so that it does not
+/// collide with the model's own `predict` op (`self.predict(..)` is the op).
 pub trait Predict<Row>: Model + Send + Sync {
     /// What the model returns; scorers receive it.
     type Output: Serialize + Send + Sync + 'static;
     /// Produces the output for one row.
-    fn predict(&self, row: &Row) -> impl Future<Output = Result<Self::Output, BoxError>> + Send;
+    fn predict_row(&self, row: &Row)
+        -> impl Future<Output = Result<Self::Output, BoxError>> + Send;
 }
 
 /// The result of one row (and trial) of an evaluation.
@@ -160,12 +163,74 @@ where
     where
         M: Predict<Row, Output = Out>,
     {
+        self.run(model, None).await
+    }
+
+    /// Reads an interrupted run of this evaluation from `store` (see [`ResumeFrom`]), checks
+    /// that it ran the same model version, dataset version, scorers and trials (else
+    /// [`Error::ResumeRefused`] names what differs, unless `force`), and collects the rows it
+    /// finished. Call it under the client that recorded the run (refs name its project).
+    /// The rules are in the [`resume`](super::resume) module.
+    pub async fn plan_resume<M, S>(
+        &self,
+        store: &S,
+        model: &M,
+        from: &ResumeFrom,
+        force: bool,
+    ) -> Result<ResumePlan, Error>
+    where
+        M: Predict<Row, Output = Out>,
+        S: weave_store::TraceStore,
+    {
+        let project_id = crate::context::dispatch()
+            .map(|d| d.project_id().to_string())
+            .ok_or_else(|| {
+                Error::Evaluation("resuming needs a weave client (call weave::init)".into())
+            })?;
+        let model_version = crate::model::model_version(model);
+        let eval_version = crate::model::model_version(self);
+        let current = super::resume::Current {
+            project_id: &project_id,
+            evaluation_ref: eval_version.uri(),
+            evaluation_name: eval_version.name.clone(),
+            dataset_ref: crate::model::model_ref_value(&self.dataset),
+            scorers: self.scorer_names(),
+            trials: self.trials,
+            model_ref: model_version.uri(),
+            model_name: model_version.name.clone(),
+            row_digests: self.dataset.row_digests(),
+        };
+        super::resume::plan(store, &current, from, force).await
+    }
+
+    /// Runs the rest of an interrupted run: the rows in `plan` are kept (recorded under the
+    /// new run as calls returning the stored result), the others run. The summary and rows
+    /// are those of an uninterrupted run with the same outputs.
+    pub async fn resume<M>(&self, model: &M, plan: ResumePlan) -> Result<EvaluationResults, Error>
+    where
+        M: Predict<Row, Output = Out>,
+    {
+        self.run(model, Some(plan)).await
+    }
+
+    async fn run<M>(&self, model: &M, plan: Option<ResumePlan>) -> Result<EvaluationResults, Error>
+    where
+        M: Predict<Row, Output = Out>,
+    {
         if self.trials == 0 {
             return Err(Error::Evaluation("trials must be at least 1".into()));
         }
         let parallelism = self.effective_parallelism()?;
         let mut names = std::collections::HashSet::new();
         for s in &self.scorers {
+            if RESERVED_SUMMARY_KEYS.contains(&s.name()) {
+                return Err(Error::Evaluation(format!(
+                    "a scorer is named `{}`, a key the summary uses for itself; rename the \
+                     scorer (reserved: {})",
+                    s.name(),
+                    RESERVED_SUMMARY_KEYS.join(", ")
+                )));
+            }
             if !names.insert(s.name().to_string()) {
                 return Err(Error::Evaluation(format!(
                     "two scorers are named `{}`; scorer names must be unique",
@@ -182,7 +247,7 @@ where
         let results = std::sync::Mutex::new(Vec::with_capacity(rows.len() * self.trials));
         let call_id = std::sync::Mutex::new(None);
         let summary = self
-            .evaluate_call(model, &rows, parallelism, &results, &call_id)
+            .evaluate_call(model, &rows, parallelism, &results, &call_id, plan.as_ref())
             .await;
         let mut rows_out = results.into_inner().unwrap_or_else(|e| e.into_inner());
         rows_out.sort_by_key(|r: &RowResult| (r.example, r.trial));
@@ -197,7 +262,7 @@ where
     // attribute takes only a literal; a test checks they agree).
     #[crate::op(
         name = "Evaluation.evaluate",
-        skip(rows, parallelism, results, call_id)
+        skip(rows, parallelism, results, call_id, plan)
     )]
     async fn evaluate_call<M>(
         &self,
@@ -206,12 +271,24 @@ where
         parallelism: usize,
         results: &std::sync::Mutex<Vec<RowResult>>,
         call_id: &std::sync::Mutex<Option<String>>,
+        plan: Option<&ResumePlan>,
     ) -> Value
     where
         M: Predict<Row, Output = Out>,
     {
         *call_id.lock().unwrap_or_else(|e| e.into_inner()) =
             crate::context::current().map(|c| c.call_id());
+        let kept = plan.map(ResumePlan::kept_by_slot).unwrap_or_default();
+        if let Some(plan) = plan {
+            let mut resume = json!({
+                "resumed_from": plan.call_id,
+                "reused_rows": plan.kept.len(),
+            });
+            if !plan.differences.is_empty() {
+                resume["forced"] = json!(plan.differences);
+            }
+            crate::context::add_attributes(json!({ "resume": resume }));
+        }
         let total = rows.len() * self.trials;
         let bar = if self.progress && std::io::stderr().is_terminal() {
             let bar = indicatif::ProgressBar::new(total as u64);
@@ -230,7 +307,8 @@ where
         let mut stream = futures::stream::iter(jobs)
             .map(|(i, trial)| {
                 let example = &self.dataset.rows()[i];
-                self.predict_and_score(model, example, rows[i].clone(), i, trial)
+                let reused = kept.get(&(i, trial)).copied();
+                self.predict_and_score(model, example, rows[i].clone(), i, trial, reused)
                     .map(move |r| (i, trial, r))
             })
             .buffer_unordered(parallelism);
@@ -254,11 +332,13 @@ where
             results.lock().unwrap_or_else(|e| e.into_inner()).push(row);
         }
         bar.finish_and_clear();
-        let rows = results.lock().unwrap_or_else(|e| e.into_inner());
+        let mut rows = results.lock().unwrap_or_else(|e| e.into_inner());
+        // Dataset order (then trial), as Weave sorts its rows before summarising.
+        rows.sort_by_key(|r| (r.trial, r.example));
         self.summarize(&rows)
     }
 
-    #[crate::op(name = "Evaluation.predict_and_score", skip(row, index, trial))]
+    #[crate::op(name = "Evaluation.predict_and_score", skip(row, index, trial, reused))]
     async fn predict_and_score<M>(
         &self,
         model: &M,
@@ -266,13 +346,34 @@ where
         row: Arc<Row>,
         index: usize,
         trial: usize,
+        reused: Option<&KeptRow>,
     ) -> PredictAndScore
     where
         M: Predict<Row, Output = Out>,
     {
-        let _ = (index, trial);
+        // Where the row is, so that a resumed run can find it (see `resume`).
+        let mut attrs = json!({"eval_row": {
+            "index": index,
+            "trial": trial,
+            "row_digest": self.dataset.row_digests()[index],
+        }});
+        if let Some(kept) = reused {
+            attrs["resume"] = json!({"reused_from_call": kept.call_id});
+            crate::context::add_attributes(attrs);
+            let r = &kept.result;
+            return PredictAndScore {
+                output: r.output.clone(),
+                scores: r.scores.clone(),
+                model_latency: r.model_latency,
+                error: None,
+                scorer_errors: r.scorer_errors.clone(),
+            };
+        }
+        crate::context::add_attributes(attrs);
         let started = Instant::now();
-        let predicted = AssertUnwindSafe(model.predict(&row)).catch_unwind().await;
+        let predicted = AssertUnwindSafe(model.predict_row(&row))
+            .catch_unwind()
+            .await;
         let model_latency = started.elapsed().as_secs_f64();
         let output = match predicted {
             Ok(Ok(out)) => Ok(out),
@@ -326,38 +427,66 @@ where
 
     #[crate::op(name = "Evaluation.summarize", skip(rows))]
     fn summarize(&self, rows: &[RowResult]) -> Value {
-        let names: Vec<String> = self.scorers.iter().map(|s| s.name().to_string()).collect();
-        let scores: Vec<Map<String, Value>> = rows.iter().map(|r| r.scores.clone()).collect();
-        let examples: Vec<usize> = rows.iter().map(|r| r.example).collect();
-        let mut summary = summarize(&names, &scores, &examples, self.trials);
-        let latencies: Vec<f64> = rows
+        summarize_rows(&self.scorer_names(), rows, self.trials)
+    }
+
+    fn scorer_names(&self) -> Vec<String> {
+        self.scorers.iter().map(|s| s.name().to_string()).collect()
+    }
+}
+
+/// Keys of an evaluation's summary besides the scorers' (a scorer may not take one).
+pub const RESERVED_SUMMARY_KEYS: [&str; 4] = ["output", "model_latency", "errors", "rows"];
+
+/// The summary of an evaluation's rows, as `Evaluation.summarize` returns it: Weave's keys
+/// (`output` when the outputs can be summarised, one per scorer, `model_latency` over every
+/// row), then this crate's `errors` (`predict` count, `scorers` count per scorer) and `rows`.
+pub fn summarize_rows(scorer_names: &[String], rows: &[RowResult], trials: usize) -> Value {
+    let mut summary = Map::new();
+    let outputs: Vec<Value> = rows
+        .iter()
+        .map(|r| r.output.clone().unwrap_or(Value::Null))
+        .collect();
+    if let Some(s) = super::summary::auto_summarize(&outputs)
+        .filter(|s| s.as_object().is_none_or(|m| !m.is_empty()))
+    {
+        summary.insert("output".into(), s);
+    }
+    let scores: Vec<Map<String, Value>> = rows.iter().map(|r| r.scores.clone()).collect();
+    let examples: Vec<usize> = rows.iter().map(|r| r.example).collect();
+    summary.extend(summarize(scorer_names, &scores, &examples, trials));
+    let latencies: Vec<Value> = rows.iter().map(|r| json!(r.model_latency)).collect();
+    if let Some(s) = super::summary::auto_summarize(&latencies)
+        .filter(|s| s.as_object().is_none_or(|m| !m.is_empty()))
+    {
+        summary.insert("model_latency".into(), s);
+    }
+    let mut scorer_errors = Map::new();
+    for n in scorer_names {
+        let c = rows
             .iter()
-            .filter(|r| r.error.is_none())
-            .map(|r| r.model_latency)
-            .collect();
-        if !latencies.is_empty() {
-            summary.insert(
-                "model_latency".into(),
-                json!({"mean": latencies.iter().sum::<f64>() / latencies.len() as f64}),
-            );
-        }
-        let mut scorer_errors = Map::new();
-        for n in &names {
-            let c = rows
-                .iter()
-                .filter(|r| r.scorer_errors.contains_key(n))
-                .count();
-            scorer_errors.insert(n.clone(), json!(c));
-        }
-        summary.insert(
-            "errors".into(),
-            json!({
-                "predict": rows.iter().filter(|r| r.error.is_some()).count(),
-                "scorers": scorer_errors,
-            }),
-        );
-        summary.insert("rows".into(), json!(rows.len()));
-        Value::Object(summary)
+            .filter(|r| r.scorer_errors.contains_key(n))
+            .count();
+        scorer_errors.insert(n.clone(), json!(c));
+    }
+    summary.insert(
+        "errors".into(),
+        json!({
+            "predict": rows.iter().filter(|r| r.error.is_some()).count(),
+            "scorers": scorer_errors,
+        }),
+    );
+    summary.insert("rows".into(), json!(rows.len()));
+    Value::Object(summary)
+}
+
+impl<Row: 'static, Out: 'static> Evaluation<Row, Out> {
+    /// Declared directions, by scorer name.
+    fn directions(&self) -> Vec<(String, super::scorer::Direction)> {
+        self.scorers
+            .iter()
+            .filter_map(|s| Some((s.name().to_string(), s.direction()?)))
+            .collect()
     }
 }
 
@@ -381,9 +510,15 @@ impl<Row: 'static, Out: 'static> Model for Evaluation<Row, Out> {
         }
         out.push(0);
         out.extend_from_slice(self.trials.to_string().as_bytes());
+        for (name, d) in self.directions() {
+            out.push(0);
+            out.extend_from_slice(name.as_bytes());
+            out.push(1);
+            out.extend_from_slice(d.as_str().as_bytes());
+        }
     }
     fn __weave_attributes(&self) -> Vec<(&'static str, Value)> {
-        vec![
+        let mut attrs = vec![
             ("name", Value::from(self.name.clone())),
             ("dataset", crate::model::model_ref_value(&self.dataset)),
             (
@@ -396,7 +531,21 @@ impl<Row: 'static, Out: 'static> Model for Evaluation<Row, Out> {
                 ),
             ),
             ("trials", Value::from(self.trials)),
-        ]
+        ];
+        // Only when declared, so that evaluations without keep their version.
+        let directions = self.directions();
+        if !directions.is_empty() {
+            attrs.push((
+                "score_directions",
+                Value::Object(
+                    directions
+                        .into_iter()
+                        .map(|(n, d)| (n, Value::from(d.as_str())))
+                        .collect(),
+                ),
+            ));
+        }
+        attrs
     }
     fn __weave_type_id(&self) -> Option<std::any::TypeId> {
         None

@@ -2,7 +2,7 @@
 //!
 //! ```no_run
 //! use std::sync::Arc;
-//! use weave::eval::{scorer, BoxError, Dataset, Evaluation, Predict};
+//! use weave::eval::{BoxError, Dataset, Evaluation, Predict};
 //!
 //! #[derive(serde::Deserialize, serde::Serialize)]
 //! struct Row { question: String, answer: String }
@@ -18,18 +18,23 @@
 //!
 //! impl Predict<Row> for Echo {
 //!     type Output = String;
-//!     async fn predict(&self, row: &Row) -> Result<String, BoxError> {
-//!         Ok(Echo::predict(self, &row.question).await)
+//!     async fn predict_row(&self, row: &Row) -> Result<String, BoxError> {
+//!         Ok(self.predict(&row.question).await)
 //!     }
 //! }
 //!
 //! #[weave::op]
 //! fn exact(row: &Row, output: &String) -> bool { &row.answer == output }
 //!
+//! // Async ops are scorers too (an LLM judge, a sandbox run).
+//! #[weave::op]
+//! async fn not_empty(_row: &Row, output: &String) -> bool { !output.is_empty() }
+//!
 //! # async fn run() -> Result<(), weave::Error> {
 //! let data = Dataset::from_rows("qa", &[Row { question: "a".into(), answer: "a".into() }])?;
 //! let results = Evaluation::new("qa-eval", data)
-//!     .scorer(scorer("exact", exact))
+//!     .scorer(weave::scorer!(exact)) // named after the op: "exact"
+//!     .scorer(weave::scorer!(not_empty))
 //!     .evaluate(&Echo { prefix: String::new() })
 //!     .await?;
 //! println!("{}", results.summary);
@@ -38,11 +43,19 @@
 
 mod dataset;
 mod evaluation;
+pub mod resume;
 mod scorer;
 mod summary;
 
 pub use dataset::Dataset;
-pub use evaluation::{Evaluation, EvaluationResults, Predict, RowResult, PARALLELISM_ENV};
-pub use scorer::{scorer, try_scorer, BoxError, ScoreFuture, Scorer};
-pub use summary::{pass_at_k, summarize};
+pub use evaluation::{
+    summarize_rows, Evaluation, EvaluationResults, Predict, RowResult, PARALLELISM_ENV,
+    RESERVED_SUMMARY_KEYS,
+};
+pub use resume::{is_resumable, latest_resumable, KeptRow, ResumeFrom, ResumePlan};
+pub use scorer::{
+    __scorer_name, higher_is_better, lower_is_better, scorer, try_scorer, AsyncScorer, BoxError,
+    Directed, Direction, ScoreFuture, Scorer, ScorerFn, SyncScorer,
+};
+pub use summary::{auto_summarize, pass_at_k, summarize};
 pub use weave_types::eval::{EVALUATE, PREDICT_AND_SCORE, SUMMARIZE};

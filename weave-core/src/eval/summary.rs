@@ -1,5 +1,15 @@
-//! Summaries in W&B Weave's format: booleans -> `{true_count, true_fraction}`, numbers ->
-//! `{mean}`, maps recursed; plus pass@k over trials.
+//! Summaries exactly as W&B Weave's `auto_summarize` makes them: `null` values are dropped
+//! first; then the first value decides: booleans (and other values by truthiness) ->
+//! `{true_count, true_fraction}`, numbers -> `{mean}`, objects -> the same per key (a key whose
+//! summary has that key itself is merged flat, as Weave does), anything else -> no summary.
+//! A row whose predict or scorer failed has no score: Weave's evaluation fills in `{}` for
+//! it, so it counts as `false` among booleans, and is dropped by numbers and by nested keys.
+//! One deviation: Weave picks the kind from the first value even when that is such a `{}`
+//! (a boolean scorer whose first row failed then has no summary); here the first real score
+//! decides.
+//!
+//! Extra keys, under names Weave does not use: `pass@k` next to `true_count` when an
+//! evaluation has more than one trial.
 
 use serde_json::{json, Map, Value};
 
@@ -19,43 +29,59 @@ pub fn pass_at_k(n: usize, c: usize, k: usize) -> Option<f64> {
     Some(1.0 - prod)
 }
 
-/// One scored value with the example it belongs to (for pass@k across trials).
-pub(crate) struct Sample<'a> {
-    pub(crate) example: usize,
-    pub(crate) value: Option<&'a Value>,
+/// Python's truthiness of a JSON value.
+fn truthy(v: &Value) -> bool {
+    match v {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
+        Value::String(s) => !s.is_empty(),
+        Value::Array(a) => !a.is_empty(),
+        Value::Object(m) => !m.is_empty(),
+    }
 }
 
-/// Aggregates one score across rows. `None` values (failed predict or scorer) count in the
-/// denominator of boolean fractions. `trials > 1` adds `pass@k` for booleans.
-pub(crate) fn aggregate(samples: &[Sample<'_>], trials: usize) -> Option<Value> {
-    let first = samples
+/// Weave's `auto_summarize` of a list of values: `Some({})` for an empty list, `None` when
+/// every value is `null` (or nothing in them can be summarised).
+pub fn auto_summarize(values: &[Value]) -> Option<Value> {
+    let samples: Vec<(usize, &Value)> = values.iter().enumerate().collect();
+    summarize_samples(&samples, 1)
+}
+
+/// [`auto_summarize`] over `(example, value)` pairs; with `trials > 1`, boolean summaries
+/// also get `pass@1`, `pass@10`, `pass@100` (where k <= trials) over the examples.
+fn summarize_samples(samples: &[(usize, &Value)], trials: usize) -> Option<Value> {
+    if samples.is_empty() {
+        return Some(Value::Object(Map::new()));
+    }
+    let data: Vec<(usize, &Value)> = samples
         .iter()
-        .find_map(|s| s.value.filter(|v| !v.is_null()))?;
+        .copied()
+        .filter(|(_, v)| !v.is_null())
+        .collect();
+    // Weave looks at the first value only, so a failed first row (`{}`) would hide a boolean
+    // scorer's summary; the first real score decides here.
+    let (_, first) = data
+        .iter()
+        .find(|(_, v)| v.as_object().is_none_or(|m| !m.is_empty()))
+        .or(data.first())?;
     match first {
         Value::Bool(_) => {
-            let total = samples.len();
-            let true_count = samples
-                .iter()
-                .filter(|s| s.value == Some(&Value::Bool(true)))
-                .count();
+            let true_count = data.iter().filter(|(_, v)| truthy(v)).count();
             let mut m = Map::new();
             m.insert("true_count".into(), json!(true_count));
             m.insert(
                 "true_fraction".into(),
-                json!(if total == 0 {
-                    0.0
-                } else {
-                    true_count as f64 / total as f64
-                }),
+                json!(true_count as f64 / data.len() as f64),
             );
             if trials > 1 {
                 let mut per_example: std::collections::BTreeMap<usize, (usize, usize)> =
                     Default::default();
-                for s in samples {
-                    let e = per_example.entry(s.example).or_default();
-                    e.0 += 1;
-                    if s.value == Some(&Value::Bool(true)) {
-                        e.1 += 1;
+                for (e, v) in &data {
+                    let t = per_example.entry(*e).or_default();
+                    t.0 += 1;
+                    if truthy(v) {
+                        t.1 += 1;
                     }
                 }
                 for k in [1usize, 10, 100] {
@@ -72,19 +98,21 @@ pub(crate) fn aggregate(samples: &[Sample<'_>], trials: usize) -> Option<Value> 
             Some(Value::Object(m))
         }
         Value::Number(_) => {
-            let nums: Vec<f64> = samples
+            // Python's mean counts booleans as 0/1; other values would raise there, they
+            // are left out here.
+            let nums: Vec<f64> = data
                 .iter()
-                .filter_map(|s| s.value.and_then(Value::as_f64))
+                .filter_map(|(_, v)| match v {
+                    Value::Bool(b) => Some(f64::from(u8::from(*b))),
+                    v => v.as_f64(),
+                })
                 .collect();
-            if nums.is_empty() {
-                return None;
-            }
             Some(json!({"mean": nums.iter().sum::<f64>() / nums.len() as f64}))
         }
         Value::Object(_) => {
             let mut keys: Vec<&String> = Vec::new();
-            for s in samples {
-                if let Some(Value::Object(m)) = s.value {
+            for (_, v) in &data {
+                if let Value::Object(m) = v {
                     for k in m.keys() {
                         if !keys.contains(&k) {
                             keys.push(k);
@@ -94,15 +122,19 @@ pub(crate) fn aggregate(samples: &[Sample<'_>], trials: usize) -> Option<Value> 
             }
             let mut out = Map::new();
             for k in keys {
-                let sub: Vec<Sample<'_>> = samples
+                let sub: Vec<(usize, &Value)> = data
                     .iter()
-                    .map(|s| Sample {
-                        example: s.example,
-                        value: s.value.and_then(|v| v.get(k)),
-                    })
+                    .filter_map(|(e, v)| v.as_object().map(|m| (*e, m.get(k).unwrap_or(&NULL))))
                     .collect();
-                if let Some(v) = aggregate(&sub, trials) {
-                    out.insert(k.clone(), v);
+                if let Some(s) = summarize_samples(&sub, trials) {
+                    match s {
+                        Value::Object(inner) if inner.contains_key(k.as_str()) => {
+                            out.extend(inner);
+                        }
+                        s => {
+                            out.insert(k.clone(), s);
+                        }
+                    }
                 }
             }
             if out.is_empty() {
@@ -115,8 +147,14 @@ pub(crate) fn aggregate(samples: &[Sample<'_>], trials: usize) -> Option<Value> 
     }
 }
 
-/// Summarises per-row score maps (`scores[row][scorer]`) the way `Evaluation.summarize` does.
-/// `examples[row]` says which dataset row each result came from (trials repeat them).
+static NULL: Value = Value::Null;
+static EMPTY: std::sync::LazyLock<Value> = std::sync::LazyLock::new(|| json!({}));
+
+/// Summarises per-row score maps (`scores[row][scorer]`) the way Weave's
+/// `Evaluation.summarize` does: one entry per scorer, `null` when nothing could be
+/// summarised; a row without a scorer's key (its predict or that scorer failed) counts as
+/// Weave's `{}`. `examples[row]` says which dataset row each result came from (trials repeat
+/// them), for pass@k.
 pub fn summarize(
     scorer_names: &[String],
     scores: &[Map<String, Value>],
@@ -125,17 +163,15 @@ pub fn summarize(
 ) -> Map<String, Value> {
     let mut out = Map::new();
     for name in scorer_names {
-        let samples: Vec<Sample<'_>> = scores
+        let samples: Vec<(usize, &Value)> = scores
             .iter()
             .zip(examples)
-            .map(|(s, e)| Sample {
-                example: *e,
-                value: s.get(name),
-            })
+            .map(|(s, e)| (*e, s.get(name).unwrap_or(&EMPTY)))
             .collect();
-        if let Some(v) = aggregate(&samples, trials) {
-            out.insert(name.clone(), v);
-        }
+        out.insert(
+            name.clone(),
+            summarize_samples(&samples, trials).unwrap_or(Value::Null),
+        );
     }
     out
 }
@@ -153,5 +189,53 @@ mod tests {
         assert_eq!(pass_at_k(5, 0, 3), Some(0.0));
         assert_eq!(pass_at_k(5, 4, 2), Some(1.0));
         assert_eq!(pass_at_k(5, 1, 10), None);
+    }
+
+    #[test]
+    fn nulls_are_dropped_before_counting() {
+        // Weave: auto_summarize([True, None, False]) == {"true_count": 1, "true_fraction": 0.5}
+        let s = auto_summarize(&[json!(true), Value::Null, json!(false)]);
+        assert_eq!(s, Some(json!({"true_count": 1, "true_fraction": 0.5})));
+        assert_eq!(auto_summarize(&[Value::Null, Value::Null]), None);
+        assert_eq!(auto_summarize(&[]), Some(json!({})));
+        let s = auto_summarize(&[json!(1), Value::Null, json!(2)]);
+        assert_eq!(s, Some(json!({"mean": 1.5})));
+    }
+
+    #[test]
+    fn weave_quirks_are_kept() {
+        // A failed row is `{}`: false among booleans, dropped under nested keys.
+        let s = auto_summarize(&[json!(true), json!({}), json!(true), json!(false)]);
+        assert_eq!(s, Some(json!({"true_count": 2, "true_fraction": 0.5})));
+        let s = auto_summarize(&[json!({"ok": true}), json!({}), json!({"ok": false})]);
+        assert_eq!(
+            s,
+            Some(json!({"ok": {"true_count": 1, "true_fraction": 0.5}}))
+        );
+        // A key whose summary holds that key is merged flat.
+        let s = auto_summarize(&[json!({"mean": 1}), json!({"mean": 3})]);
+        assert_eq!(s, Some(json!({"mean": 2.0})));
+        // Strings have no summary; objects of only strings neither.
+        assert_eq!(auto_summarize(&[json!("a"), json!("b")]), None);
+        assert_eq!(auto_summarize(&[json!({"why": "x"})]), None);
+        // A failed first row does not hide the booleans after it.
+        let s = auto_summarize(&[json!({}), json!(true), json!(false)]);
+        assert_eq!(
+            s,
+            Some(json!({"true_count": 1, "true_fraction": 1.0 / 3.0}))
+        );
+        // Numbers first: booleans count as 0/1.
+        let s = auto_summarize(&[json!(2), json!(true)]);
+        assert_eq!(s, Some(json!({"mean": 1.5})));
+    }
+
+    #[test]
+    fn summarize_gives_null_for_a_scorer_with_nothing_to_summarise() {
+        let rows = vec![
+            Map::from_iter([("a".to_string(), Value::Null)]),
+            Map::from_iter([("a".to_string(), Value::Null)]),
+        ];
+        let s = summarize(&["a".to_string()], &rows, &[0, 1], 1);
+        assert_eq!(Value::Object(s), json!({"a": null}));
     }
 }

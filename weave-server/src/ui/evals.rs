@@ -545,7 +545,7 @@ async fn run_of(
         ..Default::default()
     };
     let rows_started = store.calls_query_stats(count(None)).await?.count;
-    let rows_done = if call.status() == CallStatus::Running {
+    let rows_done = if matches!(call.status(), CallStatus::Running | CallStatus::Interrupted) {
         let not_running = Expr::negate(Expr::eq(
             Expr::field("summary.weave.status"),
             Expr::literal("running"),
