@@ -314,8 +314,10 @@ pub fn direction(path: &str, declared: &HashMap<String, Direction>) -> Direction
     }
 }
 
-/// The directions the run's scorers declare: each entry of the Evaluation object's `scorers`
-/// that resolves to an object with a `direction` (keyed by its `name`, else its object name).
+/// The directions the run's scorers declare: the Evaluation object's `score_directions`
+/// (`{"<scorer>": "lower_is_better"}`, what `weave::eval::lower_is_better` stores), and each
+/// entry of its `scorers` that resolves to an object with a `direction` (keyed by its `name`,
+/// else its object name).
 pub fn declared_directions(db: &Db, run: &Run) -> HashMap<String, Direction> {
     let mut out = HashMap::new();
     let Some(eval) = run
@@ -325,6 +327,11 @@ pub fn declared_directions(db: &Db, run: &Run) -> HashMap<String, Direction> {
     else {
         return out;
     };
+    for (scorer, d) in eval.val["score_directions"].as_object().into_iter().flatten() {
+        if let Some(d) = d.as_str().and_then(Direction::parse) {
+            out.insert(scorer.clone(), d);
+        }
+    }
     for s in eval.val["scorers"].as_array().into_iter().flatten() {
         let obj = match s {
             Value::String(uri) => match db.resolve_ref(uri).ok().flatten() {

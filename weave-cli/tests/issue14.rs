@@ -405,3 +405,88 @@ fn floats_round_trip_exactly() {
         assert_eq!(l.to_bits(), TRICKY.to_bits());
     }
 }
+
+/// A row of the real-evaluation fixture: the model's output should equal `want`.
+#[derive(serde::Serialize, serde::Deserialize, Clone)]
+struct Target {
+    x: i64,
+    want: i64,
+}
+
+/// Adds `plus` to `x`.
+#[derive(weave::Model, serde::Serialize)]
+struct Adder {
+    plus: i64,
+}
+
+#[weave::ops]
+impl Adder {
+    #[weave::op]
+    fn predict(&self, x: i64) -> i64 {
+        x + self.plus
+    }
+}
+
+impl weave::eval::Predict<Target> for Adder {
+    type Output = i64;
+    async fn predict_row(&self, row: &Target) -> Result<i64, weave::eval::BoxError> {
+        Ok(self.predict(row.x))
+    }
+}
+
+/// How far off the output is: a name no rule knows, declared lower-is-better.
+#[weave::op]
+fn miss(row: &Target, output: &i64) -> f64 {
+    (row.want - output).abs() as f64
+}
+
+/// `weave::eval::lower_is_better` stores the direction with the evaluation
+/// (`score_directions`), and `compare` follows it: `miss` going down is an improvement,
+/// though its name alone would say higher is better.
+#[test]
+fn compare_follows_the_directions_an_evaluation_declares() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("weave.db");
+    let client = weave::Settings::new(PROJECT)
+        .db_path(&db)
+        .quiet()
+        .build()
+        .unwrap();
+    let rows = vec![Target { x: 1, want: 3 }, Target { x: 2, want: 4 }];
+    let eval = || {
+        weave::eval::Evaluation::new(
+            "declared",
+            weave::eval::Dataset::from_rows("targets", &rows).unwrap(),
+        )
+        .scorer(weave::eval::lower_is_better(weave::scorer!(miss)))
+        .progress(false)
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    client.in_scope(|| {
+        rt.block_on(async {
+            // Off by 2 on every row, then exact.
+            eval().evaluate(&Adder { plus: 0 }).await.unwrap();
+            eval().evaluate(&Adder { plus: 2 }).await.unwrap();
+        })
+    });
+    client.flush().expect("every record written");
+    drop(client);
+    let runs = json_of(&db, &["evals", "--json"]);
+    let (newer, older) = (
+        runs[0]["id"].as_str().unwrap(),
+        runs[1]["id"].as_str().unwrap(),
+    );
+    let cj = json_of(&db, &["compare", older, newer, "--json"]);
+    let rows = cj["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{cj:#}");
+    for r in rows {
+        assert_eq!(r["change"], json!("improvement"), "{cj:#}");
+    }
+    let miss_mean = cj["summary"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["metric"] == json!("miss.mean"))
+        .unwrap_or_else(|| panic!("no miss.mean in {cj:#}"));
+    assert_eq!(miss_mean["direction"], json!("lower"), "{cj:#}");
+}
