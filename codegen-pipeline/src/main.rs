@@ -341,9 +341,11 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     );
     let passed_count = passed["true_count"].as_u64().unwrap_or(0);
     println!("  {:<22} {passed_count}/{}", "passed", rows * args.trials);
+    // pass@1 over every sample (a failed generation counts as failed; Weave's true_fraction
+    // leaves such rows out).
     if let Some(p) = passed["pass@1"]
         .as_f64()
-        .or(passed["true_fraction"].as_f64())
+        .or((rows * args.trials > 0).then(|| passed_count as f64 / (rows * args.trials) as f64))
     {
         println!("  {:<22} {:.3}", "pass@1", p);
     }
@@ -678,10 +680,10 @@ async fn run_evalplus(
         println!("  {:<22} {count}/{}", label, rows * args.trials);
     }
     for (part, label) in [("base", "pass@1 base"), ("plus", "pass@1 plus")] {
+        let count = score[part]["true_count"].as_u64().unwrap_or(0);
         let p = score[part]["pass@1"]
             .as_f64()
-            .or(score[part]["true_fraction"].as_f64())
-            .unwrap_or(0.0);
+            .unwrap_or(count as f64 / (rows * args.trials).max(1) as f64);
         println!("  {:<22} {:.3}", label, p);
     }
     for k in [10, 100] {

@@ -75,9 +75,11 @@ fn summarize_samples(samples: &[(usize, &Value)], trials: usize) -> Option<Value
                 json!(true_count as f64 / data.len() as f64),
             );
             if trials > 1 {
+                // pass@k counts every sample, as its definition does: a failed or missing
+                // one is a sample that did not pass.
                 let mut per_example: std::collections::BTreeMap<usize, (usize, usize)> =
                     Default::default();
-                for (e, v) in &data {
+                for (e, v) in samples {
                     let t = per_example.entry(*e).or_default();
                     t.0 += 1;
                     if truthy(v) {
@@ -122,6 +124,8 @@ fn summarize_samples(samples: &[(usize, &Value)], trials: usize) -> Option<Value
             }
             let mut out = Map::new();
             for k in keys {
+                // Every object, the failed rows' `{}` too (their `null` is dropped from the
+                // counts, and is a failed sample for pass@k).
                 let sub: Vec<(usize, &Value)> = data
                     .iter()
                     .filter_map(|(e, v)| v.as_object().map(|m| (*e, m.get(k).unwrap_or(&NULL))))
@@ -227,6 +231,19 @@ mod tests {
         // Numbers first: booleans count as 0/1.
         let s = auto_summarize(&[json!(2), json!(true)]);
         assert_eq!(s, Some(json!({"mean": 1.5})));
+    }
+
+    #[test]
+    fn pass_at_k_counts_failed_samples() {
+        // Example 0: 2 trials, one passed and one whose predict failed (`{}`).
+        let rows = vec![
+            Map::from_iter([("s".to_string(), json!({"passed": true}))]),
+            Map::new(),
+        ];
+        let s = summarize(&["s".to_string()], &rows, &[0, 0], 2);
+        // Weave's fraction leaves the failed row out; pass@1 = 1/2 counts it.
+        assert_eq!(s["s"]["passed"]["true_fraction"], json!(1.0));
+        assert_eq!(s["s"]["passed"]["pass@1"], json!(0.5));
     }
 
     #[test]
