@@ -327,7 +327,11 @@ pub fn declared_directions(db: &Db, run: &Run) -> HashMap<String, Direction> {
     else {
         return out;
     };
-    for (scorer, d) in eval.val["score_directions"].as_object().into_iter().flatten() {
+    for (scorer, d) in eval.val["score_directions"]
+        .as_object()
+        .into_iter()
+        .flatten()
+    {
         if let Some(d) = d.as_str().and_then(Direction::parse) {
             out.insert(scorer.clone(), d);
         }
