@@ -27,6 +27,7 @@ pub struct Settings {
     quiet: bool,
     sink: Option<Box<dyn TraceSink>>,
     remote: Option<RemoteConfig>,
+    max_buffered: usize,
 }
 
 impl std::fmt::Debug for Settings {
@@ -52,7 +53,17 @@ impl Settings {
             quiet: false,
             sink: None,
             remote: None,
+            max_buffered: crate::queue::DEFAULT_MAX_BUFFERED,
         }
+    }
+
+    /// Bounds the call records (two per call: start and end) waiting for the writer; default
+    /// [`DEFAULT_MAX_BUFFERED`](crate::DEFAULT_MAX_BUFFERED). A thread whose call would go
+    /// over the bound waits until the writer has collected the buffers: records are never
+    /// dropped, and memory stays bounded when calls come faster than the sink stores them.
+    pub fn max_buffered_records(mut self, records: usize) -> Self {
+        self.max_buffered = records;
+        self
     }
 
     /// Sends traces to a W&B Weave trace server (`weave serve`, or W&B's) instead of the
@@ -134,7 +145,7 @@ impl Settings {
             }
         };
         let (sender, receiver) = mpsc::channel();
-        let calls = Arc::new(Registry::new());
+        let calls = Arc::new(Registry::new(self.max_buffered));
         let encoder = Encoder::new(&project_id, &self.redact_keys);
         let writer =
             spawn_writer(sink, encoder, receiver, calls.clone()).map_err(|source| Error::Io {
@@ -223,6 +234,12 @@ impl WeaveClient {
     /// The trace server the traces go to, if any.
     pub fn trace_server_url(&self) -> Option<&str> {
         self.server_url.as_deref()
+    }
+
+    /// How many times a traced thread waited for the writer because this client's buffers
+    /// were full (see [`Settings::max_buffered_records`]).
+    pub fn buffer_waits(&self) -> u64 {
+        self.dispatch.buffer_waits()
     }
 
     /// Waits until everything recorded so far is written.

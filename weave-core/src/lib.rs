@@ -45,6 +45,7 @@ pub use dispatch::DefaultGuard;
 pub use encode::{default_redact_keys, MAX_VALUE_BYTES, REDACTED};
 pub use error::Error;
 pub use model::{model_version, Model, ModelVersion};
+pub use queue::DEFAULT_MAX_BUFFERED;
 pub use record::Usage;
 /// Trace stores: the `TraceStore` trait and the SQLite store.
 pub use weave_store as store;

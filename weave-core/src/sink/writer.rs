@@ -1,8 +1,12 @@
-//! The background writer thread: every few milliseconds (and at once on a message) it
-//! collects the per-thread call buffers and the channel, encodes the round, and hands the
-//! batch to the sink.
+//! The background writer: two threads in a pipeline. The encoding thread collects the
+//! per-thread call buffers and the channel every few milliseconds (at once on a message, or
+//! when the buffers fill up), encodes each round into batches, and hands them to the sink
+//! thread, which writes them to the sink. Encoding the next round overlaps with writing the
+//! last one; at most [`IN_FLIGHT`] batches wait between the two, so a slow sink slows the
+//! encoding thread, which lets the buffers fill, which makes callers wait (see
+//! [`crate::queue`]): memory stays bounded and nothing is dropped.
 
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -17,35 +21,85 @@ use crate::record::{CallMsg, Msg};
 const INTERVAL: Duration = Duration::from_millis(10);
 /// Channel messages taken in one round at most.
 const MAX_BATCH: usize = 4096;
+/// Encoded batches waiting for the sink thread at most.
+const IN_FLIGHT: usize = 2;
+
+/// Work for the sink thread, in order.
+enum Job {
+    /// Write a batch (then hand it back to be reused).
+    Write(Batch),
+    /// Flush the sink, then answer these.
+    Flush(Vec<SyncSender<()>>),
+}
 
 struct Writer {
-    sink: Box<dyn TraceSink>,
     encoder: Encoder,
     calls: Arc<Registry>,
     /// Emptied buffers, swapped back into the threads' buffers.
     spares: Vec<Vec<CallMsg>>,
-    /// Reused from round to round.
+    /// Filled from round to round; sent to the sink thread when full or at a round's end.
     batch: Batch,
+    /// Batches written by the sink thread, to reuse (cleared here, off the sink thread).
+    returned: Receiver<Batch>,
+    jobs: Option<SyncSender<Job>>,
 }
 
-/// Starts the writer thread; it stops after a `Shutdown` message (or when every sender is
-/// gone), having written everything sent before.
+/// Starts the writer threads; they stop after a `Shutdown` message (or when every sender is
+/// gone), having written everything sent before. Joining the returned handle waits for both.
 pub(crate) fn spawn_writer(
     sink: Box<dyn TraceSink>,
     encoder: Encoder,
     rx: Receiver<Msg>,
     calls: Arc<Registry>,
 ) -> std::io::Result<JoinHandle<()>> {
+    let (jobs, jobs_rx) = mpsc::sync_channel(IN_FLIGHT);
+    let (back, returned) = mpsc::channel();
+    let sink_thread = std::thread::Builder::new()
+        .name("weave-sink".into())
+        .spawn(move || sink_loop(sink, jobs_rx, back))?;
     let mut writer = Writer {
-        sink,
         encoder,
         calls,
         spares: Vec::new(),
         batch: Batch::default(),
+        returned,
+        jobs: Some(jobs),
     };
     std::thread::Builder::new()
         .name("weave-writer".into())
-        .spawn(move || writer.run(rx))
+        .spawn(move || {
+            writer.run(rx);
+            // The sink thread ends once the job channel is closed and it has shut the sink.
+            drop(writer.jobs.take());
+            let _ = sink_thread.join();
+            writer.calls.pressure().close();
+        })
+}
+
+/// The sink thread: writes batches in order, flushes on request, shuts the sink down when
+/// the encoding thread is done.
+fn sink_loop(mut sink: Box<dyn TraceSink>, jobs: Receiver<Job>, back: mpsc::Sender<Batch>) {
+    for job in jobs {
+        match job {
+            Job::Write(batch) => {
+                if let Err(e) = sink.write(&batch) {
+                    tracing::error!("weave: writing traces failed: {e}");
+                }
+                let _ = back.send(batch);
+            }
+            Job::Flush(waiting) => {
+                if let Err(e) = sink.flush() {
+                    tracing::error!("weave: {e}");
+                }
+                for f in waiting {
+                    let _ = f.send(());
+                }
+            }
+        }
+    }
+    if let Err(e) = sink.shutdown() {
+        tracing::error!("weave: {e}");
+    }
 }
 
 impl Writer {
@@ -55,7 +109,13 @@ impl Writer {
             // after a call record finds that record collected in the same round.
             let mut messages = Vec::new();
             let mut disconnected = false;
-            match rx.recv_timeout(INTERVAL) {
+            // Buffers filling up: collect them now rather than let callers wait.
+            let wait = if self.calls.pressure().pressing() {
+                Duration::ZERO
+            } else {
+                INTERVAL
+            };
+            match rx.recv_timeout(wait) {
                 Ok(m) => messages.push(m),
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => disconnected = true,
@@ -70,41 +130,55 @@ impl Writer {
                 self.round(rest, &mut control);
             }
             if !control.flushes.is_empty() {
-                if let Err(e) = self.sink.flush() {
-                    tracing::error!("weave: {e}");
-                }
-            }
-            for f in control.flushes {
-                let _ = f.send(());
+                self.send(Job::Flush(control.flushes));
             }
             if stop {
-                if let Err(e) = self.sink.shutdown() {
-                    tracing::error!("weave: {e}");
-                }
                 return;
             }
         }
     }
 
-    /// Collects the buffers, encodes them with `messages`, writes the batch.
+    fn send(&mut self, job: Job) {
+        let gone = match &self.jobs {
+            Some(jobs) => jobs.send(job).is_err(),
+            None => true,
+        };
+        if gone {
+            // The sink thread died (a sink panicked): nothing can be written any more.
+            tracing::error!("weave: the sink thread stopped; trace records are dropped");
+            self.jobs = None;
+        }
+    }
+
+    /// Collects the buffers, encodes them with `messages`, hands the batches to the sink.
     fn round(&mut self, messages: Vec<Msg>, control: &mut Control) {
         let mut calls = self.calls.drain(&mut self.spares);
         if calls.is_empty() && messages.is_empty() {
             return;
         }
-        self.batch.clear();
-        let sink = &mut self.sink;
-        let mut write = |batch: &mut Batch| {
-            if !batch.is_empty() {
-                if let Err(e) = sink.write(batch) {
-                    tracing::error!("weave: writing traces failed: {e}");
+        let Writer {
+            encoder,
+            batch,
+            returned,
+            jobs,
+            ..
+        } = self;
+        let mut hand_over = |batch: &mut Batch| {
+            if batch.is_empty() {
+                return;
+            }
+            let mut next = returned.try_recv().unwrap_or_default();
+            next.clear();
+            let full = std::mem::replace(batch, next);
+            if let Some(j) = jobs {
+                if j.send(Job::Write(full)).is_err() {
+                    tracing::error!("weave: the sink thread stopped; trace records are dropped");
+                    *jobs = None;
                 }
             }
-            batch.clear();
         };
-        self.encoder
-            .encode(&mut calls, messages, &mut self.batch, control, &mut write);
-        write(&mut self.batch);
+        encoder.encode(&mut calls, messages, batch, control, &mut hand_over);
+        hand_over(batch);
         for records in calls {
             Registry::recycle(&mut self.spares, records);
         }
