@@ -7,6 +7,7 @@
 //! any runtime.
 
 pub(crate) mod calls;
+mod checkpoint;
 pub(crate) mod feedback;
 mod objects;
 pub(crate) mod query;
@@ -117,6 +118,8 @@ struct Inner {
     at: Location,
     writer: Option<Mutex<(Connection, WriteCache)>>,
     readers: Mutex<Vec<Connection>>,
+    /// Copies the WAL into the database on its own thread (stores made by `create`).
+    checkpointer: Option<checkpoint::Checkpointer>,
 }
 
 /// What the writer keeps from one transaction to the next.
@@ -189,6 +192,7 @@ impl SqliteStore {
                 at,
                 writer: writable.then(|| Mutex::new((conn, WriteCache::default()))),
                 readers: Mutex::new(Vec::new()),
+                checkpointer: None,
             }),
         })
     }
@@ -218,12 +222,20 @@ impl SqliteStore {
                 .map_err(|e| sql_err(&at, e))?;
         }
         schema::migrate(&mut conn, &at)?;
+        // Checkpoints (copying the WAL into the file, with an fsync) run on their own
+        // thread, so that commits do not wait for them.
+        let checkpointer = checkpoint::Checkpointer::start(&path, &at);
+        if checkpointer.is_some() {
+            conn.pragma_update(None, "wal_autocheckpoint", 0)
+                .map_err(|e| sql_err(&at, e))?;
+        }
         Ok(SqliteStore {
             inner: Arc::new(Inner {
                 path,
                 at,
                 writer: Some(Mutex::new((conn, WriteCache::default()))),
                 readers: Mutex::new(Vec::new()),
+                checkpointer,
             }),
         })
     }
@@ -285,6 +297,14 @@ impl SqliteStore {
         };
         let r = f(&mut w)?;
         w.finish()?;
+        if let Some(c) = &self.inner.checkpointer {
+            if c.committed() {
+                // The batch is committed whatever happens here; the next one retries.
+                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(())) {
+                    tracing::warn!("weave: {}: checkpoint failed: {e}", self.at());
+                }
+            }
+        }
         Ok(r)
     }
 
