@@ -308,6 +308,19 @@ impl SqliteStore {
         Ok(r)
     }
 
+    /// Copies the WAL into the database file now (a `PASSIVE` checkpoint: it waits for
+    /// nobody), so that what is committed is also synced. A no-op on a read-only store.
+    pub fn checkpoint(&self) -> Result<()> {
+        let Some(writer) = &self.inner.writer else {
+            return Ok(());
+        };
+        let guard = lock(writer);
+        guard
+            .0
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+            .map_err(|e| sql_err(self.at(), e))
+    }
+
     /// Runs a blocking operation: on tokio's blocking pool inside a runtime, else inline.
     ///
     /// The result comes back over a `futures` channel rather than tokio's `JoinHandle`, whose
