@@ -297,3 +297,82 @@ fn model_refs_follow_the_value_even_when_it_is_mutated_in_place() {
     let panel_versions = objects.iter().filter(|o| o.object_id == "Panel").count();
     assert_eq!(panel_versions, 2);
 }
+
+/// A sink that holds its first write until the gate opens.
+struct GatedSink {
+    gate: Arc<(Mutex<bool>, std::sync::Condvar)>,
+    inner: MemorySink,
+}
+
+/// Opens the gate when dropped, so that a failed assertion does not leave the sink stuck.
+struct OpenOnDrop(Arc<(Mutex<bool>, std::sync::Condvar)>);
+
+impl Drop for OpenOnDrop {
+    fn drop(&mut self) {
+        let (open, cv) = &*self.0;
+        *open.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        cv.notify_all();
+    }
+}
+
+impl TraceSink for GatedSink {
+    fn write(&mut self, batch: &Batch) -> Result<(), SinkError> {
+        let (open, cv) = &*self.gate;
+        let mut open = open.lock().unwrap();
+        while !*open {
+            open = cv.wait(open).unwrap();
+        }
+        self.inner.write(batch)
+    }
+}
+
+#[test]
+fn full_buffers_make_callers_wait_and_lose_nothing() {
+    const CALLS: u32 = 20_000;
+    const MAX_RECORDS: usize = 2048;
+    let gate = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
+    let inner = MemorySink::new();
+    let client = weave::Settings::new("pressure")
+        .sink(GatedSink {
+            gate: gate.clone(),
+            inner: inner.clone(),
+        })
+        .max_buffered_records(MAX_RECORDS)
+        .quiet()
+        .build()
+        .expect("build");
+    let made = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    std::thread::scope(|s| {
+        let opener = OpenOnDrop(gate.clone());
+        let caller = s.spawn(|| {
+            client.in_scope(|| {
+                for i in 0..CALLS {
+                    double(i);
+                    made.store(i + 1, std::sync::atomic::Ordering::Relaxed);
+                }
+            })
+        });
+        // The sink is stuck: the caller must stop once the buffers, the batch being
+        // encoded and the batches queued for the sink are full, far short of all its calls.
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let before_open = made.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(
+            before_open < CALLS / 2,
+            "{before_open} of {CALLS} calls made while the sink was stuck"
+        );
+        assert!(client.buffer_waits() >= 1, "the caller never waited");
+        drop(opener);
+        caller.join().expect("caller");
+    });
+    client.flush().expect("every record written");
+    let calls = inner.calls();
+    assert_eq!(calls.len(), CALLS as usize, "every call stored");
+    let mut xs: Vec<u64> = calls
+        .iter()
+        .map(|c| c.inputs["x"].as_u64().expect("x"))
+        .collect();
+    xs.sort_unstable();
+    xs.dedup();
+    assert_eq!(xs.len(), CALLS as usize, "each call once");
+    assert!(calls.iter().all(|c| c.ended_at.is_some()));
+}

@@ -125,15 +125,21 @@ fn run_scenario(threads: u64, per_thread: u64) {
     let calls_done = start.elapsed();
     client.flush().expect("flush");
     let flushed = start.elapsed();
+    let waits = client.buffer_waits();
+    let wal_mib = std::fs::metadata(dir.path().join("ingest.db-wal"))
+        .map_or(0.0, |m| m.len() as f64 / (1024.0 * 1024.0));
+    let stored = stored_calls(&client);
     let mut all = Histogram::new();
     for h in &hists {
         all.merge(h);
     }
     drop(client);
     let total = threads * per_thread;
-    // One line the parent parses: calls, seconds to last call, seconds to flush, RSS, p50, p99.9.
+    assert_eq!(stored, total, "calls lost");
+    // One line the parent parses: calls, seconds to last call, seconds to flush, RSS, p50,
+    // p99.9, p99.999, waits for the writer, size of the WAL file once flushed.
     println!(
-        "RESULT {total} {:.4} {:.4} {:.1} {} {} {}",
+        "RESULT {total} {:.4} {:.4} {:.1} {} {} {} {waits} {wal_mib:.1}",
         calls_done.as_secs_f64(),
         flushed.as_secs_f64(),
         peak_rss_mib(),
@@ -141,6 +147,19 @@ fn run_scenario(threads: u64, per_thread: u64) {
         all.quantile(0.999),
         all.quantile(0.99999),
     );
+}
+
+/// Calls in the store, counted through the store's read API.
+fn stored_calls(client: &weave::WeaveClient) -> u64 {
+    use weave::store::TraceStore;
+    let store = client.store().expect("store");
+    let req = weave::types::CallsQueryStatsReq {
+        project_id: client.project_id(),
+        ..Default::default()
+    };
+    futures::executor::block_on(store.calls_query_stats(req))
+        .expect("count")
+        .count
 }
 
 fn plain_loop_ns() -> f64 {
@@ -189,7 +208,7 @@ fn main() {
         plain_loop_ns()
     );
     println!(
-        "{:<8} {:>10} {:>12} {:>12} {:>10} {:>9} {:>10} {:>11}",
+        "{:<8} {:>10} {:>12} {:>12} {:>10} {:>9} {:>10} {:>11} {:>7} {:>8}",
         "scenario",
         "calls",
         "calls/s",
@@ -197,7 +216,9 @@ fn main() {
         "peak RSS",
         "p50 call",
         "p99.9 call",
-        "p99.999 call"
+        "p99.999 call",
+        "waits",
+        "WAL"
     );
     for (name, _, _) in SCENARIOS {
         if !only.is_empty() && !only.iter().any(|o| o.as_str() == name) {
@@ -220,10 +241,10 @@ fn main() {
             .skip(1)
             .map(|x| x.parse().unwrap_or(f64::NAN))
             .collect();
-        let (calls, _done, flushed, rss, p50, p999, p99999) =
-            (f[0], f[1], f[2], f[3], f[4], f[5], f[6]);
+        let (calls, _done, flushed, rss, p50, p999, p99999, waits, wal) =
+            (f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8]);
         println!(
-            "{:<8} {:>10} {:>12.0} {:>11.3}s {:>7.1}MiB {:>7}ns {:>8.1}µs {:>9.1}µs",
+            "{:<8} {:>10} {:>12.0} {:>11.3}s {:>7.1}MiB {:>7}ns {:>8.1}µs {:>9.1}µs {:>7} {:>5.1}MiB",
             name,
             calls as u64,
             calls / flushed,
@@ -232,6 +253,8 @@ fn main() {
             p50 as u64,
             Duration::from_nanos(p999 as u64).as_secs_f64() * 1e6,
             Duration::from_nanos(p99999 as u64).as_secs_f64() * 1e6,
+            waits as u64,
+            wal,
         );
     }
 }

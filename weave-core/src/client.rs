@@ -29,6 +29,7 @@ pub struct Settings {
     sink: Option<Box<dyn TraceSink>>,
     remote: Option<RemoteConfig>,
     flush_timeout: Duration,
+    max_buffered: usize,
 }
 
 /// How long a flush waits by default.
@@ -59,6 +60,7 @@ impl Settings {
             sink: None,
             remote: None,
             flush_timeout: DEFAULT_FLUSH_TIMEOUT,
+            max_buffered: crate::queue::DEFAULT_MAX_BUFFERED,
         }
     }
 
@@ -68,6 +70,15 @@ impl Settings {
     /// not delivered.
     pub fn flush_timeout(mut self, timeout: Duration) -> Self {
         self.flush_timeout = timeout;
+        self
+    }
+
+    /// Bounds the call records (two per call: start and end) waiting for the writer; default
+    /// [`DEFAULT_MAX_BUFFERED`](crate::DEFAULT_MAX_BUFFERED). A thread whose call would go
+    /// over the bound waits until the writer has collected the buffers: records are never
+    /// dropped, and memory stays bounded when calls come faster than the sink stores them.
+    pub fn max_buffered_records(mut self, records: usize) -> Self {
+        self.max_buffered = records;
         self
     }
 
@@ -153,7 +164,7 @@ impl Settings {
             }
         };
         let (sender, receiver) = mpsc::channel();
-        let calls = Arc::new(Registry::new());
+        let calls = Arc::new(Registry::new(self.max_buffered));
         let keys = RedactKeys::new(&self.redact_keys);
         let encoder = Encoder::new(&project_id, keys.clone());
         let writer =
@@ -286,6 +297,12 @@ impl WeaveClient {
     /// The trace server the traces go to, if any.
     pub fn trace_server_url(&self) -> Option<&str> {
         self.server_url.as_deref()
+    }
+
+    /// How many times a traced thread waited for the writer because this client's buffers
+    /// were full (see [`Settings::max_buffered_records`]).
+    pub fn buffer_waits(&self) -> u64 {
+        self.dispatch.buffer_waits()
     }
 
     /// Waits until everything recorded so far is written, up to the flush timeout

@@ -86,6 +86,11 @@ impl Dispatch {
         self.calls.id()
     }
 
+    /// How many times a thread waited because this client's buffers were full.
+    pub(crate) fn buffer_waits(&self) -> u64 {
+        self.calls.waits()
+    }
+
     /// This thread's buffer of this client's call records.
     pub(crate) fn local_buffer(&self) -> Arc<ThreadBuffer> {
         self.calls.local()

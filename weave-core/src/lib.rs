@@ -47,6 +47,7 @@ pub use dispatch::DefaultGuard;
 pub use encode::MAX_VALUE_BYTES;
 pub use error::{Error, FlushError};
 pub use model::{model_version, Model, ModelVersion};
+pub use queue::DEFAULT_MAX_BUFFERED;
 pub use record::Usage;
 pub use redact::{default_redact_keys, REDACTED};
 pub use scope::{

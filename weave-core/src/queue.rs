@@ -8,22 +8,120 @@
 //!
 //! A call's end record goes to the buffer its start record went to, even when an async call
 //! ends on another thread, so the writer always sees a call's start before its end.
+//!
+//! **Back-pressure.** The records waiting in a client's buffers are bounded
+//! ([`DEFAULT_MAX_BUFFERED`], set with `Settings::max_buffered_records`). A thread whose push
+//! takes the count over the bound waits until the writer has next collected the buffers
+//! (blocking, never dropping: nothing is lost), so a program that makes calls faster than the
+//! sink can store them runs at the sink's pace with bounded memory. The count is kept per
+//! chunk of [`CHUNK`] records (one shared atomic add per chunk, not per call), so the bound
+//! may be passed by up to one chunk per thread, and a thread waits at most once per chunk.
+//! Once the writer has stopped, nobody waits.
 
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
 
 use crate::record::CallMsg;
 
+/// Records a client's buffers hold at most by default (start and end records: two per call),
+/// about 40 MiB of records for tiny ops.
+pub const DEFAULT_MAX_BUFFERED: usize = 1 << 17;
+/// Records counted at once against the bound.
+pub(crate) const CHUNK: usize = 256;
+/// How long a waiting thread sleeps between checks that the writer is still running.
+const WAIT_SLICE: Duration = Duration::from_millis(50);
+
+/// The shared count of buffered records, and where threads over the bound wait.
+#[derive(Debug)]
+pub(crate) struct Pressure {
+    /// Records in the buffers (counted per chunk).
+    pending: AtomicUsize,
+    limit: usize,
+    /// Collections by the writer so far.
+    drains: Mutex<u64>,
+    drained: Condvar,
+    /// The writer has stopped: nothing will collect the buffers again.
+    closed: AtomicBool,
+    /// Times a thread waited for the writer.
+    waits: AtomicU64,
+}
+
+impl Pressure {
+    fn new(limit: usize) -> Self {
+        Pressure {
+            pending: AtomicUsize::new(0),
+            limit: limit.max(CHUNK),
+            drains: Mutex::new(0),
+            drained: Condvar::new(),
+            closed: AtomicBool::new(false),
+            waits: AtomicU64::new(0),
+        }
+    }
+
+    fn lock_drains(&self) -> MutexGuard<'_, u64> {
+        self.drains.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Counts `n` more records; over the bound, waits for the writer's next collection.
+    fn add(&self, n: usize) {
+        let pending = self.pending.fetch_add(n, Ordering::Relaxed) + n;
+        if pending <= self.limit || self.closed.load(Ordering::Acquire) {
+            return;
+        }
+        self.waits.fetch_add(1, Ordering::Relaxed);
+        let mut drains = self.lock_drains();
+        if self.pending.load(Ordering::Relaxed) <= self.limit {
+            return; // Collected meanwhile.
+        }
+        let seen = *drains;
+        while *drains == seen && !self.closed.load(Ordering::Acquire) {
+            drains = self
+                .drained
+                .wait_timeout(drains, WAIT_SLICE)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    /// The writer has taken every buffer's records: wakes the threads that wait.
+    fn collected(&self) {
+        self.pending.store(0, Ordering::Relaxed);
+        *self.lock_drains() += 1;
+        self.drained.notify_all();
+    }
+
+    /// Whether the buffers are at least half full: the writer should collect them at once.
+    pub(crate) fn pressing(&self) -> bool {
+        self.pending.load(Ordering::Relaxed) >= self.limit / 2
+    }
+
+    /// The writer has stopped: nobody waits any more.
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        let _guard = self.lock_drains();
+        self.drained.notify_all();
+    }
+}
+
 /// One thread's pending call records.
-#[derive(Default)]
 pub(crate) struct ThreadBuffer {
     records: Mutex<Vec<CallMsg>>,
+    pressure: Arc<Pressure>,
 }
 
 impl ThreadBuffer {
+    /// Appends a record; may wait for the writer when the client's buffers are full.
     pub(crate) fn push(&self, msg: CallMsg) {
-        self.lock().push(msg);
+        let full_chunk = {
+            let mut records = self.lock();
+            records.push(msg);
+            records.len().is_multiple_of(CHUNK)
+        };
+        if full_chunk {
+            self.pressure.add(CHUNK);
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Vec<CallMsg>> {
@@ -46,6 +144,7 @@ pub(crate) struct Registry {
     /// Tells this registry's buffers apart from other clients' in the thread-local cache.
     id: u64,
     buffers: Mutex<Vec<Arc<ThreadBuffer>>>,
+    pressure: Arc<Pressure>,
 }
 
 static NEXT_REGISTRY: AtomicU64 = AtomicU64::new(1);
@@ -75,11 +174,23 @@ const MAX_KEPT_CAPACITY: usize = 1 << 15;
 const MAX_SPARES: usize = 16;
 
 impl Registry {
-    pub(crate) fn new() -> Self {
+    /// Buffers holding at most about `max_buffered` records in all (see the module docs).
+    pub(crate) fn new(max_buffered: usize) -> Self {
         Registry {
             id: NEXT_REGISTRY.fetch_add(1, Ordering::Relaxed),
             buffers: Mutex::new(Vec::new()),
+            pressure: Arc::new(Pressure::new(max_buffered)),
         }
+    }
+
+    /// The bound on buffered records, shared with the buffers.
+    pub(crate) fn pressure(&self) -> &Pressure {
+        &self.pressure
+    }
+
+    /// How many times a thread waited for the writer because the buffers were full.
+    pub(crate) fn waits(&self) -> u64 {
+        self.pressure.waits.load(Ordering::Relaxed)
     }
 
     /// Tells this registry apart from others; never 0.
@@ -106,7 +217,10 @@ impl Registry {
     }
 
     fn register(&self) -> Arc<ThreadBuffer> {
-        let buffer = Arc::new(ThreadBuffer::default());
+        let buffer = Arc::new(ThreadBuffer {
+            records: Mutex::new(Vec::new()),
+            pressure: self.pressure.clone(),
+        });
         self.lock().push(buffer.clone());
         buffer
     }
@@ -132,6 +246,8 @@ impl Registry {
         }
         // Buffers of threads that are gone, and that no unfinished call points to.
         buffers.retain(|b| Arc::strong_count(b) > 1 || !b.lock().is_empty());
+        drop(buffers);
+        self.pressure.collected();
         taken
     }
 

@@ -163,3 +163,99 @@ async fn a_round_one_store_is_upgraded_in_place() {
     .await
     .unwrap();
 }
+
+/// Schema 3: the parent index holds children only, and queries by parent still use it.
+#[tokio::test]
+async fn the_parent_index_leaves_roots_out_and_children_queries_use_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v2.db");
+    let s = SqliteStore::create(&path).unwrap();
+    let call = |id: &str, parent: Option<&str>| CompleteCallSchemaForInsert {
+        project_id: "e/p".into(),
+        id: id.into(),
+        trace_id: "r".into(),
+        parent_id: parent.map(Into::into),
+        op_name: "f".into(),
+        started_at: format!("2025-01-01T00:00:0{}Z", id.len()),
+        ended_at: "2025-01-01T00:00:09Z".into(),
+        ..Default::default()
+    };
+    s.calls_complete(CallsCompleteReq {
+        batch: vec![
+            call("r", None),
+            call("r2", None),
+            call("c1", Some("r")),
+            call("c22", Some("r")),
+        ],
+    })
+    .await
+    .unwrap();
+    drop(s);
+    // The same file as a schema 2 store would have it: all calls in the parent index.
+    {
+        let c = Connection::open(&path).unwrap();
+        c.execute_batch(
+            "DROP INDEX calls_parent; CREATE INDEX calls_parent ON calls (parent_id);
+             PRAGMA user_version = 2;",
+        )
+        .unwrap();
+    }
+    let s = SqliteStore::open(&path).unwrap();
+    let c = Connection::open(&path).unwrap();
+    let v: i64 = c
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(v, SCHEMA_VERSION);
+    let sql: String = c
+        .query_row(
+            "SELECT sql FROM sqlite_master WHERE name = 'calls_parent'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(sql.contains("WHERE parent_id IS NOT NULL"), "{sql}");
+    let entries: i64 = c
+        .query_row(
+            "SELECT count(*) FROM calls INDEXED BY calls_parent WHERE parent_id IS NOT NULL",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(entries, 2, "only the children are in the index");
+    let plan: Vec<String> = c
+        .prepare("EXPLAIN QUERY PLAN SELECT id FROM calls WHERE parent_id IN (SELECT value FROM json_each('[\"r\"]'))")
+        .unwrap()
+        .query_map([], |r| r.get::<_, String>(3))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(
+        plan.iter().any(|p| p.contains("USING INDEX calls_parent")),
+        "{plan:?}"
+    );
+    let kids = s
+        .calls_query_vec(CallsQueryReq {
+            project_id: "e/p".into(),
+            filter: Some(CallsFilter {
+                parent_ids: Some(vec!["r".into()]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let ids: Vec<&str> = kids.iter().map(|k| k.id.as_str()).collect();
+    assert_eq!(ids, ["c1", "c22"]);
+    let roots = s
+        .calls_query_vec(CallsQueryReq {
+            project_id: "e/p".into(),
+            filter: Some(CallsFilter {
+                trace_roots_only: Some(true),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(roots.len(), 2);
+}

@@ -64,6 +64,16 @@ fn apply(w: &mut Writer<'_>, batch: &Batch) -> (usize, Option<StoreError>) {
 }
 
 impl TraceSink for SqliteSink {
+    /// Everything is committed already; the checkpoint also syncs it to the file (and does
+    /// here, while the program waits for the flush, what the checkpoint thread would do
+    /// later, beside the program's own work).
+    fn flush(&mut self) -> Result<(), SinkError> {
+        if let Err(e) = self.store.checkpoint() {
+            tracing::warn!("weave: {e}");
+        }
+        Ok(())
+    }
+
     fn write(&mut self, batch: &Batch) -> Result<(), SinkError> {
         let mut outcome = (0, None);
         let committed = self.store.write(|w| {

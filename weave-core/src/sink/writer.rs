@@ -1,10 +1,15 @@
-//! The background writer thread: every few milliseconds (and at once on a message) it
-//! collects the per-thread call buffers and the channel, encodes the round, and hands the
-//! batch to the sink. It counts what the sink fails to write, says so on stderr the first
-//! time (whatever the logging setup), answers each flush with the count since the previous
-//! one, and returns the total when it stops.
+//! The background writer: two threads in a pipeline. The encoding thread collects the
+//! per-thread call buffers and the channel every few milliseconds (at once on a message, or
+//! when the buffers fill up), encodes each round into batches, and hands them to the sink
+//! thread, which writes them to the sink. Encoding the next round overlaps with writing the
+//! last one; at most [`IN_FLIGHT`] batches wait between the two, so a slow sink slows the
+//! encoding thread, which lets the buffers fill, which makes callers wait (see
+//! [`crate::queue`]): memory stays bounded and nothing is dropped. The sink thread counts
+//! what the sink fails to write, says so on stderr the first time (whatever the logging
+//! setup), answers each flush with the count since the previous one, and returns the total
+//! when it stops.
 
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -19,19 +24,18 @@ use crate::record::{CallMsg, Losses, Msg};
 const INTERVAL: Duration = Duration::from_millis(10);
 /// Channel messages taken in one round at most.
 const MAX_BATCH: usize = 4096;
+/// Encoded batches waiting for the sink thread at most.
+const IN_FLIGHT: usize = 2;
 
-struct Writer {
-    sink: Box<dyn TraceSink>,
-    encoder: Encoder,
-    calls: Arc<Registry>,
-    /// Emptied buffers, swapped back into the threads' buffers.
-    spares: Vec<Vec<CallMsg>>,
-    /// Reused from round to round.
-    batch: Batch,
-    losses: LossBook,
+/// Work for the sink thread, in order.
+enum Job {
+    /// Write a batch (then hand it back to be reused).
+    Write(Batch),
+    /// Flush the sink, then answer these with what was not written since the last answer.
+    Flush(Vec<SyncSender<Losses>>),
 }
 
-/// What the sink failed to write.
+/// What the sink failed to write (kept by the sink thread).
 #[derive(Default)]
 struct LossBook {
     /// Since the last flush answer.
@@ -65,36 +69,113 @@ impl LossBook {
     }
 }
 
-/// Starts the writer thread; it stops after a `Shutdown` message (or when every sender is
-/// gone), having written everything sent before.
+struct Writer {
+    encoder: Encoder,
+    calls: Arc<Registry>,
+    /// Emptied buffers, swapped back into the threads' buffers.
+    spares: Vec<Vec<CallMsg>>,
+    /// Filled from round to round; sent to the sink thread when full or at a round's end.
+    batch: Batch,
+    /// Batches written by the sink thread, to reuse (cleared here, off the sink thread).
+    returned: Receiver<Batch>,
+    jobs: Option<SyncSender<Job>>,
+}
+
+/// Starts the writer threads; they stop after a `Shutdown` message (or when every sender is
+/// gone), having written everything sent before. Joining the returned handle waits for both
+/// and gives what was not written in all.
 pub(crate) fn spawn_writer(
     sink: Box<dyn TraceSink>,
     encoder: Encoder,
     rx: Receiver<Msg>,
     calls: Arc<Registry>,
 ) -> std::io::Result<JoinHandle<Losses>> {
+    let (jobs, jobs_rx) = mpsc::sync_channel(IN_FLIGHT);
+    let (back, returned) = mpsc::channel();
+    let sink_thread = std::thread::Builder::new()
+        .name("weave-sink".into())
+        .spawn(move || sink_loop(sink, jobs_rx, back))?;
     let mut writer = Writer {
-        sink,
         encoder,
         calls,
         spares: Vec::new(),
         batch: Batch::default(),
-        losses: LossBook::default(),
+        returned,
+        jobs: Some(jobs),
     };
     std::thread::Builder::new()
         .name("weave-writer".into())
-        .spawn(move || writer.run(rx))
+        .spawn(move || {
+            writer.run(rx);
+            // The sink thread ends once the job channel is closed and it has shut the sink.
+            drop(writer.jobs.take());
+            let losses = match sink_thread.join() {
+                Ok(l) => l,
+                // A sink panicked: std's hook has printed it; what it held is lost.
+                Err(_) => Losses {
+                    reason: Some("the trace sink panicked".into()),
+                    ..Losses::default()
+                },
+            };
+            writer.calls.pressure().close();
+            losses
+        })
+}
+
+/// The sink thread: writes batches in order, flushes on request, shuts the sink down when
+/// the encoding thread is done; returns what was not written in all.
+fn sink_loop(
+    mut sink: Box<dyn TraceSink>,
+    jobs: Receiver<Job>,
+    back: mpsc::Sender<Batch>,
+) -> Losses {
+    let mut losses = LossBook::default();
+    for job in jobs {
+        match job {
+            Job::Write(batch) => {
+                if let Err(e) = sink.write(&batch) {
+                    losses.note(&e);
+                }
+                let _ = back.send(batch);
+            }
+            Job::Flush(waiting) => {
+                if let Err(e) = sink.flush() {
+                    losses.note(&e);
+                }
+                let answer = std::mem::take(&mut losses.since_flush);
+                let heard = waiting
+                    .into_iter()
+                    .filter(|f| f.send(answer.clone()).is_ok())
+                    .count();
+                if heard == 0 {
+                    // Every flusher gave up waiting: the next flush reports these.
+                    losses.since_flush = answer;
+                }
+            }
+        }
+    }
+    if let Err(e) = sink.shutdown() {
+        losses.note(&e);
+    } else {
+        losses.total.pending = 0;
+    }
+    losses.total
 }
 
 impl Writer {
-    /// Runs until shutdown; returns what was not written in all.
-    fn run(&mut self, rx: Receiver<Msg>) -> Losses {
+    fn run(&mut self, rx: Receiver<Msg>) {
         loop {
             // Channel messages first, then the buffers: a message (attributes, flush) sent
             // after a call record finds that record collected in the same round.
             let mut messages = Vec::new();
             let mut disconnected = false;
-            match rx.recv_timeout(INTERVAL) {
+            // Buffers filling up: collect them now rather than let callers wait.
+            let wait = if self.calls.pressure().pressing() {
+                Duration::ZERO
+            } else {
+                INTERVAL
+            };
+            match rx.recv_timeout(wait) {
                 Ok(m) => messages.push(m),
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => disconnected = true,
@@ -109,51 +190,55 @@ impl Writer {
                 self.round(rest, &mut control);
             }
             if !control.flushes.is_empty() {
-                if let Err(e) = self.sink.flush() {
-                    self.losses.note(&e);
-                }
-                let answer = std::mem::take(&mut self.losses.since_flush);
-                let heard = control
-                    .flushes
-                    .into_iter()
-                    .filter(|f| f.send(answer.clone()).is_ok())
-                    .count();
-                if heard == 0 {
-                    // Every flusher gave up waiting: the next flush reports these.
-                    self.losses.since_flush = answer;
-                }
+                self.send(Job::Flush(control.flushes));
             }
             if stop {
-                if let Err(e) = self.sink.shutdown() {
-                    self.losses.note(&e);
-                } else {
-                    self.losses.total.pending = 0;
-                }
-                return std::mem::take(&mut self.losses.total);
+                return;
             }
         }
     }
 
-    /// Collects the buffers, encodes them with `messages`, writes the batch.
+    fn send(&mut self, job: Job) {
+        let gone = match &self.jobs {
+            Some(jobs) => jobs.send(job).is_err(),
+            None => true,
+        };
+        if gone {
+            // The sink thread died (a sink panicked): nothing can be written any more.
+            tracing::error!("weave: the sink thread stopped; trace records are dropped");
+            self.jobs = None;
+        }
+    }
+
+    /// Collects the buffers, encodes them with `messages`, hands the batches to the sink.
     fn round(&mut self, messages: Vec<Msg>, control: &mut Control) {
         let mut calls = self.calls.drain(&mut self.spares);
         if calls.is_empty() && messages.is_empty() {
             return;
         }
-        self.batch.clear();
-        let sink = &mut self.sink;
-        let losses = &mut self.losses;
-        let mut write = |batch: &mut Batch| {
-            if !batch.is_empty() {
-                if let Err(e) = sink.write(batch) {
-                    losses.note(&e);
+        let Writer {
+            encoder,
+            batch,
+            returned,
+            jobs,
+            ..
+        } = self;
+        let mut hand_over = |batch: &mut Batch| {
+            if batch.is_empty() {
+                return;
+            }
+            let mut next = returned.try_recv().unwrap_or_default();
+            next.clear();
+            let full = std::mem::replace(batch, next);
+            if let Some(j) = jobs {
+                if j.send(Job::Write(full)).is_err() {
+                    tracing::error!("weave: the sink thread stopped; trace records are dropped");
+                    *jobs = None;
                 }
             }
-            batch.clear();
         };
-        self.encoder
-            .encode(&mut calls, messages, &mut self.batch, control, &mut write);
-        write(&mut self.batch);
+        encoder.encode(&mut calls, messages, batch, control, &mut hand_over);
+        hand_over(batch);
         for records in calls {
             Registry::recycle(&mut self.spares, records);
         }

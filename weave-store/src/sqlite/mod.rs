@@ -8,6 +8,7 @@
 
 pub(crate) mod calls;
 mod check;
+mod checkpoint;
 pub(crate) mod feedback;
 mod objects;
 pub(crate) mod query;
@@ -121,6 +122,8 @@ struct Inner {
     immutable: bool,
     writer: Option<Mutex<(Connection, WriteCache)>>,
     readers: Mutex<Vec<Connection>>,
+    /// Copies the WAL into the database on its own thread (stores made by `create`).
+    checkpointer: Option<checkpoint::Checkpointer>,
 }
 
 /// What the writer keeps from one transaction to the next.
@@ -194,6 +197,7 @@ impl SqliteStore {
                 immutable: false,
                 writer: writable.then(|| Mutex::new((conn, WriteCache::default()))),
                 readers: Mutex::new(Vec::new()),
+                checkpointer: None,
             }),
         })
     }
@@ -226,6 +230,13 @@ impl SqliteStore {
                 .map_err(|e| sql_err(&at, e))?;
         }
         schema::migrate(&mut conn, &at)?;
+        // Checkpoints (copying the WAL into the file, with an fsync) run on their own
+        // thread, so that commits do not wait for them.
+        let checkpointer = checkpoint::Checkpointer::start(&path, &at);
+        if checkpointer.is_some() {
+            conn.pragma_update(None, "wal_autocheckpoint", 0)
+                .map_err(|e| sql_err(&at, e))?;
+        }
         Ok(SqliteStore {
             inner: Arc::new(Inner {
                 path,
@@ -233,6 +244,7 @@ impl SqliteStore {
                 immutable: false,
                 writer: Some(Mutex::new((conn, WriteCache::default()))),
                 readers: Mutex::new(Vec::new()),
+                checkpointer,
             }),
         })
     }
@@ -265,6 +277,7 @@ impl SqliteStore {
                 immutable,
                 writer: None,
                 readers: Mutex::new(vec![conn]),
+                checkpointer: None,
             }),
         })
     }
@@ -329,7 +342,28 @@ impl SqliteStore {
         };
         let r = f(&mut w)?;
         w.finish()?;
+        if let Some(c) = &self.inner.checkpointer {
+            if c.committed() {
+                // The batch is committed whatever happens here; the next one retries.
+                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(())) {
+                    tracing::warn!("weave: {}: checkpoint failed: {e}", self.at());
+                }
+            }
+        }
         Ok(r)
+    }
+
+    /// Copies the WAL into the database file now (a `PASSIVE` checkpoint: it waits for
+    /// nobody), so that what is committed is also synced. A no-op on a read-only store.
+    pub fn checkpoint(&self) -> Result<()> {
+        let Some(writer) = &self.inner.writer else {
+            return Ok(());
+        };
+        let guard = lock(writer);
+        guard
+            .0
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+            .map_err(|e| sql_err(self.at(), e))
     }
 
     /// Runs a blocking operation: on tokio's blocking pool inside a runtime, else inline.
