@@ -269,45 +269,25 @@ impl Direction {
     /// A declared direction: `lower`/`minimize`/`min`/`lower_is_better`, or
     /// `higher`/`maximize`/`max`/`higher_is_better` (any case).
     pub fn parse(s: &str) -> Option<Direction> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "lower" | "minimize" | "min" | "lower_is_better" => Some(Direction::Lower),
-            "higher" | "maximize" | "max" | "higher_is_better" => Some(Direction::Higher),
-            _ => None,
-        }
+        weave_types::eval::parse_direction(s).map(|lower| {
+            if lower {
+                Direction::Lower
+            } else {
+                Direction::Higher
+            }
+        })
     }
 }
-
-/// Name parts that mark a lower-is-better metric (`abs_err`, `loss`, `model_latency`, ...).
-const LOWER_IS_BETTER: &[&str] = &[
-    "err",
-    "error",
-    "errors",
-    "loss",
-    "latency",
-    "distance",
-    "mae",
-    "mse",
-    "rmse",
-    "wer",
-    "cer",
-    "perplexity",
-    "cost",
-    "duration",
-    "elapsed",
-];
 
 /// The direction of a metric path (`abs_err.mean`, `judge.score`): the one its scorer (the
 /// first part) declares, else lower when a part of its name is a known lower-is-better word
 /// (`abs_err` has `err`), else higher (booleans included: `true` is better).
 pub fn direction(path: &str, declared: &HashMap<String, Direction>) -> Direction {
-    let scorer = path.split('.').next().unwrap_or(path);
-    if let Some(d) = declared.get(scorer) {
-        return *d;
-    }
-    let lower = path
-        .split(['.', '_', '-'])
-        .any(|w| LOWER_IS_BETTER.contains(&w.to_ascii_lowercase().as_str()));
-    if lower {
+    let declared: HashMap<String, bool> = declared
+        .iter()
+        .map(|(k, d)| (k.clone(), *d == Direction::Lower))
+        .collect();
+    if weave_types::eval::lower_is_better(path, &declared) {
         Direction::Lower
     } else {
         Direction::Higher
@@ -327,14 +307,15 @@ pub fn declared_directions(db: &Db, run: &Run) -> HashMap<String, Direction> {
     else {
         return out;
     };
-    for (scorer, d) in eval.val["score_directions"]
-        .as_object()
-        .into_iter()
-        .flatten()
-    {
-        if let Some(d) = d.as_str().and_then(Direction::parse) {
-            out.insert(scorer.clone(), d);
-        }
+    for (scorer, lower) in weave_types::eval::declared_directions(&eval.val) {
+        out.insert(
+            scorer,
+            if lower {
+                Direction::Lower
+            } else {
+                Direction::Higher
+            },
+        );
     }
     for s in eval.val["scorers"].as_array().into_iter().flatten() {
         let obj = match s {

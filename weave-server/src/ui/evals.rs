@@ -124,6 +124,9 @@ pub struct EvalRun {
     pub metrics: Vec<Metric>,
     /// Tokens used, when recorded.
     pub tokens: Option<u64>,
+    /// Scorers whose direction the evaluation declares (`true`: lower is better).
+    #[serde(skip)]
+    pub(crate) declared: HashMap<String, bool>,
 }
 
 /// Runs listed.
@@ -264,9 +267,11 @@ pub struct ScorePath {
     pub boolean: bool,
 }
 
-/// Whether a smaller value of a metric path is better.
-pub(crate) fn lower_is_better(path: &str) -> bool {
-    path.contains("latency") || path.starts_with("errors") || path.contains("error")
+/// Whether a smaller value of a metric path is better: as its scorer declares (`declared`,
+/// from the evaluation's `score_directions`), else by its name (`weave_types::eval`'s rule,
+/// the one `weave compare` follows).
+fn lower_is_better(path: &str, declared: &HashMap<String, bool>) -> bool {
+    weave_types::eval::lower_is_better(path, declared)
 }
 
 /// How to show a metric path.
@@ -284,8 +289,8 @@ fn metric_kind(path: &str) -> &'static str {
 }
 
 /// Numeric leaves of a summary with dotted paths (booleans as 1/0), in order.
-pub(crate) fn flatten_metrics(summary: &Value) -> Vec<Metric> {
-    fn walk(prefix: &str, v: &Value, out: &mut Vec<Metric>) {
+pub(crate) fn flatten_metrics(summary: &Value, declared: &HashMap<String, bool>) -> Vec<Metric> {
+    fn walk(prefix: &str, v: &Value, declared: &HashMap<String, bool>, out: &mut Vec<Metric>) {
         let x = match v {
             Value::Number(n) => n.as_f64(),
             Value::Bool(b) => Some(f64::from(u8::from(*b))),
@@ -296,7 +301,7 @@ pub(crate) fn flatten_metrics(summary: &Value) -> Vec<Metric> {
                     } else {
                         format!("{prefix}.{k}")
                     };
-                    walk(&p, v, out);
+                    walk(&p, v, declared, out);
                 }
                 None
             }
@@ -307,12 +312,12 @@ pub(crate) fn flatten_metrics(summary: &Value) -> Vec<Metric> {
                 path: prefix.to_string(),
                 value: x,
                 kind: metric_kind(prefix),
-                lower_is_better: lower_is_better(prefix),
+                lower_is_better: lower_is_better(prefix, declared),
             });
         }
     }
     let mut out = Vec::new();
-    walk("", summary, &mut out);
+    walk("", summary, declared, &mut out);
     // Scores first (each scorer's fraction, pass@k, mean, then counts), then latency, errors
     // and counts; otherwise in the summary's order.
     let heads: Vec<String> = out
@@ -499,6 +504,7 @@ async fn run_of(
         v => Some(objects.label(v).await),
     };
     let trials = eval_val["trials"].as_u64().unwrap_or(1).max(1);
+    let declared = weave_types::eval::declared_directions(&eval_val);
     let scorers = eval_val["scorers"]
         .as_array()
         .map(|a| {
@@ -574,9 +580,10 @@ async fn run_of(
         rows_expected,
         rows_started,
         rows_done,
-        metrics: flatten_metrics(&summary),
+        metrics: flatten_metrics(&summary, &declared),
         summary,
         tokens: total_tokens(&call.summary),
+        declared,
     })
 }
 
@@ -723,7 +730,7 @@ fn trial_error(c: &CallSchema, out: &Value) -> Option<String> {
 }
 
 /// The verdict of a row from its cells, on the given score paths.
-fn verdict(cells: &[Option<RowCell>], paths: &[&str]) -> Verdict {
+fn verdict(cells: &[Option<RowCell>], paths: &[&str], declared: &HashMap<String, bool>) -> Verdict {
     const EPS: f64 = 1e-9;
     let Some(Some(base)) = cells.first() else {
         return if cells.iter().skip(1).any(Option::is_some) {
@@ -742,9 +749,15 @@ fn verdict(cells: &[Option<RowCell>], paths: &[&str]) -> Verdict {
             let (Some(b), Some(x)) = (base.values.get(*p), cell.values.get(*p)) else {
                 continue;
             };
-            if x + EPS < *b {
+            // Compared as "higher is better": a lower-is-better score is negated.
+            let (b, x) = if lower_is_better(p, declared) {
+                (-*b, -*x)
+            } else {
+                (*b, *x)
+            };
+            if x + EPS < b {
                 worse = true;
-            } else if x - EPS > *b {
+            } else if x - EPS > b {
                 better = true;
             }
         }
@@ -913,6 +926,11 @@ pub(crate) async fn compare_runs(
     } else {
         boolean_paths.clone()
     };
+    // Directions the runs' evaluations declare (the first run's win on a disagreement).
+    let mut declared: HashMap<String, bool> = HashMap::new();
+    for run in runs.iter().rev() {
+        declared.extend(run.declared.clone());
+    }
     let mut rows = Vec::new();
     for (order, key) in first_seen.iter().enumerate() {
         let mut cells = Vec::new();
@@ -950,7 +968,7 @@ pub(crate) async fn compare_runs(
         let index = positions.get(key).copied();
         let label = example_label(&example)
             .unwrap_or_else(|| format!("#{}", index.unwrap_or(order as u64)));
-        let verdict = verdict(&cells, &verdict_paths);
+        let verdict = verdict(&cells, &verdict_paths, &declared);
         rows.push((
             index.unwrap_or(u64::MAX),
             order,
@@ -989,7 +1007,7 @@ pub(crate) async fn compare_runs(
             );
             live.push(Metric {
                 kind: metric_kind(&path),
-                lower_is_better: lower_is_better(&path),
+                lower_is_better: lower_is_better(&path, &declared),
                 path,
                 value: mean,
             });
@@ -1428,14 +1446,52 @@ mod tests {
         assert_eq!(label(json!({"a": [1]})), None);
     }
 
+    /// A score going down is better when its scorer declares lower-is-better (the
+    /// evaluation's `score_directions`) or its name says so (`abs_err`), as `weave compare`
+    /// judges it.
+    #[test]
+    fn lower_is_better_scores_going_down_are_improvements() {
+        let declared = weave_types::eval::declared_directions(
+            &json!({"score_directions": {"miss": "lower_is_better"}}),
+        );
+        let m = flatten_metrics(
+            &json!({"miss": {"mean": 1.0}, "hit": {"mean": 1.0}}),
+            &declared,
+        );
+        let lower: Vec<(&str, bool)> = m
+            .iter()
+            .map(|m| (m.path.as_str(), m.lower_is_better))
+            .collect();
+        assert_eq!(lower, [("miss.mean", true), ("hit.mean", false)]);
+        let cell = |x: f64| {
+            Some(RowCell {
+                trials: Vec::new(),
+                values: [("miss".to_string(), x), ("abs_err".to_string(), x)]
+                    .into_iter()
+                    .collect(),
+            })
+        };
+        assert_eq!(
+            verdict(&[cell(2.0), cell(0.0)], &["miss", "abs_err"], &declared),
+            Verdict::Improvement
+        );
+        assert_eq!(
+            verdict(&[cell(0.0), cell(2.0)], &["miss", "abs_err"], &declared),
+            Verdict::Regression
+        );
+    }
+
     #[test]
     fn metric_paths_and_kinds() {
-        let m = flatten_metrics(&json!({
+        let m = flatten_metrics(
+            &json!({
             "errors": {"predict": 2},
             "s": {"passed": {"true_count": 3, "true_fraction": 0.75, "pass@1": 0.7}},
             "model_latency": {"mean": 0.2},
             "rows": 4
-        }));
+            }),
+            &HashMap::new(),
+        );
         let got: Vec<(&str, &str, bool)> = m
             .iter()
             .map(|m| (m.path.as_str(), m.kind, m.lower_is_better))
