@@ -12,6 +12,7 @@
 
 #![warn(missing_docs)]
 
+mod checks;
 #[cfg(feature = "clickhouse")]
 pub mod clickhouse;
 pub mod copy;

@@ -121,23 +121,7 @@ async fn versions(
 
 /// Creates a version, or makes an existing one the latest.
 pub(crate) async fn create(s: &Inner, o: &ObjSchemaForInsert, at: &str) -> Result<ObjCreateRes> {
-    crate::sqlite::check_project(&o.project_id, &format!("{at}.project_id"))?;
-    if !weave_types::refs::is_valid_object_name(&o.object_id) {
-        return Err(StoreError::invalid(
-            format!("{at}.object_id"),
-            format!(
-                "`{}`: object names are 1 to 128 letters, digits, `_`, `.` or `-`",
-                o.object_id
-            ),
-        ));
-    }
-    let digest = weave_types::digest::object_digest(&o.val);
-    if let Some(expected) = o.expected_digest.as_ref().filter(|e| **e != digest) {
-        return Err(StoreError::DigestMismatch {
-            expected: expected.clone(),
-            actual: digest,
-        });
-    }
+    let digest = crate::checks::object_digest(o, at)?;
     let existing = versions(
         s,
         &o.project_id,

@@ -42,23 +42,7 @@ pub(crate) async fn create(
     t: &TableSchemaForInsert,
     at: &str,
 ) -> Result<TableCreateRes> {
-    crate::sqlite::check_project(&t.project_id, &format!("{at}.project_id"))?;
-    for (i, r) in t.rows.iter().enumerate() {
-        if !r.is_object() {
-            return Err(StoreError::invalid(
-                format!("{at}.rows[{i}]"),
-                "table rows must be JSON objects",
-            ));
-        }
-    }
-    let row_digests: Vec<String> = t.rows.iter().map(weave_types::digest::row_digest).collect();
-    let digest = weave_types::digest::table_digest(&row_digests);
-    if let Some(expected) = t.expected_digest.as_ref().filter(|e| **e != digest) {
-        return Err(StoreError::DigestMismatch {
-            expected: expected.clone(),
-            actual: digest,
-        });
-    }
+    let (row_digests, digest) = crate::checks::table_digests(t, at)?;
     let mut distinct: HashMap<&str, &Value> = HashMap::new();
     for (d, v) in row_digests.iter().zip(&t.rows) {
         distinct.entry(d.as_str()).or_insert(v);

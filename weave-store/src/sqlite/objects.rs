@@ -115,23 +115,7 @@ fn create(tx: &Connection, at: &Location, o: &ObjSchemaForInsert, digest: &str) 
 impl Writer<'_> {
     /// Creates an object version; its digest is Weave's object digest of `val`.
     pub fn obj_create(&mut self, o: &ObjSchemaForInsert, at: &str) -> Result<ObjCreateRes> {
-        check_project(&o.project_id, &format!("{at}.project_id"))?;
-        if !weave_types::refs::is_valid_object_name(&o.object_id) {
-            return Err(StoreError::invalid(
-                format!("{at}.object_id"),
-                format!(
-                    "`{}`: object names are 1 to 128 letters, digits, `_`, `.` or `-`",
-                    o.object_id
-                ),
-            ));
-        }
-        let digest = weave_types::digest::object_digest(&o.val);
-        if let Some(expected) = o.expected_digest.as_ref().filter(|e| **e != digest) {
-            return Err(StoreError::DigestMismatch {
-                expected: expected.clone(),
-                actual: digest,
-            });
-        }
+        let digest = crate::checks::object_digest(o, at)?;
         self.atomic(|tx, loc| create(tx, loc, o, &digest))?;
         self.touch_project(&o.project_id);
         Ok(ObjCreateRes {

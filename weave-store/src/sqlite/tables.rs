@@ -13,23 +13,7 @@ use crate::error::{Result, StoreError};
 impl Writer<'_> {
     /// Stores a table's rows and its row list; returns the table and row digests.
     pub fn table_create(&mut self, t: &TableSchemaForInsert, at: &str) -> Result<TableCreateRes> {
-        check_project(&t.project_id, &format!("{at}.project_id"))?;
-        for (i, r) in t.rows.iter().enumerate() {
-            if !r.is_object() {
-                return Err(StoreError::invalid(
-                    format!("{at}.rows[{i}]"),
-                    "table rows must be JSON objects",
-                ));
-            }
-        }
-        let row_digests: Vec<String> = t.rows.iter().map(weave_types::digest::row_digest).collect();
-        let digest = weave_types::digest::table_digest(&row_digests);
-        if let Some(expected) = t.expected_digest.as_ref().filter(|e| **e != digest) {
-            return Err(StoreError::DigestMismatch {
-                expected: expected.clone(),
-                actual: digest,
-            });
-        }
+        let (row_digests, digest) = crate::checks::table_digests(t, at)?;
         let created = now();
         self.atomic(|tx, loc| {
             let g = |e: rusqlite::Error| sql_err(loc, e);
