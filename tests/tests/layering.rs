@@ -18,7 +18,8 @@ const CORE: &[(&str, &[&str])] = &[
     ("batch", &[]),
     ("redact", &[]),
     ("config", &["error"]),
-    // The hot path: per-thread queues, then where records go, then the call tree.
+    // The hot path: timestamps, per-thread queues, then where records go, then the call tree.
+    ("clock", &["record"]),
     ("queue", &["record"]),
     ("dispatch", &["queue", "record", "redact"]),
     ("context", &["dispatch", "record", "redact"]),
@@ -27,15 +28,17 @@ const CORE: &[(&str, &[&str])] = &[
     ("scope", &["context"]),
     (
         "call",
-        &["context", "dispatch", "ids", "queue", "record", "scope"],
+        &[
+            "clock", "context", "dispatch", "ids", "queue", "record", "scope",
+        ],
     ),
     (
         "model",
         &["capture", "context", "dispatch", "record", "redact"],
     ),
     // The writer side: pure encoding, then the sinks.
-    ("encode", &["batch", "record", "redact"]),
-    ("sink", &["batch", "encode", "queue", "record"]),
+    ("encode", &["batch", "clock", "record", "redact"]),
+    ("sink", &["batch", "clock", "encode", "queue", "record"]),
     // Built from ops.
     (
         "eval",

@@ -9,14 +9,15 @@ use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Once};
 use std::task::{Context, Poll};
-use std::time::SystemTime;
 
 use serde_json::{Map, Value};
+use uuid::Uuid;
 
+use crate::clock;
 use crate::context::{self, CallNode};
 use crate::dispatch::{self, Dispatch};
 use crate::ids::new_call_id;
-use crate::queue::ThreadBuffer;
+use crate::queue::{self, ThreadBuffer};
 use crate::record::{CallMsg, End, Exception, Inputs, OpInfo, Start, StartExtra};
 use crate::scope;
 
@@ -174,17 +175,41 @@ fn start_extra(
     Box::new(extra)
 }
 
-/// This thread's buffer for a new call and, when the call reports to a scoped client, that
-/// client: this thread's scoped client, else the parent's, else the global one.
+/// The client a new call reports to: its registry id and, when it is a scoped client, the
+/// client (this thread's scoped client, else the parent's, else the global one).
 #[inline]
-fn call_buffer(parent: Option<&CallNode>) -> Option<(Arc<ThreadBuffer>, Option<Arc<Dispatch>>)> {
+fn route(parent: Option<&CallNode>) -> Option<(u64, Option<Arc<Dispatch>>)> {
     if dispatch::any_scoped() {
         let d = dispatch::scoped().or_else(|| parent.and_then(|p| p.dispatch.clone()));
         if let Some(d) = d {
-            return Some((d.local_buffer(), Some(d)));
+            return Some((d.id(), Some(d)));
         }
     }
-    dispatch::global_buffer().map(|b| (b, None))
+    let id = dispatch::global_id();
+    (id != 0).then_some((id, None))
+}
+
+/// Appends a record to this thread's buffer of the registry `id`, registering one with the
+/// client if this thread has none.
+#[inline]
+fn send_local(id: u64, scoped: Option<&Arc<Dispatch>>, msg: CallMsg) {
+    if let Some(msg) = queue::push_local(id, msg) {
+        send_registering(id, scoped, msg)
+    }
+}
+
+#[cold]
+fn send_registering(id: u64, scoped: Option<&Arc<Dispatch>>, msg: CallMsg) {
+    let d = match scoped {
+        Some(d) => Some(d.clone()),
+        None => dispatch::global(),
+    };
+    match d {
+        Some(d) if d.id() == id => d.local_buffer().push(msg),
+        // The global client was replaced while the call ran, on a thread that has used the
+        // new one since: the old client's buffers are out of reach from here.
+        _ => tracing::debug!("weave: a call record for a replaced client was dropped"),
+    }
 }
 
 fn begin(
@@ -195,17 +220,27 @@ fn begin(
     hooks: Option<&OpHooks>,
 ) -> Option<ActiveCall> {
     let parent = context::current_node();
-    let (buffer, scoped) = call_buffer(parent.as_deref())?;
-    let started_at = SystemTime::now();
-    let id = new_call_id(started_at);
+    let (registry, scoped) = route(parent.as_deref())?;
+    // An async call may end on another thread: its end must follow its start into the same
+    // buffer, so it keeps that buffer.
+    let buffer = if make_current {
+        None
+    } else {
+        Some(match &scoped {
+            Some(d) => d.local_buffer(),
+            None => dispatch::global_buffer()?,
+        })
+    };
+    let started_at = clock::now();
+    let id = new_call_id(clock::unix_millis(started_at));
     let parent_id = parent.as_ref().map(|p| p.id);
-    let node = Arc::new(CallNode::new(id, parent, scoped));
+    let node = Arc::new(CallNode::new(id, parent, scoped.clone()));
     let mut captured = Inputs::default();
     inputs(&mut captured);
-    let scoped = scope::on_start(parent_id, id, node.trace_id);
-    let extra =
-        (hooks.is_some() || scoped.is_some()).then(|| start_extra(hooks, &mut captured, scoped));
-    buffer.push(CallMsg::Start(Start {
+    let attributes = scope::on_start(parent_id, id, node.trace_id);
+    let extra = (hooks.is_some() || attributes.is_some())
+        .then(|| start_extra(hooks, &mut captured, attributes));
+    let start = CallMsg::Start(Start {
         id,
         trace_id: node.trace_id,
         parent_id,
@@ -214,27 +249,52 @@ fn begin(
         started_at,
         inputs: captured,
         extra,
-    }));
-    let previous = if make_current {
-        Some(context::replace_current(Some(node.clone())))
+    });
+    let route = match buffer {
+        Some(buffer) => {
+            buffer.push(start);
+            Route::Buffer(buffer)
+        }
+        None => {
+            send_local(registry, scoped.as_ref(), start);
+            Route::Local { registry, scoped }
+        }
+    };
+    // A sync call's node lives in this thread's current-call slot while it runs, and is
+    // taken back from there when it finishes: no reference counting per call.
+    let (node, previous) = if make_current {
+        (None, Some(context::replace_current(Some(node))))
     } else {
-        None
+        (Some(node), None)
     };
     Some(ActiveCall {
+        id,
         node,
-        buffer,
+        route,
         previous,
         finished: false,
     })
+}
+
+/// Where a call's end record goes: where its start went.
+enum Route {
+    /// This thread's buffer of the registry (a sync call ends on the thread it started on).
+    Local {
+        registry: u64,
+        scoped: Option<Arc<Dispatch>>,
+    },
+    /// The buffer the start went to (an async call may end on another thread).
+    Buffer(Arc<ThreadBuffer>),
 }
 
 /// A started call. Finishing it sends the end record; dropping it unfinished records the call
 /// as cancelled.
 #[doc(hidden)]
 pub struct ActiveCall {
-    node: Arc<CallNode>,
-    /// Where the start record went; the end record follows it there.
-    buffer: Arc<ThreadBuffer>,
+    id: Uuid,
+    /// The call's node, unless it is this thread's current call (a sync call, while it runs).
+    node: Option<Arc<CallNode>>,
+    route: Route,
     /// What was current before this call, when it made itself current.
     previous: Option<Option<Arc<CallNode>>>,
     finished: bool,
@@ -261,31 +321,47 @@ impl ActiveCall {
             return;
         }
         self.finished = true;
-        if let Some(prev) = self.previous.take() {
-            context::replace_current(prev);
-        }
-        let ended_at = SystemTime::now();
-        let node = &self.node;
-        if outcome.exception.is_some() {
-            node.error.fetch_add(1, Ordering::Relaxed);
-        } else {
-            node.success.fetch_add(1, Ordering::Relaxed);
-        }
-        let success = node.success.load(Ordering::Relaxed);
-        let error = node.error.load(Ordering::Relaxed);
-        let usage = node.usage_snapshot();
-        if let Some(parent) = &node.parent {
-            parent.absorb(success, error, usage.as_ref());
-        }
-        self.buffer.push(CallMsg::End(End {
-            id: node.id,
+        let node = match self.previous.take() {
+            Some(prev) => match context::replace_current(prev) {
+                Some(node) if node.id == self.id => Some(node),
+                // The current call was changed under this one and not put back (scopes put
+                // it back, also on panic): the call's subtree summary is lost, not the call.
+                _ => None,
+            },
+            None => self.node.take(),
+        };
+        let ended_at = clock::now();
+        let failed = outcome.exception.is_some();
+        let (success, error, usage) = match &node {
+            Some(node) => {
+                if failed {
+                    node.error.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    node.success.fetch_add(1, Ordering::Relaxed);
+                }
+                let success = node.success.load(Ordering::Relaxed);
+                let error = node.error.load(Ordering::Relaxed);
+                let usage = node.usage_snapshot();
+                if let Some(parent) = &node.parent {
+                    parent.absorb(success, error, usage.as_ref());
+                }
+                (success, error, usage)
+            }
+            None => (u64::from(!failed), u64::from(failed), None),
+        };
+        let end = CallMsg::End(End {
+            id: self.id,
             ended_at,
-            output: outcome.output,
+            output: outcome.output.into(),
             exception: outcome.exception.map(Box::new),
             success,
             error,
             usage,
-        }));
+        });
+        match &self.route {
+            Route::Local { registry, scoped } => send_local(*registry, scoped.as_ref(), end),
+            Route::Buffer(buffer) => buffer.push(end),
+        }
     }
 }
 
@@ -341,8 +417,13 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
         let node = match this.state {
-            Some((call, _)) => call.node.clone(),
-            None => return this.inner.poll(cx),
+            Some((
+                ActiveCall {
+                    node: Some(node), ..
+                },
+                _,
+            )) => node.clone(),
+            _ => return this.inner.poll(cx),
         };
         let prev = context::replace_current(Some(node));
         let polled = catch_unwind(AssertUnwindSafe(|| this.inner.poll(cx)));

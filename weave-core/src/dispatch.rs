@@ -148,6 +148,12 @@ pub(crate) fn scoped() -> Option<Arc<Dispatch>> {
     SCOPED.try_with(|s| s.borrow().clone()).ok().flatten()
 }
 
+/// The registry id of the global client's buffers (0: no global client).
+#[inline]
+pub(crate) fn global_id() -> u64 {
+    GLOBAL_CALLS.load(Ordering::Acquire)
+}
+
 /// This thread's buffer of the global client's call records.
 #[inline]
 pub(crate) fn global_buffer() -> Option<Arc<ThreadBuffer>> {

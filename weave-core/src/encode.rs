@@ -5,7 +5,6 @@
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::mpsc::SyncSender;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value};
 use uuid::Uuid;
@@ -15,7 +14,10 @@ use weave_types::{
     JsonObject, ObjSchemaForInsert, StartedCallSchemaForInsert, TableSchemaForInsert,
 };
 
+use weave_types::time::format_micros;
+
 use crate::batch::{Batch, CallItem};
+use crate::clock;
 use crate::record::{CallMsg, End, Losses, Msg, OpInfo, Start, Usage};
 use crate::redact::{RedactKeys, Redactor};
 
@@ -25,15 +27,6 @@ pub const MAX_VALUE_BYTES: usize = 1 << 20;
 /// Calls per batch at most: a round with more (a burst) is handed to the sink in several
 /// batches, so that the encoded form of a burst never sits in memory whole.
 pub const MAX_BATCH_CALLS: usize = 4096;
-
-/// RFC 3339 UTC with microseconds, as Weave writes timestamps.
-pub fn rfc3339(t: SystemTime) -> String {
-    let micros = match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => d.as_micros() as i64,
-        Err(e) => -(e.duration().as_micros() as i64),
-    };
-    weave_types::time::format_micros(micros)
-}
 
 /// Replaces a value whose JSON is over [`MAX_VALUE_BYTES`] by a string holding its head and a
 /// `[weave: truncated ...]` marker. Never fails.
@@ -340,13 +333,13 @@ impl Encoder {
             id: s.id.to_string(),
             trace_id: s.trace_id.to_string(),
             parent_id: s.parent_id.map(|p| p.to_string()),
-            started_at: rfc3339(s.started_at),
+            started_micros: clock::unix_micros(s.started_at),
         };
         (parts, inputs)
     }
 
     fn output(&mut self, e: &mut End) -> (Value, Option<String>, JsonObject) {
-        let mut output = cap_size(std::mem::take(&mut e.output));
+        let mut output = cap_size(Value::from(std::mem::take(&mut e.output)));
         self.redactor.redact(&mut output);
         let redactor = &mut self.redactor;
         let exception = e.exception.as_mut().map(|x| {
@@ -406,8 +399,10 @@ impl Encoder {
                     id: p.id,
                     trace_id: p.trace_id,
                     op_name,
-                    started_at: p.started_at,
-                    ended_at: rfc3339(e.ended_at),
+                    started_at: format_micros(p.started_micros),
+                    // Never before the start (two readings of a clock can disagree by a
+                    // little when one was converted from the time-stamp counter).
+                    ended_at: format_micros(clock::unix_micros(e.ended_at).max(p.started_micros)),
                     parent_id: p.parent_id,
                     attributes,
                     display_name,
@@ -424,7 +419,7 @@ impl Encoder {
                 op_name,
                 trace_id: Some(p.trace_id),
                 parent_id: p.parent_id,
-                started_at: p.started_at,
+                started_at: format_micros(p.started_micros),
                 attributes,
                 display_name,
                 inputs,
@@ -438,7 +433,7 @@ impl Encoder {
         EndedCallSchemaForInsert {
             project_id: self.project_id.clone(),
             id: e.id.to_string(),
-            ended_at: rfc3339(e.ended_at),
+            ended_at: format_micros(clock::unix_micros(e.ended_at)),
             exception,
             output,
             summary,
@@ -452,15 +447,17 @@ struct StartParts {
     id: String,
     trace_id: String,
     parent_id: Option<String>,
-    started_at: String,
+    started_micros: i64,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record::Stamp;
     use crate::record::{Exception, Inputs, ObjectRecord};
     use serde_json::json;
     use std::time::Duration;
+    use std::time::UNIX_EPOCH;
 
     static OP: OpInfo = OpInfo {
         name: "predict",
@@ -498,7 +495,7 @@ mod tests {
             parent_id: parent.map(Uuid::from_u128),
             op: &OP,
             self_type: Some("my_crate::Model<u8>"),
-            started_at: UNIX_EPOCH + Duration::from_micros(1_500_000),
+            started_at: Stamp::from_system_time(UNIX_EPOCH + Duration::from_micros(1_500_000)),
             inputs: i,
             extra: None,
         }
@@ -507,8 +504,8 @@ mod tests {
     fn end(id: u128, output: Value, exception: Option<Exception>) -> End {
         End {
             id: Uuid::from_u128(id),
-            ended_at: UNIX_EPOCH + Duration::from_micros(2_000_001),
-            output,
+            ended_at: Stamp::from_system_time(UNIX_EPOCH + Duration::from_micros(2_000_001)),
+            output: output.into(),
             exception: exception.map(Box::new),
             success: 2,
             error: 1,

@@ -34,13 +34,10 @@ fn next_random() -> u64 {
     })
 }
 
-/// A UUIDv7 for a call started at `at`. Ids made on one thread in the same millisecond carry an
-/// increasing 12-bit sequence (RFC 9562, method 1), so a parent sorts before its children.
-pub(crate) fn new_call_id(at: SystemTime) -> Uuid {
-    let ms = at
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
+/// A UUIDv7 for a call started at `ms` (Unix milliseconds). Ids made on one thread in the same
+/// millisecond carry an increasing 12-bit sequence (RFC 9562, method 1), so a parent sorts
+/// before its children.
+pub(crate) fn new_call_id(ms: u64) -> Uuid {
     let random = next_random();
     let seq = SEQ.with(|s| {
         let (last, seq) = s.get();

@@ -26,6 +26,7 @@ mod batch;
 mod call;
 mod capture;
 mod client;
+mod clock;
 pub mod config;
 pub mod context;
 mod dispatch;

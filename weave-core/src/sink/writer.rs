@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use super::{SinkError, TraceSink};
 use crate::batch::Batch;
+use crate::clock;
 use crate::encode::{Control, Encoder};
 use crate::queue::Registry;
 use crate::record::{CallMsg, Losses, Msg};
@@ -212,6 +213,7 @@ impl Writer {
 
     /// Collects the buffers, encodes them with `messages`, hands the batches to the sink.
     fn round(&mut self, messages: Vec<Msg>, control: &mut Control) {
+        clock::calibrate();
         let mut calls = self.calls.drain(&mut self.spares);
         if calls.is_empty() && messages.is_empty() {
             return;
