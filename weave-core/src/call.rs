@@ -234,7 +234,7 @@ fn begin(
     let started_at = clock::now();
     let id = new_call_id(clock::unix_millis(started_at));
     let parent_id = parent.as_ref().map(|p| p.id);
-    let node = Arc::new(CallNode::new(id, parent, scoped.clone()));
+    let node = context::new_node(id, parent, scoped.clone());
     let mut captured = Inputs::default();
     inputs(&mut captured);
     let attributes = scope::on_start(parent_id, id, node.trace_id);
@@ -361,6 +361,9 @@ impl ActiveCall {
         match &self.route {
             Route::Local { registry, scoped } => send_local(*registry, scoped.as_ref(), end),
             Route::Buffer(buffer) => buffer.push(end),
+        }
+        if let Some(node) = node {
+            context::recycle_node(node);
         }
     }
 }

@@ -32,6 +32,8 @@ static STATE: AtomicU8 = AtomicU8::new(UNTRIED);
 static BASE_UNIX_NS: AtomicU64 = AtomicU64::new(0);
 static BASE_TSC: AtomicU64 = AtomicU64::new(0);
 static NS_PER_TICK: AtomicU64 = AtomicU64::new(0);
+/// Milliseconds per tick, times 2^64.
+static MS_PER_TICK_Q64: AtomicU64 = AtomicU64::new(0);
 /// The calibration's first sample.
 static FIRST: Mutex<Option<Sample>> = Mutex::new(None);
 
@@ -62,10 +64,18 @@ pub(crate) fn unix_micros(s: Stamp) -> i64 {
     unix_nanos(s).div_euclid(1000)
 }
 
-/// Milliseconds since the Unix epoch (for call ids).
+/// Milliseconds since the Unix epoch (for call ids; on the calling thread, so in integer
+/// arithmetic: a 64.64 fixed-point multiply).
 #[inline]
 pub(crate) fn unix_millis(s: Stamp) -> u64 {
-    unix_nanos(s).max(0) as u64 / 1_000_000
+    if s.0 & Stamp::TSC == 0 {
+        return s.0 / 1_000_000;
+    }
+    // Set before `READY`, like the rest of the calibration (see `unix_nanos`).
+    let ticks = (s.0 & !Stamp::TSC).saturating_sub(BASE_TSC.load(Ordering::Relaxed));
+    let ms_per_tick_q64 = MS_PER_TICK_Q64.load(Ordering::Relaxed);
+    BASE_UNIX_NS.load(Ordering::Relaxed) / 1_000_000
+        + ((u128::from(ticks) * u128::from(ms_per_tick_q64)) >> 64) as u64
 }
 
 /// Moves the calibration on; the writer calls it every round. Cheap once it is done.
@@ -100,6 +110,8 @@ pub(crate) fn calibrate() {
             BASE_UNIX_NS.store(last.unix_ns, Ordering::Relaxed);
             BASE_TSC.store(last.tsc, Ordering::Relaxed);
             NS_PER_TICK.store(per_tick.to_bits(), Ordering::Relaxed);
+            let q64 = per_tick / 1e6 * 18_446_744_073_709_551_616.0;
+            MS_PER_TICK_Q64.store(q64 as u64, Ordering::Relaxed);
             STATE.store(READY, Ordering::Release);
         }
         _ => {}

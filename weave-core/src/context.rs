@@ -98,6 +98,43 @@ impl CallNode {
 
 thread_local! {
     static CURRENT: Cell<Option<Arc<CallNode>>> = const { Cell::new(None) };
+    /// A finished call's node that nothing refers to any more, kept for this thread's next
+    /// call: saves an allocation and a free per call.
+    static SPARE: Cell<Option<Arc<CallNode>>> = const { Cell::new(None) };
+}
+
+/// A node for a new call: this thread's spare one, else a new one.
+#[inline]
+pub(crate) fn new_node(
+    id: Uuid,
+    parent: Option<Arc<CallNode>>,
+    dispatch: Option<Arc<Dispatch>>,
+) -> Arc<CallNode> {
+    if let Some(mut spare) = SPARE.try_with(Cell::take).ok().flatten() {
+        if let Some(node) = Arc::get_mut(&mut spare) {
+            node.trace_id = parent.as_ref().map_or(id, |p| p.trace_id);
+            node.id = id;
+            node.parent = parent;
+            node.dispatch = dispatch;
+            return spare;
+        }
+    }
+    Arc::new(CallNode::new(id, parent, dispatch))
+}
+
+/// Keeps a finished call's node for this thread's next call, if nothing else refers to it.
+#[inline]
+pub(crate) fn recycle_node(mut node: Arc<CallNode>) {
+    let Some(n) = Arc::get_mut(&mut node) else {
+        return;
+    };
+    n.parent = None;
+    n.dispatch = None;
+    *n.success.get_mut() = 0;
+    *n.error.get_mut() = 0;
+    *n.usage.get_mut().unwrap_or_else(|e| e.into_inner()) = None;
+    *n.has_usage.get_mut() = false;
+    let _ = SPARE.try_with(|s| s.set(Some(node)));
 }
 
 /// The current call on this thread, if any (a new reference).
