@@ -5,8 +5,9 @@
 //! buffer is a single-producer queue of fixed-size blocks (a plain write of the record, a
 //! release store of the count; no allocation once blocks are recycled, no wake-up of the
 //! writer). The writer takes what each buffer holds every few milliseconds (at once on flush
-//! or shutdown), so a crash loses only the records of the last interval. This is the one
-//! place in the crate with `unsafe` code; its invariants are on [`Ring`].
+//! or shutdown), so a crash loses only the records of the last interval. The ring is the
+//! crate's only `unsafe` code besides reading the time-stamp counter; its invariants are on
+//! [`Ring`].
 //!
 //! A call's end record goes to the buffer its start record went to, even when an async call
 //! ends on another thread (that thread appends under the buffer's lock for foreign records),
