@@ -235,15 +235,28 @@ extern "C" fn forward_kill(_sig: libc::c_int) {
 /// process stays outside, waits and mirrors the exit status; when it is killed the
 /// program receives SIGKILL (parent-death signal), which tears down the namespace.
 fn enter_pid_namespace(plan: &ChildPlan) -> io::Result<()> {
+    // A pipe whose write end only the intermediate process keeps: the program sees it
+    // hang up if the intermediate process is gone (see below).
+    let mut life = [0 as libc::c_int; 2];
+    // SAFETY: valid pointer to two fds.
+    check(
+        unsafe { libc::pipe2(life.as_mut_ptr(), libc::O_CLOEXEC) },
+        "life pipe",
+    )?;
     // SAFETY: fork in a single-threaded post-fork child.
     let pid = unsafe { libc::fork() };
     check(pid, "fork into pid namespace")?;
     if pid > 0 {
-        // Intermediate process: drop every fd so pipes see EOF when the program's
-        // tree is gone (and so `Command::spawn` returns once the program execs).
+        // Intermediate process: drop every fd but the life pipe's write end, so pipes
+        // see EOF when the program's tree is gone (and so `Command::spawn` returns once
+        // the program execs).
         // SAFETY: plain syscalls; never returns.
         unsafe {
-            libc::syscall(libc::SYS_close_range, 0u32, u32::MAX, 0u32);
+            let keep = life[1] as u32;
+            if keep > 0 {
+                libc::syscall(libc::SYS_close_range, 0u32, keep - 1, 0u32);
+            }
+            libc::syscall(libc::SYS_close_range, keep + 1, u32::MAX, 0u32);
             PROGRAM_PID.store(pid, Ordering::SeqCst);
             libc::signal(
                 libc::SIGTERM,
@@ -269,8 +282,9 @@ fn enter_pid_namespace(plan: &ChildPlan) -> io::Result<()> {
         }
     }
     let _ = plan;
-    // SAFETY: plain syscalls.
+    // SAFETY: plain syscalls on fds this process owns.
     unsafe {
+        libc::close(life[1]);
         check(
             libc::prctl(
                 libc::PR_SET_PDEATHSIG,
@@ -281,8 +295,22 @@ fn enter_pid_namespace(plan: &ChildPlan) -> io::Result<()> {
             ),
             "set parent-death signal",
         )?;
-        if libc::getppid() == 0 {
-            // getppid() is 0 for pid 1 whose parent is outside; nothing to check.
+        // The parent-death signal only covers a parent that dies from now on; had the
+        // intermediate process been killed since the fork, the program would run on
+        // unwatched. `getppid()` cannot tell (it is 0 for pid 1 of a namespace whose
+        // parent is outside), the life pipe can: its write end is closed once the
+        // intermediate process is gone.
+        let mut fd = libc::pollfd {
+            fd: life[0],
+            events: 0,
+            revents: 0,
+        };
+        let polled = libc::poll(&mut fd, 1, 0);
+        libc::close(life[0]);
+        if polled > 0 && fd.revents & (libc::POLLHUP | libc::POLLERR) != 0 {
+            return Err(io::Error::other(
+                "the sandbox's outer process is gone before the program started",
+            ));
         }
     }
     Ok(())
