@@ -10,10 +10,11 @@
 //! which the writer converts: `unix_ns = base_unix_ns + (tsc - base_tsc) * ns_per_tick`.
 //! Before that, and wherever the counter is not used, stamps are wall-clock nanoseconds.
 //!
-//! The conversion is fixed once calibrated (as in `fastant`, which `fastrace` uses): stamps
-//! follow the counter, not later steps of the wall clock.
+//! Once calibrated, the writer keeps the conversion on the wall clock: it slews it by at most
+//! 100 ppm (so a duration is never off by more than 0.01%, and the conversion follows NTP's
+//! own slewing), and steps it when the wall clock was set (off by more than a second).
 
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicU8, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -22,20 +23,35 @@ use crate::record::Stamp;
 /// How long the counter is measured against the clocks before it is used.
 pub(crate) const CALIBRATION: Duration = Duration::from_millis(100);
 
+/// After calibration the conversion follows the wall clock by slewing: each writer round
+/// moves it towards the wall clock by at most this fraction of the time since the last move
+/// (100 ppm, the order of NTP's own slews), so durations stay right within 0.01%...
+const SLEW_DIVISOR: u128 = 10_000;
+/// ... unless they are further apart than this: then the wall clock was set, and the
+/// conversion steps with it.
+const STEP_NS: i64 = 1_000_000_000;
+
 const UNTRIED: u8 = 0;
 const MEASURING: u8 = 1;
 const READY: u8 = 2;
 const UNAVAILABLE: u8 = 3;
 
 static STATE: AtomicU8 = AtomicU8::new(UNTRIED);
-/// Set once, before `STATE` becomes `READY` (release), never changed after.
-static BASE_UNIX_NS: AtomicU64 = AtomicU64::new(0);
-static BASE_TSC: AtomicU64 = AtomicU64::new(0);
-static NS_PER_TICK: AtomicU64 = AtomicU64::new(0);
-/// Milliseconds per tick, times 2^64.
-static MS_PER_TICK_Q64: AtomicU64 = AtomicU64::new(0);
-/// The calibration's first sample.
-static FIRST: Mutex<Option<Sample>> = Mutex::new(None);
+/// Nanoseconds per tick, times 2^32. Set once, before `STATE` becomes `READY` (release).
+static NS_PER_TICK_Q32: AtomicU64 = AtomicU64::new(0);
+/// `unix_ns = OFFSET_NS + ticks * ns_per_tick`. Set before `READY`, then slewed by the
+/// writer (one atomic value: a reader never sees half an update).
+static OFFSET_NS: AtomicI64 = AtomicI64::new(0);
+/// The writer side's state: the calibration's first sample, the last slew.
+static CALIBRATING: Mutex<Calibrating> = Mutex::new(Calibrating {
+    first: None,
+    last_slew: None,
+});
+
+struct Calibrating {
+    first: Option<Sample>,
+    last_slew: Option<Instant>,
+}
 
 /// Now, as cheaply as this machine allows.
 #[inline]
@@ -47,16 +63,23 @@ pub(crate) fn now() -> Stamp {
     Stamp::from_system_time(SystemTime::now())
 }
 
+/// A counter reading in Unix nanoseconds (integer arithmetic: a 32.32 fixed-point multiply).
+#[inline]
+fn ticks_to_nanos(ticks: u64) -> i64 {
+    // A counter stamp was taken after `READY` was seen (acquire), and reached this thread
+    // through a release/acquire hand-over: the calibration is visible here.
+    let per_tick = NS_PER_TICK_Q32.load(Ordering::Relaxed);
+    let scaled = ((u128::from(ticks) * u128::from(per_tick)) >> 32) as i64;
+    OFFSET_NS.load(Ordering::Relaxed).wrapping_add(scaled)
+}
+
 /// Nanoseconds since the Unix epoch.
+#[inline]
 pub(crate) fn unix_nanos(s: Stamp) -> i64 {
     if s.0 & Stamp::TSC == 0 {
         return s.0 as i64;
     }
-    // A counter stamp was taken after `READY` was seen (acquire), and reached this thread
-    // through a release/acquire hand-over: the calibration is visible here.
-    let ticks = (s.0 & !Stamp::TSC).wrapping_sub(BASE_TSC.load(Ordering::Relaxed)) as i64;
-    let per_tick = f64::from_bits(NS_PER_TICK.load(Ordering::Relaxed));
-    BASE_UNIX_NS.load(Ordering::Relaxed) as i64 + (ticks as f64 * per_tick) as i64
+    ticks_to_nanos(s.0 & !Stamp::TSC)
 }
 
 /// Microseconds since the Unix epoch (the precision Weave stores).
@@ -64,30 +87,23 @@ pub(crate) fn unix_micros(s: Stamp) -> i64 {
     unix_nanos(s).div_euclid(1000)
 }
 
-/// Milliseconds since the Unix epoch (for call ids; on the calling thread, so in integer
-/// arithmetic: a 64.64 fixed-point multiply).
+/// Milliseconds since the Unix epoch (for call ids).
 #[inline]
 pub(crate) fn unix_millis(s: Stamp) -> u64 {
-    if s.0 & Stamp::TSC == 0 {
-        return s.0 / 1_000_000;
-    }
-    // Set before `READY`, like the rest of the calibration (see `unix_nanos`).
-    let ticks = (s.0 & !Stamp::TSC).saturating_sub(BASE_TSC.load(Ordering::Relaxed));
-    let ms_per_tick_q64 = MS_PER_TICK_Q64.load(Ordering::Relaxed);
-    BASE_UNIX_NS.load(Ordering::Relaxed) / 1_000_000
-        + ((u128::from(ticks) * u128::from(ms_per_tick_q64)) >> 64) as u64
+    unix_nanos(s).max(0) as u64 / 1_000_000
 }
 
-/// Moves the calibration on; the writer calls it every round. Cheap once it is done.
+/// Moves the calibration on, then keeps the conversion on the wall clock; the writer calls
+/// it every round.
 pub(crate) fn calibrate() {
-    if matches!(STATE.load(Ordering::Acquire), READY | UNAVAILABLE) {
+    if STATE.load(Ordering::Acquire) == UNAVAILABLE {
         return;
     }
-    let mut first = FIRST.lock().unwrap_or_else(|e| e.into_inner());
-    match (STATE.load(Ordering::Acquire), *first) {
+    let mut cal = CALIBRATING.lock().unwrap_or_else(|e| e.into_inner());
+    match (STATE.load(Ordering::Acquire), cal.first) {
         (UNTRIED, _) => {
             if counter_usable() {
-                *first = Some(sample());
+                cal.first = Some(sample());
                 STATE.store(MEASURING, Ordering::Release);
             } else {
                 STATE.store(UNAVAILABLE, Ordering::Release);
@@ -107,15 +123,36 @@ pub(crate) fn calibrate() {
                 STATE.store(UNAVAILABLE, Ordering::Release);
                 return;
             }
-            BASE_UNIX_NS.store(last.unix_ns, Ordering::Relaxed);
-            BASE_TSC.store(last.tsc, Ordering::Relaxed);
-            NS_PER_TICK.store(per_tick.to_bits(), Ordering::Relaxed);
-            let q64 = per_tick / 1e6 * 18_446_744_073_709_551_616.0;
-            MS_PER_TICK_Q64.store(q64 as u64, Ordering::Relaxed);
+            NS_PER_TICK_Q32.store((per_tick * 4_294_967_296.0) as u64, Ordering::Relaxed);
+            OFFSET_NS.store(0, Ordering::Relaxed);
+            let offset = last.unix_ns as i64 - ticks_to_nanos(last.tsc);
+            OFFSET_NS.store(offset, Ordering::Relaxed);
+            cal.last_slew = Some(last.mono);
             STATE.store(READY, Ordering::Release);
+        }
+        (READY, _) => {
+            let s = sample();
+            let Some(last) = cal.last_slew else { return };
+            let since = s.mono.duration_since(last);
+            if since < Duration::from_millis(10) {
+                return;
+            }
+            let off = s.unix_ns as i64 - ticks_to_nanos(s.tsc);
+            OFFSET_NS.fetch_add(slew(off, since), Ordering::Relaxed);
+            cal.last_slew = Some(s.mono);
         }
         _ => {}
     }
+}
+
+/// How far to move the conversion when it is `off` nanoseconds behind the wall clock and was
+/// last moved `since` ago.
+fn slew(off: i64, since: Duration) -> i64 {
+    if off.abs() > STEP_NS {
+        return off;
+    }
+    let max = (since.as_nanos() / SLEW_DIVISOR).min(i64::MAX as u128) as i64;
+    off.clamp(-max, max)
 }
 
 /// The counter and both clocks, read as close together as a few tries allow.
@@ -191,6 +228,19 @@ mod tests {
 
     fn wall_ns() -> i64 {
         Stamp::from_system_time(SystemTime::now()).0 as i64
+    }
+
+    #[test]
+    fn the_conversion_slews_towards_the_wall_clock_and_steps_when_it_was_set() {
+        let round = Duration::from_millis(10);
+        // 10 ms at 100 ppm: at most 1 µs per round.
+        assert_eq!(slew(400, round), 400);
+        assert_eq!(slew(5_000, round), 1_000);
+        assert_eq!(slew(-5_000, round), -1_000);
+        assert_eq!(slew(-999_999_999, Duration::from_secs(1)), -100_000);
+        // The wall clock was set: follow it at once.
+        assert_eq!(slew(3_600_000_000_000, round), 3_600_000_000_000);
+        assert_eq!(slew(-2_000_000_000, round), -2_000_000_000);
     }
 
     #[test]
