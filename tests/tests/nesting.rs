@@ -367,3 +367,44 @@ async fn dropped_async_op_future_is_recorded_as_cancelled() {
     );
     assert_eq!(parent.status(), CallStatus::DescendantError);
 }
+
+/// The client made by `init` inside [`outlives_its_client`].
+static SECOND: std::sync::Mutex<Option<weave::WeaveClient>> = std::sync::Mutex::new(None);
+
+#[weave::op]
+fn outlives_its_client(db: String) -> u32 {
+    // `init` again, same store: the global client is replaced while this call runs, and this
+    // thread records a call with the new one before this call ends.
+    let again = weave::Settings::new("reinit")
+        .db_path(&db)
+        .quiet()
+        .init()
+        .expect("init again");
+    *SECOND.lock().unwrap() = Some(again);
+    leaf(1)
+}
+
+#[test]
+fn a_call_that_outlives_the_global_client_it_started_with_still_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("weave.db");
+    let first = weave::Settings::new("reinit")
+        .db_path(&db)
+        .quiet()
+        .init()
+        .expect("init");
+    assert_eq!(outlives_its_client(db.display().to_string()), 2);
+    let second = SECOND.lock().unwrap().take().expect("second client");
+    weave::flush().expect("flush");
+    drop(first);
+    let store = weave_tests::Store {
+        inner: second.store().expect("store"),
+        project: second.project_id(),
+    };
+    let calls = store.calls(None);
+    let outer = by_name(&calls, "outlives_its_client");
+    assert_eq!(outer.len(), 1, "{calls:?}");
+    assert!(outer[0].ended_at.is_some(), "the outer call never ended");
+    assert_eq!(outer[0].output, Some(json!(2)));
+    assert_eq!(by_name(&calls, "leaf").len(), 1);
+}

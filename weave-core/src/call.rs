@@ -205,10 +205,17 @@ fn send_registering(id: u64, scoped: Option<&Arc<Dispatch>>, msg: CallMsg) {
         None => dispatch::global(),
     };
     match d {
-        Some(d) if d.id() == id => d.local_buffer().push(msg),
-        // The global client was replaced while the call ran, on a thread that has used the
-        // new one since: the old client's buffers are out of reach from here.
-        _ => tracing::debug!("weave: a call record for a replaced client was dropped"),
+        Some(d) => {
+            if d.id() != id {
+                // The global client was replaced while the call ran, on a thread that has
+                // used the new one since: the old client's buffers are out of reach from
+                // here, so the record goes to the new client (the same store, when `init`
+                // was called again with the same settings).
+                tracing::debug!("weave: a call record of a replaced client goes to the new one");
+            }
+            d.local_buffer().push(msg)
+        }
+        None => tracing::debug!("weave: a call record after the client was closed is dropped"),
     }
 }
 
